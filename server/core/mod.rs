@@ -1,0 +1,28 @@
+//! Pure values and rules of Noctune: ids, the run-state machine, policy packs, proposals,
+//! risk, approvals and patchset grouping.
+//!
+//! Invariant: nothing here performs IO. No tokio, axum, LSP, rusqlite, git2 or reqwest; no
+//! filesystem or clock access except through values handed in by callers. Every rule that more
+//! than one surface relies on (a run-state transition, the auto-approve verdict, the approval
+//! invariant) lives in exactly one function of this module.
+
+pub mod approval;
+pub mod event;
+pub mod ids;
+pub mod patchset;
+pub mod policy;
+pub mod proposal;
+pub mod risk;
+pub mod run_state;
+
+pub use approval::{
+    ApprovalDecision, ApprovalRequest, ApprovalStatus, ApprovedEdit, Decision, DecisionError,
+    Verdict, approval_id, police,
+};
+pub use event::{Event, EventKind};
+pub use ids::{ApprovalId, IdError, RunId};
+pub use patchset::{GroupInput, group_into_patchsets};
+pub use policy::{AutoApprove, Grouping, PolicyPack, ProposerSpec};
+pub use proposal::{EditFacts, Proposal, ProposalSource, unified_diff};
+pub use risk::risk_score;
+pub use run_state::{ResumePolicy, RunRecord, RunStatus, TransitionError};

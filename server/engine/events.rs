@@ -1,0 +1,95 @@
+//! `events.jsonl`: append-only, one `{idx, ts, type, payload}` per line, `idx` contiguous from
+//! 0 even with several writers (the worker, and a host or reader that records a dead worker),
+//! because every append takes the run's event lock and reads the last idx under it.
+
+use super::paths::RunPaths;
+use crate::core::{Event, EventKind};
+use crate::util::time;
+use serde_json::Value;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+
+pub struct EventLog {
+    paths: RunPaths,
+}
+
+impl EventLog {
+    pub fn new(paths: &RunPaths) -> EventLog {
+        EventLog { paths: paths.clone() }
+    }
+
+    /// Appends one event and returns it with its index.
+    pub fn append(&self, kind: EventKind, payload: Value) -> std::io::Result<Event> {
+        self.append_raw(kind.as_str(), payload)
+    }
+
+    pub fn append_raw(&self, kind: &str, payload: Value) -> std::io::Result<Event> {
+        let path = self.paths.events();
+        let mut f = File::options().create(true).append(true).read(true).open(&path)?;
+        f.lock()?;
+        let idx = next_idx(&mut f)?;
+        let ev = Event { idx, ts: time::now_rfc3339(), kind: kind.to_string(), payload };
+        let mut line = serde_json::to_vec(&ev).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        f.write_all(&line)?;
+        f.flush()?;
+        let _ = f.unlock();
+        Ok(ev)
+    }
+
+    /// Events with `idx >= cursor`, at most `limit`. A missing file reads as empty.
+    pub fn read_from(&self, cursor: u64, limit: usize) -> std::io::Result<Vec<Event>> {
+        read_events(&self.paths, cursor, limit)
+    }
+}
+
+pub fn read_events(paths: &RunPaths, cursor: u64, limit: usize) -> std::io::Result<Vec<Event>> {
+    let f = match File::open(paths.events()) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for line in BufReader::new(f).lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        // A torn last line (a writer killed mid-write) is skipped, not fatal.
+        let Ok(ev) = serde_json::from_str::<Event>(&line) else { continue };
+        if ev.idx >= cursor {
+            out.push(ev);
+            if out.len() >= limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The index after the last complete line of the file.
+fn next_idx(f: &mut File) -> std::io::Result<u64> {
+    let len = f.seek(SeekFrom::End(0))?;
+    if len == 0 {
+        return Ok(0);
+    }
+    let window = len.min(64 * 1024);
+    f.seek(SeekFrom::Start(len - window))?;
+    let mut buf = Vec::with_capacity(window as usize);
+    f.take(window).read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    for line in text.lines().rev() {
+        if let Ok(ev) = serde_json::from_str::<Event>(line) {
+            return Ok(ev.idx + 1);
+        }
+    }
+    // No complete line in the window: count lines from the start (slow path, rare).
+    f.seek(SeekFrom::Start(0))?;
+    let mut n = 0;
+    for line in BufReader::new(&mut *f).lines() {
+        if serde_json::from_str::<Event>(&line?).is_ok() {
+            n += 1;
+        }
+    }
+    Ok(n)
+}

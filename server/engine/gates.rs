@@ -1,0 +1,103 @@
+//! Gates: checks an edited file must pass before it may be proposed. Parse (Python's own
+//! compiler, one process for the whole batch) and lint (ruff: the edit may not add findings).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const PY_PARSE: &str = r#"
+import json, sys
+out = {}
+for path, src in json.load(sys.stdin).items():
+    try:
+        compile(src, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as e:
+        out[path] = f"{type(e).__name__}: {e}"
+json.dump(out, sys.stdout)
+"#;
+
+#[derive(Debug)]
+pub enum GateUnavailable {
+    Missing(String),
+}
+
+/// Parses each Python source; returns the error message per path that does not parse.
+/// `Err` when python3 cannot be run (the caller logs that the gate was skipped).
+pub fn python_parse_errors(
+    sources: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, GateUnavailable> {
+    if sources.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let input = serde_json::to_vec(sources).map_err(|e| GateUnavailable::Missing(e.to_string()))?;
+    let out = run_with_stdin(&["python3", "-I", "-c", PY_PARSE], &input)?;
+    serde_json::from_slice(&out).map_err(|e| GateUnavailable::Missing(format!("python3 gate output: {e}")))
+}
+
+/// Ruff's finding codes (with their count) for a source, as if it were at `path`.
+pub fn lint_codes(path: &str, source: &str) -> Result<BTreeMap<String, usize>, GateUnavailable> {
+    let out = run_with_stdin(
+        &[
+            "ruff", "check", "--isolated", "--no-cache", "--exit-zero", "--output-format", "json",
+            "--stdin-filename", path, "-",
+        ],
+        source.as_bytes(),
+    )?;
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out)
+        .map_err(|e| GateUnavailable::Missing(format!("ruff output: {e}")))?;
+    let mut codes = BTreeMap::new();
+    for f in findings {
+        let code = f.get("code").and_then(|c| c.as_str()).unwrap_or("syntax").to_string();
+        *codes.entry(code).or_insert(0) += 1;
+    }
+    Ok(codes)
+}
+
+/// Findings in `after` that `before` did not have (by code, counting repeats).
+pub fn new_findings(before: &BTreeMap<String, usize>, after: &BTreeMap<String, usize>) -> Vec<String> {
+    after
+        .iter()
+        .filter(|(code, n)| **n > before.get(*code).copied().unwrap_or(0))
+        .map(|(code, _)| code.clone())
+        .collect()
+}
+
+/// Lets ruff fix what it can in `source` (the repair step for a model's edit).
+pub fn ruff_fix(path: &str, source: &str) -> Result<String, GateUnavailable> {
+    let out = run_with_stdin(
+        &["ruff", "check", "--isolated", "--no-cache", "--fix", "--exit-zero", "--quiet", "--stdin-filename", path, "-"],
+        source.as_bytes(),
+    )?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn run_with_stdin(argv: &[&str], input: &[u8]) -> Result<Vec<u8>, GateUnavailable> {
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| GateUnavailable::Missing(format!("{}: {e}", argv[0])))?;
+    let mut stdin = child.stdin.take().ok_or_else(|| GateUnavailable::Missing("stdin".into()))?;
+    let data = input.to_vec();
+    // Write from another thread so a large output cannot deadlock against a large input.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().map_err(|e| GateUnavailable::Missing(e.to_string()))?;
+    let _ = writer.join();
+    Ok(out.stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn new_findings_counts_repeats() {
+        let b = BTreeMap::from([("F401".to_string(), 1)]);
+        let a = BTreeMap::from([("F401".to_string(), 2), ("E711".to_string(), 1)]);
+        assert_eq!(new_findings(&b, &a), vec!["E711", "F401"]);
+        assert!(new_findings(&a, &b).is_empty());
+    }
+}

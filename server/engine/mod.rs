@@ -1,0 +1,19 @@
+//! The run engine: run lifecycle, worker, proposers, gates, approvals, patchsets,
+//! `events.jsonl` and `run.json` (DESIGN §4).
+//!
+//! Invariant: no surface types here (no LSP, HTTP or MCP). Surfaces call [`api`]. All policy
+//! decisions come from `crate::core`; this module does the IO around them.
+
+pub mod api;
+pub mod events;
+pub mod gates;
+pub mod paths;
+pub mod process;
+pub mod proposers;
+pub mod runfile;
+pub mod symbols;
+pub mod tools;
+pub mod worker;
+
+pub use api::{ApprovalView, EngineError, StartRequest, Started};
+pub use paths::RunPaths;

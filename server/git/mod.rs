@@ -1,0 +1,197 @@
+//! Git through libgit2 (git2): worktrees, branches, file restore, commits.
+//!
+//! Invariant: nothing here executes a program. libgit2 runs no hooks, does not support
+//! `core.fsmonitor` or external filter drivers (`filter.<name>.clean/smudge/process`), and we
+//! never spawn the `git` CLI, so a repository's hooks and command-valued config can never run
+//! through us. `tests/it/engine_safety.rs` keeps this true with a booby-trapped repository.
+
+use git2::{BranchType, Repository, Signature, WorktreeAddOptions};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error(
+        "{0} is not a git repository (or has no commits yet): run `git init && git add -A && git commit -m init` there first, or pass --repo with a repository's root"
+    )]
+    NotARepo(PathBuf),
+    #[error("git: {context}: {source}")]
+    Git { context: String, source: git2::Error },
+    #[error("git: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn ctx(context: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
+    let context = context.into();
+    move |source| GitError::Git { context, source }
+}
+
+pub type Result<T> = std::result::Result<T, GitError>;
+
+/// Opens the repository whose working tree root is `root` and checks it has a HEAD commit.
+pub fn open_repo(root: &Path) -> Result<Repository> {
+    let repo = Repository::open(root).map_err(|_| GitError::NotARepo(root.to_path_buf()))?;
+    if repo.is_bare() || repo.head().ok().and_then(|h| h.peel_to_commit().ok()).is_none() {
+        return Err(GitError::NotARepo(root.to_path_buf()));
+    }
+    Ok(repo)
+}
+
+/// The canonical working-tree root of the repository containing `dir`.
+pub fn discover_root(dir: &Path) -> Result<PathBuf> {
+    let repo = Repository::discover(dir).map_err(|_| GitError::NotARepo(dir.to_path_buf()))?;
+    let wd = repo.workdir().ok_or_else(|| GitError::NotARepo(dir.to_path_buf()))?;
+    Ok(std::fs::canonicalize(wd)?)
+}
+
+pub fn head_sha(repo: &Repository) -> Result<String> {
+    let c = repo.head().and_then(|h| h.peel_to_commit()).map_err(ctx("read HEAD"))?;
+    Ok(c.id().to_string())
+}
+
+/// Name of the branch HEAD points at, or `None` when detached.
+pub fn head_branch(repo: &Repository) -> Option<String> {
+    let head = repo.head().ok()?;
+    if head.is_branch() { head.shorthand().ok().map(str::to_string) } else { None }
+}
+
+/// Creates (or reuses) a worktree at `path` on a new branch `branch` started at the main
+/// repository's current HEAD. The user's own working tree and branch are not touched.
+pub fn ensure_worktree(repo: &Repository, name: &str, path: &Path, branch: &str) -> Result<Repository> {
+    if path.join(".git").exists() {
+        return Repository::open(path).map_err(ctx(format!("open worktree {}", path.display())));
+    }
+    let head = repo.head().and_then(|h| h.peel_to_commit()).map_err(ctx("read HEAD"))?;
+    let br = match repo.find_branch(branch, BranchType::Local) {
+        Ok(b) => b,
+        Err(_) => repo.branch(branch, &head, false).map_err(ctx(format!("create branch {branch}")))?,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    // A stale registration (folder deleted by hand) would make `worktree` fail; prune it.
+    if let Ok(wt) = repo.find_worktree(name) {
+        if wt.validate().is_err() {
+            let mut opts = git2::WorktreePruneOptions::new();
+            opts.valid(true).working_tree(true);
+            let _ = wt.prune(Some(&mut opts));
+        }
+    }
+    let reference = br.into_reference();
+    let mut opts = WorktreeAddOptions::new();
+    opts.reference(Some(&reference));
+    let wt = repo
+        .worktree(name, path, Some(&opts))
+        .map_err(ctx(format!("add worktree {}", path.display())))?;
+    Repository::open_from_worktree(&wt).map_err(ctx("open new worktree"))
+}
+
+/// Paths (repo-relative, `/`-separated) that differ between the working tree and HEAD,
+/// including new untracked files (but not ignored ones).
+pub fn changed_files(wt: &Repository) -> Result<Vec<String>> {
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
+    let statuses = wt.statuses(Some(&mut opts)).map_err(ctx("status"))?;
+    let mut out: Vec<String> = statuses
+        .iter()
+        .filter(|s| !s.status().is_empty() && s.status() != git2::Status::CURRENT)
+        .filter_map(|s| s.path().ok().map(str::to_string))
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// The content of `path` in HEAD, or `None` when HEAD has no such file.
+pub fn head_blob(wt: &Repository, path: &str) -> Result<Option<Vec<u8>>> {
+    let tree = wt.head().and_then(|h| h.peel_to_tree()).map_err(ctx("read HEAD tree"))?;
+    match tree.get_path(Path::new(path)) {
+        Ok(entry) => {
+            let obj = entry.to_object(wt).map_err(ctx(format!("read {path}")))?;
+            Ok(obj.as_blob().map(|b| b.content().to_vec()))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+/// Every file path in HEAD's tree, sorted.
+pub fn head_files(wt: &Repository) -> Result<Vec<String>> {
+    let tree = wt.head().and_then(|h| h.peel_to_tree()).map_err(ctx("read HEAD tree"))?;
+    let mut out = Vec::new();
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        if entry.kind() == Some(git2::ObjectType::Blob) {
+            if let Ok(name) = entry.name() {
+                out.push(format!("{dir}{name}"));
+            }
+        }
+        git2::TreeWalkResult::Ok
+    })
+    .map_err(ctx("walk HEAD tree"))?;
+    out.sort();
+    Ok(out)
+}
+
+/// Restores the working tree to HEAD: modified files get their HEAD content back and
+/// untracked files are removed. Used to roll back a failed or interrupted patchset.
+pub fn restore_to_head(wt: &Repository) -> Result<()> {
+    let mut cb = git2::build::CheckoutBuilder::new();
+    cb.force().remove_untracked(true);
+    wt.checkout_head(Some(&mut cb)).map_err(ctx("restore worktree to HEAD"))?;
+    let mut idx = wt.index().map_err(ctx("index"))?;
+    let tree = wt.head().and_then(|h| h.peel_to_tree()).map_err(ctx("HEAD tree"))?;
+    idx.read_tree(&tree).map_err(ctx("reset index"))?;
+    idx.write().map_err(ctx("write index"))?;
+    Ok(())
+}
+
+/// Stages `paths` (added, modified or deleted) and commits them on the worktree's branch.
+pub fn commit_paths(wt: &Repository, paths: &[String], message: &str) -> Result<String> {
+    let mut idx = wt.index().map_err(ctx("index"))?;
+    let workdir = wt.workdir().ok_or_else(|| GitError::NotARepo(wt.path().to_path_buf()))?;
+    for p in paths {
+        if workdir.join(p).exists() {
+            idx.add_path(Path::new(p)).map_err(ctx(format!("stage {p}")))?;
+        } else {
+            idx.remove_path(Path::new(p)).map_err(ctx(format!("stage removal of {p}")))?;
+        }
+    }
+    idx.write().map_err(ctx("write index"))?;
+    let tree_id = idx.write_tree().map_err(ctx("write tree"))?;
+    let tree = wt.find_tree(tree_id).map_err(ctx("find tree"))?;
+    let parent = wt.head().and_then(|h| h.peel_to_commit()).map_err(ctx("read HEAD"))?;
+    let sig = signature(wt);
+    let id = wt
+        .commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent])
+        .map_err(ctx("commit"))?;
+    Ok(id.to_string())
+}
+
+fn signature(repo: &Repository) -> Signature<'static> {
+    repo.signature()
+        .map(|s| s.to_owned())
+        .or_else(|_| Signature::now("Noctune Studio", "noctune@localhost"))
+        .unwrap_or_else(|_| {
+            Signature::new("Noctune Studio", "noctune@localhost", &git2::Time::new(0, 0))
+                .expect("static signature is valid")
+        })
+}
+
+/// Commits on `branch` after `base` (oldest first): `(sha, summary)`.
+pub fn commits_since(repo: &Repository, branch: &str, base: &str) -> Result<Vec<(String, String)>> {
+    let tip = repo
+        .find_branch(branch, BranchType::Local)
+        .and_then(|b| b.get().peel_to_commit())
+        .map_err(ctx(format!("find branch {branch}")))?;
+    let mut walk = repo.revwalk().map_err(ctx("revwalk"))?;
+    walk.push(tip.id()).map_err(ctx("revwalk"))?;
+    if let Ok(base) = git2::Oid::from_str(base) {
+        let _ = walk.hide(base);
+    }
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE).map_err(ctx("revwalk"))?;
+    let mut out = Vec::new();
+    for oid in walk {
+        let oid = oid.map_err(ctx("revwalk"))?;
+        let c = repo.find_commit(oid).map_err(ctx("find commit"))?;
+        out.push((oid.to_string(), c.summary().ok().flatten().unwrap_or("").to_string()));
+    }
+    Ok(out)
+}

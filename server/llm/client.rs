@@ -1,0 +1,374 @@
+//! The HTTP side: one [`LlmClient`] per model endpoint, cheap to clone and share.
+//!
+//! Every chat request is streamed (`stream: true` with `stream_options.include_usage`), because
+//! local models are slow and a user must see the answer grow and be able to stop it. Three
+//! timeouts bound a request (see [`LlmEndpoint`]); they are applied here rather than with
+//! reqwest's single `timeout` so that an error can say which wait ran out.
+
+use super::cancel::CancelToken;
+use super::error::{self, LlmError, TimeoutPhase};
+use super::stream::{self, Assembler, ChatOutcome, Limits, StreamEvent};
+use super::wire::{ChatMessage, ChatRequest, ModelList, RequestBody, StreamOptions};
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Where a model is served and how to ask it.
+#[derive(Clone)]
+pub struct LlmEndpoint {
+    /// The OpenAI-compatible API root, e.g. `http://127.0.0.1:8080/v1` (llama-server's).
+    pub base_url: String,
+    /// Sent as `model`; llama-server serves one model and ignores it, other servers need it.
+    pub model: String,
+    /// Defaults for requests that do not set their own.
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    /// Sent as `Authorization: Bearer ...` (llama-server's `--api-key`, hosted APIs).
+    pub api_key: Option<String>,
+    /// The whole request, prompt processing included. Local CPU inference of a long prompt can
+    /// take minutes, hence the generous default.
+    pub request_timeout: Duration,
+    /// Opening the connection. A local server that is not running refuses at once; this bounds
+    /// the wait for a remote one that does not answer.
+    pub connect_timeout: Duration,
+    /// Longest silence between two pieces once the answer has started: catches a stuck server
+    /// long before `request_timeout` would.
+    pub idle_timeout: Duration,
+}
+
+impl LlmEndpoint {
+    /// llama-server's address when started with `--port 8080`.
+    pub const DEFAULT_BASE_URL: &'static str = "http://127.0.0.1:8080/v1";
+
+    /// An endpoint with the server's own sampling defaults and timeouts of 10 min (request),
+    /// 10 s (connect) and 60 s (idle).
+    pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            model: model.into(),
+            temperature: None,
+            max_tokens: None,
+            api_key: None,
+            request_timeout: Duration::from_secs(600),
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Keeps the api_key out of logs.
+impl fmt::Debug for LlmEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LlmEndpoint")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("temperature", &self.temperature)
+            .field("max_tokens", &self.max_tokens)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish()
+    }
+}
+
+/// A client of one model endpoint. Clones share the connection pool.
+#[derive(Clone, Debug)]
+pub struct LlmClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    endpoint: LlmEndpoint,
+    /// `base_url` without a trailing slash; error messages quote it as the user wrote it.
+    base: String,
+    http: reqwest::Client,
+}
+
+impl LlmClient {
+    /// Checks the endpoint and builds the HTTP client; sends nothing.
+    pub fn new(endpoint: LlmEndpoint) -> Result<Self, LlmError> {
+        install_crypto_provider();
+        let base = endpoint.base_url.trim().trim_end_matches('/').to_owned();
+        let invalid = |detail: String| LlmError::InvalidEndpoint {
+            url: endpoint.base_url.clone(),
+            detail,
+        };
+        let url = reqwest::Url::parse(&base).map_err(|e| invalid(e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid(format!("the scheme must be http or https, not `{}`", url.scheme())));
+        }
+        let mut headers = HeaderMap::new();
+        if let Some(key) = endpoint.api_key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
+            let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                invalid("the api_key has characters that cannot be sent in an HTTP header".into())
+            })?;
+            value.set_sensitive(true);
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(endpoint.connect_timeout)
+            .default_headers(headers)
+            .user_agent(concat!("noctune/", env!("CARGO_PKG_VERSION")));
+        if is_loopback(&url) {
+            // A local model server must never be reached through an HTTP(S)_PROXY.
+            builder = builder.no_proxy();
+        }
+        let http = builder.build().map_err(|e| invalid(e.to_string()))?;
+        Ok(Self { inner: Arc::new(Inner { endpoint, base, http }) })
+    }
+
+    pub fn endpoint(&self) -> &LlmEndpoint {
+        &self.inner.endpoint
+    }
+
+    /// Streams one chat completion. `on_event` sees each [`StreamEvent`] as it arrives. Always
+    /// sends `stream: true` and `stream_options.include_usage: true`.
+    ///
+    /// Ends with the assembled answer, or an error: [`LlmError::Cancelled`] as soon as `cancel`
+    /// fires, [`LlmError::StreamCut`] (with the partial answer) if the stream breaks off.
+    pub async fn stream_chat(
+        &self,
+        req: &ChatRequest,
+        cancel: &CancelToken,
+        on_event: &mut (dyn FnMut(StreamEvent) + Send),
+    ) -> Result<ChatOutcome, LlmError> {
+        if cancel.is_cancelled() {
+            return Err(LlmError::Cancelled);
+        }
+        let ep = &self.inner.endpoint;
+        let body = RequestBody {
+            model: &ep.model,
+            messages: &req.messages,
+            stream: true,
+            stream_options: Some(StreamOptions { include_usage: true }),
+            tools: req.tools.as_deref(),
+            tool_choice: req.tool_choice.as_ref(),
+            temperature: req.temperature.or(ep.temperature),
+            max_tokens: req.max_tokens.or(ep.max_tokens),
+            response_format: req.response_format.as_ref(),
+        };
+        let started = Instant::now();
+        let limits = Limits {
+            started,
+            deadline: started + ep.request_timeout,
+            request_timeout: ep.request_timeout,
+            idle_timeout: ep.idle_timeout,
+        };
+        tracing::debug!(
+            base_url = %self.inner.base,
+            messages = req.messages.len(),
+            tools = req.tools.as_ref().map_or(0, Vec::len),
+            "model request"
+        );
+        let request = self
+            .inner
+            .http
+            .post(self.url("chat/completions"))
+            .header(header::ACCEPT, "text/event-stream")
+            .json(&body)
+            .send();
+        let response = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(LlmError::Cancelled),
+            sent = tokio::time::timeout_at(limits.deadline, request) => match sent {
+                Err(_) => return Err(LlmError::Timeout {
+                    after: ep.request_timeout,
+                    phase: TimeoutPhase::FirstByte,
+                }),
+                Ok(Err(e)) => return Err(self.send_error(e)),
+                Ok(Ok(response)) => response,
+            },
+        };
+
+        let status = response.status();
+        if !status.is_success() {
+            let body = self.read_body(response, limits, cancel).await?.unwrap_or_default();
+            let err = error::from_http(status.as_u16(), &self.inner.endpoint.base_url, &body);
+            tracing::debug!(status = status.as_u16(), error = %err, "model request refused");
+            return Err(err);
+        }
+        let is_json = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("application/json"));
+        let outcome = if is_json {
+            // A server that ignores `stream: true`: one JSON answer, replayed as events.
+            let text = self.read_body(response, limits, cancel).await?.ok_or_else(|| {
+                LlmError::InvalidResponse {
+                    url: self.inner.endpoint.base_url.clone(),
+                    detail: "the answer broke off".into(),
+                }
+            })?;
+            let mut asm = Assembler::new(&self.inner.endpoint.base_url);
+            asm.set_time_to_first_byte(started.elapsed());
+            asm.feed_completion(&text, on_event)?;
+            asm.finish()
+        } else {
+            let bytes = Box::pin(response.bytes_stream());
+            stream::read_sse(bytes, &self.inner.endpoint.base_url, limits, cancel, on_event).await?
+        };
+        tracing::debug!(
+            finish_reason = outcome.finish_reason.as_deref().unwrap_or(""),
+            ttfb_ms = outcome.time_to_first_byte.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            completion_tokens = outcome.usage.as_ref().map_or(0, |u| u.completion_tokens),
+            "model answer"
+        );
+        Ok(outcome)
+    }
+
+    /// Convenience: full text of a streamed answer (used by a proposer).
+    pub async fn complete_text(&self, messages: Vec<ChatMessage>) -> Result<String, LlmError> {
+        let request = ChatRequest::new(messages);
+        let outcome = self.stream_chat(&request, &CancelToken::new(), &mut |_| {}).await?;
+        Ok(outcome.content)
+    }
+
+    /// The model ids the server offers (`GET /models`).
+    pub async fn list_models(&self) -> Result<Vec<String>, LlmError> {
+        let ep = &self.inner.endpoint;
+        let started = Instant::now();
+        let limits = Limits {
+            started,
+            deadline: started + ep.request_timeout,
+            request_timeout: ep.request_timeout,
+            idle_timeout: ep.idle_timeout,
+        };
+        let request = self.inner.http.get(self.url("models")).send();
+        let response = match tokio::time::timeout_at(limits.deadline, request).await {
+            Err(_) => {
+                return Err(LlmError::Timeout {
+                    after: ep.request_timeout,
+                    phase: TimeoutPhase::FirstByte,
+                });
+            }
+            Ok(Err(e)) => return Err(self.send_error(e)),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        let body = self.read_body(response, limits, &CancelToken::new()).await?;
+        let body = body.unwrap_or_default();
+        if !status.is_success() {
+            return Err(error::from_http(status.as_u16(), &ep.base_url, &body));
+        }
+        let list: ModelList = serde_json::from_str(&body).map_err(|e| LlmError::InvalidResponse {
+            url: ep.base_url.clone(),
+            detail: format!("{e}: {}", error::quote(&body)),
+        })?;
+        let mut ids: Vec<String> = Vec::new();
+        let names = list
+            .data
+            .into_iter()
+            .filter_map(|m| m.id.or(m.model).or(m.name))
+            .chain(list.models.into_iter().filter_map(|m| m.model.or(m.name).or(m.id)));
+        for name in names {
+            if !ids.contains(&name) {
+                ids.push(name);
+            }
+        }
+        Ok(ids)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.inner.base)
+    }
+
+    fn send_error(&self, e: reqwest::Error) -> LlmError {
+        let ep = &self.inner.endpoint;
+        if e.is_timeout() {
+            let (after, phase) = if e.is_connect() {
+                (ep.connect_timeout, TimeoutPhase::Connect)
+            } else {
+                (ep.request_timeout, TimeoutPhase::FirstByte)
+            };
+            return LlmError::Timeout { after, phase };
+        }
+        if e.is_builder() {
+            return LlmError::InvalidEndpoint { url: ep.base_url.clone(), detail: e.to_string() };
+        }
+        LlmError::Unreachable { url: ep.base_url.clone(), source: e }
+    }
+
+    /// Reads a whole (small) body within the request's deadline. `None` if the connection broke
+    /// while reading: an error body is then simply missing.
+    async fn read_body(
+        &self,
+        response: reqwest::Response,
+        limits: Limits,
+        cancel: &CancelToken,
+    ) -> Result<Option<String>, LlmError> {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(LlmError::Cancelled),
+            read = tokio::time::timeout_at(limits.deadline, response.text()) => match read {
+                Err(_) => Err(LlmError::Timeout {
+                    after: limits.request_timeout,
+                    phase: TimeoutPhase::Total,
+                }),
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "model server body broke off");
+                    Ok(None)
+                }
+                Ok(Ok(text)) => Ok(Some(text)),
+            },
+        }
+    }
+}
+
+/// reqwest is built with `rustls-no-provider`: the crypto provider must be chosen once per
+/// process before the first HTTPS-capable client is built, or reqwest panics. `ring` builds much
+/// faster than aws-lc. Idempotent; if something else installed a provider first, that one stays.
+/// [`LlmClient::new`] calls it; other modules building their own reqwest client may too.
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host_str() {
+        Some(host) if host.eq_ignore_ascii_case("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_checks() {
+        let bad = LlmClient::new(LlmEndpoint::new("not a url", "m")).unwrap_err();
+        assert!(matches!(bad, LlmError::InvalidEndpoint { .. }), "{bad}");
+        assert!(bad.to_string().contains("http://127.0.0.1:8080/v1"), "{bad}");
+        let ftp = LlmClient::new(LlmEndpoint::new("ftp://x/v1", "m")).unwrap_err();
+        assert!(ftp.to_string().contains("http or https"), "{ftp}");
+        let mut ep = LlmEndpoint::new("http://127.0.0.1:8080/v1/", "m");
+        ep.api_key = Some("secret-key".into());
+        assert!(!format!("{ep:?}").contains("secret-key"));
+        let client = LlmClient::new(ep).expect("valid");
+        assert_eq!(client.url("models"), "http://127.0.0.1:8080/v1/models");
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        let check = |u: &str| is_loopback(&reqwest::Url::parse(u).expect("url"));
+        assert!(check("http://127.0.0.1:8080/v1"));
+        assert!(check("http://localhost:8080/v1"));
+        assert!(check("http://[::1]:8080/v1"));
+        assert!(!check("https://api.example.com/v1"));
+        assert!(!check("http://10.0.0.2:8080/v1"));
+    }
+}
