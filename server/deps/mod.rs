@@ -125,47 +125,73 @@ pub async fn propose(
     allow_major: bool,
     files: &[(String, String)],
 ) -> Result<(Vec<DepsEdit>, Vec<DepsWarning>), DepsError> {
-    // The caller decides the scope: anything not named `pyproject.toml` is read as a
-    // requirements file.
-    let mut sorted: Vec<&(String, String)> = files.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-
-    let mut warnings = Vec::new();
-    let mut scanned = Vec::new();
-    for (path, content) in sorted {
-        let pins = if is_pyproject(path) {
-            pyproject::find_pins(content).unwrap_or_else(|e| {
-                warnings.push(DepsWarning {
-                    file_path: path.clone(),
-                    project: String::new(),
-                    message: format!("not valid TOML, skipped: {e}"),
-                });
-                Vec::new()
-            })
-        } else {
-            requirements::find_pins(content)
-        };
-        scanned.push((path, content, pins));
-    }
-
+    let (scanned, warnings) = scan(files);
     let projects: BTreeSet<String> = (scanned.iter())
-        .flat_map(|(_, _, pins)| pins.iter().map(|p| p.project.clone()))
+        .flat_map(|f| f.pins.iter().map(|p| p.project.clone()))
         .collect();
-    let available: HashMap<String, Result<Vec<Version>, DepsError>> =
-        futures_util::stream::iter(projects)
-            .map(|p| async move {
-                let fetched = fetch_versions(client, index_url, &p).await;
-                (p, fetched)
-            })
-            .buffered(CONCURRENT_FETCHES)
-            .collect()
-            .await;
+    let available: Available = futures_util::stream::iter(projects)
+        .map(|p| async move {
+            let fetched = fetch_versions(client, index_url, &p).await;
+            (p, fetched)
+        })
+        .buffered(CONCURRENT_FETCHES)
+        .collect()
+        .await;
+    plan(&scanned, warnings, &available, allow_major)
+}
 
+/// The index's answer per normalised project (the per-call cache).
+type Available = HashMap<String, Result<Vec<Version>, DepsError>>;
+
+/// One input file and the pins found in it.
+struct Scanned<'a> {
+    path: &'a str,
+    content: &'a str,
+    pins: Vec<Pin>,
+}
+
+/// Finds the pins of every file, sorted by path. The caller decides the scope:
+/// anything not named `pyproject.toml` is read as a requirements file.
+fn scan(files: &[(String, String)]) -> (Vec<Scanned<'_>>, Vec<DepsWarning>) {
+    let mut warnings = Vec::new();
+    let mut scanned: Vec<Scanned<'_>> = (files.iter())
+        .map(|(path, content)| {
+            let pins = if is_pyproject(path) {
+                pyproject::find_pins(content).unwrap_or_else(|e| {
+                    warnings.push(DepsWarning {
+                        file_path: path.clone(),
+                        project: String::new(),
+                        message: format!("not valid TOML, skipped: {e}"),
+                    });
+                    Vec::new()
+                })
+            } else {
+                requirements::find_pins(content)
+            };
+            Scanned {
+                path,
+                content,
+                pins,
+            }
+        })
+        .collect();
+    scanned.sort_by(|a, b| a.path.cmp(b.path));
+    (scanned, warnings)
+}
+
+/// Decides every pin against the index's answers and builds the edits.
+fn plan(
+    scanned: &[Scanned<'_>],
+    mut warnings: Vec<DepsWarning>,
+    available: &Available,
+    allow_major: bool,
+) -> Result<(Vec<DepsEdit>, Vec<DepsWarning>), DepsError> {
     let mut edits = Vec::new();
-    for (path, content, pins) in scanned {
+    for file in scanned {
+        let path = file.path;
         let mut bumps = Vec::new();
         let mut replacements = Vec::new();
-        for pin in &pins {
+        for pin in &file.pins {
             let versions = match &available[pin.project.as_str()] {
                 Ok(v) => v,
                 Err(e @ (DepsError::UnknownProject { .. } | DepsError::BadResponse { .. })) => {
@@ -175,42 +201,43 @@ pub async fn propose(
                 Err(e) => return Err(e.clone()),
             };
             let from = &pin.current().text;
-            match choose(pin, versions, allow_major) {
-                Choice::Keep => {}
-                Choice::HeldBack(v) => warnings.push(warn(path, pin, held_back(from, &v))),
+            let (text, major, held) = match choose(pin, versions, allow_major) {
+                Choice::Keep => continue,
+                Choice::HeldBack(v) => {
+                    warnings.push(warn(path, pin, held_back(from, &v)));
+                    continue;
+                }
                 Choice::Raise {
                     text,
                     major,
-                    held_back: held,
-                } => {
-                    if pin.hashed {
-                        let msg = format!(
-                            "{from} -> {text} is available but the line is pinned with \
-                             --hash; regenerate the file with your lock tool (e.g. pip-compile)"
-                        );
-                        warnings.push(warn(path, pin, msg));
-                        continue;
-                    }
-                    if let Some(v) = held {
-                        warnings.push(warn(path, pin, held_back(from, &v)));
-                    }
-                    bumps.push(Bump {
-                        file_path: path.clone(),
-                        project: pin.project.clone(),
-                        from: from.clone(),
-                        to: text.clone(),
-                        major,
-                    });
-                    replacements.push((pin, text));
-                }
+                    held_back,
+                } => (text, major, held_back),
+            };
+            if pin.hashed {
+                let msg = format!(
+                    "{from} -> {text} is available but the line is pinned with --hash; \
+                     regenerate the file with your lock tool (e.g. pip-compile)"
+                );
+                warnings.push(warn(path, pin, msg));
+                continue;
             }
+            if let Some(v) = held {
+                warnings.push(warn(path, pin, held_back(from, &v)));
+            }
+            bumps.push(Bump {
+                file_path: path.to_string(),
+                project: pin.project.clone(),
+                from: from.clone(),
+                to: text.clone(),
+                major,
+            });
+            replacements.push((pin, text));
         }
         if !replacements.is_empty() {
-            let after = apply(path, content, &replacements)?;
             edits.push(DepsEdit {
-                file_path: path.clone(),
-                before: content.clone(),
-                after,
+                file_path: path.to_string(),
+                before: file.content.to_string(),
+                after: apply(path, file.content, &replacements)?,
                 bumps,
             });
         }

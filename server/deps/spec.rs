@@ -36,21 +36,6 @@ pub enum Op {
     Gt,
 }
 
-impl Op {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Op::Arbitrary => "===",
-            Op::Eq => "==",
-            Op::Ne => "!=",
-            Op::Compatible => "~=",
-            Op::Le => "<=",
-            Op::Ge => ">=",
-            Op::Lt => "<",
-            Op::Gt => ">",
-        }
-    }
-}
-
 /// One `op version` clause.
 #[derive(Debug, Clone)]
 pub struct Specifier {
@@ -256,12 +241,13 @@ mod tests {
 
     #[test]
     fn parses_requirement_shapes_with_spans() {
-        let s = r#"pkg[extra, other] (>= 1.0 , <2.0.*) ; python_version >= "3.8""#;
+        let s = r#"pkg[extra, other] (>= 1.0 , !=2.0.*) ; python_version >= "3.8""#;
         let req = parse_requirement(s).unwrap();
         assert_eq!(req.name, "pkg");
         assert_eq!(req.specifiers.len(), 2);
         assert_eq!(&s[req.specifiers[0].span.clone()], "1.0");
-        assert_eq!(req.specifiers[1].op, Op::Lt);
+        assert_eq!(req.specifiers[1].op, Op::Ne);
+        assert!(req.specifiers[1].wildcard);
         let s = "numpy ~= 1.26.0";
         let req = parse_requirement(s).unwrap();
         assert_eq!(req.specifiers[0].op, Op::Compatible);

@@ -2,5 +2,6 @@
 
 mod support;
 
+mod engine_runs;
 mod llm_client;
 mod store;

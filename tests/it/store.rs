@@ -55,6 +55,7 @@ fn request(run: &RunId, file: &str, risk: u8) -> ApprovalRequest {
         before: "def main():\n    pass\n".into(),
         after: "def main() -> None:\n    pass\n".into(),
         source: ProposalSource::Llm,
+        major_bump: false,
     };
     ApprovalRequest {
         approval_id: approval_id("lint_fix", &proposal),

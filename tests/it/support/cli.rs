@@ -1,0 +1,129 @@
+//! Running the real `noctune` binary, as a user would, with a private audit DB.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub struct Noctune {
+    pub db_dir: tempfile::TempDir,
+}
+
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+    #[track_caller]
+    pub fn ok(self) -> Ran {
+        assert_eq!(self.code, 0, "exit {}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr);
+        self
+    }
+}
+
+impl From<Output> for Ran {
+    fn from(o: Output) -> Ran {
+        Ran {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_noctune"))
+}
+
+impl Noctune {
+    pub fn new() -> Noctune {
+        Noctune { db_dir: tempfile::Builder::new().prefix("noctune-db-").tempdir().unwrap() }
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.db_dir.path().join("audit.sqlite")
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.env("NOCTUNE_STUDIO_DB", self.db())
+            .env_remove("NOCTUNE_STUDIO_ALLOWED_ROOTS")
+            .env_remove("NOCTUNE_STUDIO_LLM_BASE_URL")
+            .env_remove("NOCTUNE_STUDIO_LLM_MODEL");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Ran {
+        self.cmd().args(args).output().unwrap().into()
+    }
+
+    /// `noctune run --detach --json` and the run id.
+    pub fn start(&self, repo: &Path, pack: &str) -> String {
+        let r = self.run(&["run", "--repo", repo.to_str().unwrap(), "--pack", pack, "--detach", "--json"]).ok();
+        r.json()["run_id"].as_str().unwrap().to_string()
+    }
+
+    pub fn status(&self, run_id: &str) -> Value {
+        self.run(&["status", run_id, "--json"]).ok().json()
+    }
+
+    /// Polls `status` until `pred` holds (or panics after `secs`).
+    #[track_caller]
+    pub fn wait_for(&self, run_id: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.status(run_id);
+            if pred(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let ev = self.run(&["events", run_id]).stdout;
+                panic!("timed out waiting; last status {s:#}\nevents:\n{ev}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    #[track_caller]
+    pub fn wait_status(&self, run_id: &str, status: &str, secs: u64) -> Value {
+        self.wait_for(run_id, secs, |s| s["status"] == status)
+    }
+
+    /// Polls the events until one of type `kind` matches `pred`.
+    #[track_caller]
+    pub fn wait_event(&self, run_id: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(e) = self.events(run_id).into_iter().find(|e| pred(e)) {
+                return e;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for an event; events: {:#?}", self.events(run_id));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn events(&self, run_id: &str) -> Vec<Value> {
+        let r = self.run(&["events", run_id, "--json"]).ok();
+        r.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    pub fn approvals(&self, run_id: &str) -> Vec<Value> {
+        self.run(&["approvals", run_id, "--json"]).ok().json().as_array().unwrap().clone()
+    }
+
+    pub fn decide(&self, run_id: &str, approval_id: &str, decision: &str, reason: &str) -> Ran {
+        self.run(&["decide", run_id, approval_id, decision, "--reason", reason, "--by", "tester"])
+    }
+}
+
+pub fn event_types(events: &[Value]) -> Vec<String> {
+    events.iter().map(|e| e["type"].as_str().unwrap().to_string()).collect()
+}
