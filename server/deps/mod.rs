@@ -289,3 +289,204 @@ fn apply(path: &str, content: &str, replacements: &[(&Pin, String)]) -> Result<S
     }
     Ok(after)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An index stand-in: project -> versions; other projects are unknown.
+    fn available(index: &[(&str, &[&str])], files: &[Scanned<'_>]) -> Available {
+        let mut out: Available = HashMap::new();
+        for f in files {
+            for pin in &f.pins {
+                let found = index.iter().find(|(p, _)| *p == pin.project);
+                let answer = match found {
+                    Some((_, vs)) => Ok(vs.iter().map(|v| Version::parse(v).unwrap()).collect()),
+                    None => Err(DepsError::UnknownProject {
+                        project: pin.project.clone(),
+                        index: "test-index".into(),
+                    }),
+                };
+                out.insert(pin.project.clone(), answer);
+            }
+        }
+        out
+    }
+
+    fn run(
+        index: &[(&str, &[&str])],
+        allow_major: bool,
+        files: &[(&str, &str)],
+    ) -> Result<(Vec<DepsEdit>, Vec<DepsWarning>), DepsError> {
+        let files: Vec<(String, String)> = (files.iter())
+            .map(|(p, c)| (p.to_string(), c.to_string()))
+            .collect();
+        let (scanned, warnings) = scan(&files);
+        let avail = available(index, &scanned);
+        plan(&scanned, warnings, &avail, allow_major)
+    }
+
+    const INDEX: &[(&str, &[&str])] = &[
+        ("requests", &["2.31.0", "2.32.3", "2.33.0rc1", "3.0.0"]),
+        ("django", &["4.2", "4.2.11", "5.0.6"]),
+        ("numpy", &["1.26.0", "1.26.4", "2.0.0"]),
+        ("pkg", &["1.0", "1.5"]),
+        ("zope-interface", &["5.0", "5.5"]),
+        ("flask", &["2.0", "2.3.3"]),
+        ("split", &["3.0", "3.1"]),
+        ("hashed", &["1.0", "1.1"]),
+        ("beta", &["1.0b1", "1.0rc2", "1.0"]),
+        ("pytest", &["8.0.0", "8.3.4"]),
+        ("coverage", &["7.0", "7.6.1"]),
+    ];
+
+    #[test]
+    fn rewrites_requirements_byte_for_byte() {
+        let before = concat!(
+            "# Pinned deps\r\n",
+            "--index-url https://example.com/simple\r\n",
+            "-r base.txt\r\n",
+            "-e .\r\n",
+            "\r\n",
+            "requests==2.31.0\r\n",
+            "Django>=4.2,<5   # LTS\r\n",
+            "numpy ~= 1.26.0\r\n",
+            "pkg[extra]==1.0 ; python_version >= \"3.8\"  # comment\r\n",
+            "Zope.Interface===5.0\r\n",
+            "split==\\\r\n",
+            "    3.0\r\n",
+            "hashed==1.0 \\\r\n",
+            "    --hash=sha256:abc\r\n",
+            "https://example.com/flask-2.0.tar.gz\r\n",
+            "beta==1.0b1\r\n",
+            "flask>=2.0",
+        );
+        let want = concat!(
+            "# Pinned deps\r\n",
+            "--index-url https://example.com/simple\r\n",
+            "-r base.txt\r\n",
+            "-e .\r\n",
+            "\r\n",
+            "requests==2.32.3\r\n",
+            "Django>=4.2.11,<5   # LTS\r\n",
+            "numpy ~= 1.26.4\r\n",
+            "pkg[extra]==1.5 ; python_version >= \"3.8\"  # comment\r\n",
+            "Zope.Interface===5.0\r\n",
+            "split==\\\r\n",
+            "    3.1\r\n",
+            "hashed==1.0 \\\r\n",
+            "    --hash=sha256:abc\r\n",
+            "https://example.com/flask-2.0.tar.gz\r\n",
+            "beta==1.0\r\n",
+            "flask>=2.3.3",
+        );
+        let (edits, warnings) = run(INDEX, false, &[("requirements.txt", before)]).unwrap();
+        assert_eq!(edits.len(), 1);
+        assert_eq!(edits[0].before, before);
+        assert_eq!(edits[0].after, want);
+        let bumps: Vec<(&str, &str, &str)> = (edits[0].bumps.iter())
+            .map(|b| (b.project.as_str(), b.from.as_str(), b.to.as_str()))
+            .collect();
+        assert_eq!(
+            bumps,
+            [
+                ("requests", "2.31.0", "2.32.3"),
+                ("django", "4.2", "4.2.11"),
+                ("numpy", "1.26.0", "1.26.4"),
+                ("pkg", "1.0", "1.5"),
+                ("split", "3.0", "3.1"),
+                ("beta", "1.0b1", "1.0"),
+                ("flask", "2.0", "2.3.3"),
+            ]
+        );
+        let projects: Vec<&str> = warnings.iter().map(|w| w.project.as_str()).collect();
+        assert_eq!(projects, ["requests", "numpy", "hashed"], "{warnings:#?}");
+        assert!(warnings[2].message.contains("--hash"));
+    }
+
+    #[test]
+    fn rewrites_pyproject_in_place() {
+        let before = r#"[build-system]
+requires = ["setuptools==68.0"]
+
+[project]
+name = "demo"
+dependencies = [
+  "requests==2.31.0",   # keep this comment
+  'numpy >= 1.26.0',
+  "unknown-thing==1.0",
+]
+
+[project.optional-dependencies]
+test = ["pytest==8.0.0"]
+
+[dependency-groups]
+cov = [{ include-group = "test" }, "coverage[toml]~=7.0"]
+"#;
+        let (edits, warnings) = run(INDEX, true, &[("sub/pyproject.toml", before)]).unwrap();
+        let want = before
+            .replace("2.31.0", "3.0.0")
+            .replace("1.26.0", "2.0.0")
+            .replace("8.0.0", "8.3.4")
+            .replace("~=7.0", "~=7.6");
+        assert_eq!(edits[0].after, want);
+        let majors: Vec<bool> = edits[0].bumps.iter().map(|b| b.major).collect();
+        assert_eq!(majors, [true, true, false, false]);
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].project, "unknown-thing");
+        assert!(warnings[0].message.contains("not on the package index"));
+    }
+
+    #[test]
+    fn deterministic_order_and_only_changed_files() {
+        let files = [
+            ("z/requirements.txt", "pkg==1.0\n"),
+            ("a/requirements-dev.txt", "pkg==1.5\n"),
+            ("a/pyproject.toml", "[project\n"),
+            ("b/requirements.txt", "pkg==1.0\nflask==2.0\n"),
+        ];
+        let (edits, warnings) = run(INDEX, false, &files).unwrap();
+        let paths: Vec<&str> = edits.iter().map(|e| e.file_path.as_str()).collect();
+        assert_eq!(paths, ["b/requirements.txt", "z/requirements.txt"]);
+        assert_eq!(edits[0].after, "pkg==1.5\nflask==2.3.3\n");
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].file_path, "a/pyproject.toml");
+        assert!(warnings[0].message.contains("TOML"));
+    }
+
+    #[test]
+    fn fatal_index_errors_abort() {
+        let files = vec![("requirements.txt".to_string(), "pkg==1.0\n".to_string())];
+        let (scanned, warnings) = scan(&files);
+        let err = DepsError::Network {
+            index: "http://127.0.0.1:9/simple/".into(),
+            reason: "connection refused".into(),
+        };
+        let avail: Available = [("pkg".to_string(), Err(err.clone()))].into();
+        assert_eq!(plan(&scanned, warnings, &avail, false), Err(err));
+    }
+
+    #[test]
+    fn deps_file_names() {
+        for yes in [
+            "pyproject.toml",
+            "svc/pyproject.toml",
+            "requirements.txt",
+            "requirements-dev.txt",
+            "requirements_test.txt",
+            "dev-requirements.txt",
+            "requirements/base.txt",
+            "a\\requirements.txt",
+        ] {
+            assert!(is_deps_file(yes), "{yes}");
+        }
+        for no in [
+            "pyproject.toml.bak",
+            "notes.txt",
+            "requirements.in",
+            "setup.cfg",
+        ] {
+            assert!(!is_deps_file(no), "{no}");
+        }
+    }
+}

@@ -102,9 +102,7 @@ pub(crate) fn prepare(conn: &Connection, path: &Path) -> Result<(), StoreError> 
     check_version(path, version)?;
     // WAL lets readers (a server tailing events) run while a worker writes. The mode is stored
     // in the file, so this is a no-op after the first open.
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .map_err(err("switching to WAL journal mode"))?;
+    let mode = switch_to_wal(conn).map_err(err("switching to WAL journal mode"))?;
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(db = %path.display(), mode, "audit DB is not in WAL mode; concurrent readers will wait for writers");
     }
@@ -113,6 +111,27 @@ pub(crate) fn prepare(conn: &Connection, path: &Path) -> Result<(), StoreError> 
     conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;")
         .map_err(err("setting foreign_keys and synchronous"))?;
     migrate(conn, path)
+}
+
+/// SQLite answers BUSY to a journal-mode change without calling the busy handler when another
+/// connection holds the file (two processes opening a new DB at once), so retry by hand.
+fn switch_to_wal(conn: &Connection) -> rusqlite::Result<String> {
+    let current: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    if current.eq_ignore_ascii_case("wal") {
+        return Ok(current);
+    }
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
+            Ok(mode) => return Ok(mode),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn user_version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod engine_failures;
 mod engine_runs;
 mod llm_client;
 mod store;
