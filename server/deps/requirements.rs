@@ -11,7 +11,7 @@ use super::spec::parse_requirement;
 pub fn find_pins(content: &str) -> Vec<Pin> {
     logical_lines(content)
         .iter()
-        .filter_map(|line| pin_in_line(line))
+        .filter_map(pin_in_line)
         .collect()
 }
 

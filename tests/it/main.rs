@@ -2,7 +2,10 @@
 
 mod support;
 
+mod engine_audit;
+mod engine_bad_input;
 mod engine_failures;
+mod deps;
 mod engine_runs;
 mod llm_client;
 mod store;

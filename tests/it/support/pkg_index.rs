@@ -166,7 +166,10 @@ fn normalize(name: &str) -> String {
 async fn serve(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     shared.requests.lock().unwrap().push(path.to_string());
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let json = match shared.options.format {
         Format::Json => true,
         Format::Html => false,
@@ -207,7 +210,9 @@ fn root_page(shared: &Shared, json: bool) -> Response {
     let links: String = (shared.projects.keys())
         .map(|k| format!("<a href=\"/simple/{k}/\">{k}</a>\n"))
         .collect();
-    html(format!("<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n"))
+    html(format!(
+        "<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n"
+    ))
 }
 
 /// (file name, yanked) for every file of the project.
@@ -228,7 +233,11 @@ fn project_page(shared: &Shared, key: &str, json: bool) -> Response {
     if json {
         let files: Vec<_> = (files.iter())
             .map(|(f, yanked)| {
-                let yanked = if *yanked { serde_json::json!("broken release") } else { false.into() };
+                let yanked = if *yanked {
+                    serde_json::json!("broken release")
+                } else {
+                    false.into()
+                };
                 serde_json::json!({
                     "filename": f,
                     "url": format!("/files/{f}"),
