@@ -18,7 +18,9 @@ pub struct CancelToken {
 
 impl CancelToken {
     pub fn new() -> Self {
-        Self { flag: Arc::new(watch::Sender::new(false)) }
+        Self {
+            flag: Arc::new(watch::Sender::new(false)),
+        }
     }
 
     /// Sets the flag and wakes every task waiting in [`CancelToken::cancelled`].

@@ -100,10 +100,18 @@ impl LlmClient {
         };
         let url = reqwest::Url::parse(&base).map_err(|e| invalid(e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid(format!("the scheme must be http or https, not `{}`", url.scheme())));
+            return Err(invalid(format!(
+                "the scheme must be http or https, not `{}`",
+                url.scheme()
+            )));
         }
         let mut headers = HeaderMap::new();
-        if let Some(key) = endpoint.api_key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
+        if let Some(key) = endpoint
+            .api_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+        {
             let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
                 invalid("the api_key has characters that cannot be sent in an HTTP header".into())
             })?;
@@ -119,7 +127,13 @@ impl LlmClient {
             builder = builder.no_proxy();
         }
         let http = builder.build().map_err(|e| invalid(e.to_string()))?;
-        Ok(Self { inner: Arc::new(Inner { endpoint, base, http }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                endpoint,
+                base,
+                http,
+            }),
+        })
     }
 
     pub fn endpoint(&self) -> &LlmEndpoint {
@@ -145,7 +159,9 @@ impl LlmClient {
             model: &ep.model,
             messages: &req.messages,
             stream: true,
-            stream_options: Some(StreamOptions { include_usage: true }),
+            stream_options: Some(StreamOptions {
+                include_usage: true,
+            }),
             tools: req.tools.as_deref(),
             tool_choice: req.tool_choice.as_ref(),
             temperature: req.temperature.or(ep.temperature),
@@ -187,7 +203,10 @@ impl LlmClient {
 
         let status = response.status();
         if !status.is_success() {
-            let body = self.read_body(response, limits, cancel).await?.unwrap_or_default();
+            let body = self
+                .read_body(response, limits, cancel)
+                .await?
+                .unwrap_or_default();
             let err = error::from_http(status.as_u16(), &self.inner.endpoint.base_url, &body);
             tracing::debug!(status = status.as_u16(), error = %err, "model request refused");
             return Err(err);
@@ -199,19 +218,27 @@ impl LlmClient {
             .is_some_and(|v| v.trim_start().starts_with("application/json"));
         let outcome = if is_json {
             // A server that ignores `stream: true`: one JSON answer, replayed as events.
-            let text = self.read_body(response, limits, cancel).await?.ok_or_else(|| {
-                LlmError::InvalidResponse {
+            let text = self
+                .read_body(response, limits, cancel)
+                .await?
+                .ok_or_else(|| LlmError::InvalidResponse {
                     url: self.inner.endpoint.base_url.clone(),
                     detail: "the answer broke off".into(),
-                }
-            })?;
+                })?;
             let mut asm = Assembler::new(&self.inner.endpoint.base_url);
             asm.set_time_to_first_byte(started.elapsed());
             asm.feed_completion(&text, on_event)?;
             asm.finish()
         } else {
             let bytes = Box::pin(response.bytes_stream());
-            stream::read_sse(bytes, &self.inner.endpoint.base_url, limits, cancel, on_event).await?
+            stream::read_sse(
+                bytes,
+                &self.inner.endpoint.base_url,
+                limits,
+                cancel,
+                on_event,
+            )
+            .await?
         };
         tracing::debug!(
             finish_reason = outcome.finish_reason.as_deref().unwrap_or(""),
@@ -226,7 +253,9 @@ impl LlmClient {
     /// Convenience: full text of a streamed answer (used by a proposer).
     pub async fn complete_text(&self, messages: Vec<ChatMessage>) -> Result<String, LlmError> {
         let request = ChatRequest::new(messages);
-        let outcome = self.stream_chat(&request, &CancelToken::new(), &mut |_| {}).await?;
+        let outcome = self
+            .stream_chat(&request, &CancelToken::new(), &mut |_| {})
+            .await?;
         Ok(outcome.content)
     }
 
@@ -252,21 +281,28 @@ impl LlmClient {
             Ok(Ok(response)) => response,
         };
         let status = response.status();
-        let body = self.read_body(response, limits, &CancelToken::new()).await?;
+        let body = self
+            .read_body(response, limits, &CancelToken::new())
+            .await?;
         let body = body.unwrap_or_default();
         if !status.is_success() {
             return Err(error::from_http(status.as_u16(), &ep.base_url, &body));
         }
-        let list: ModelList = serde_json::from_str(&body).map_err(|e| LlmError::InvalidResponse {
-            url: ep.base_url.clone(),
-            detail: format!("{e}: {}", error::quote(&body)),
-        })?;
+        let list: ModelList =
+            serde_json::from_str(&body).map_err(|e| LlmError::InvalidResponse {
+                url: ep.base_url.clone(),
+                detail: format!("{e}: {}", error::quote(&body)),
+            })?;
         let mut ids: Vec<String> = Vec::new();
         let names = list
             .data
             .into_iter()
             .filter_map(|m| m.id.or(m.model).or(m.name))
-            .chain(list.models.into_iter().filter_map(|m| m.model.or(m.name).or(m.id)));
+            .chain(
+                list.models
+                    .into_iter()
+                    .filter_map(|m| m.model.or(m.name).or(m.id)),
+            );
         for name in names {
             if !ids.contains(&name) {
                 ids.push(name);
@@ -290,9 +326,15 @@ impl LlmClient {
             return LlmError::Timeout { after, phase };
         }
         if e.is_builder() {
-            return LlmError::InvalidEndpoint { url: ep.base_url.clone(), detail: e.to_string() };
+            return LlmError::InvalidEndpoint {
+                url: ep.base_url.clone(),
+                detail: e.to_string(),
+            };
         }
-        LlmError::Unreachable { url: ep.base_url.clone(), source: e }
+        LlmError::Unreachable {
+            url: ep.base_url.clone(),
+            source: e,
+        }
     }
 
     /// Reads a whole (small) body within the request's deadline. `None` if the connection broke
@@ -352,7 +394,10 @@ mod tests {
     fn endpoint_checks() {
         let bad = LlmClient::new(LlmEndpoint::new("not a url", "m")).unwrap_err();
         assert!(matches!(bad, LlmError::InvalidEndpoint { .. }), "{bad}");
-        assert!(bad.to_string().contains("http://127.0.0.1:8080/v1"), "{bad}");
+        assert!(
+            bad.to_string().contains("http://127.0.0.1:8080/v1"),
+            "{bad}"
+        );
         let ftp = LlmClient::new(LlmEndpoint::new("ftp://x/v1", "m")).unwrap_err();
         assert!(ftp.to_string().contains("http or https"), "{ftp}");
         let mut ep = LlmEndpoint::new("http://127.0.0.1:8080/v1/", "m");

@@ -32,7 +32,12 @@ pub enum LlmError {
     /// `status` is the error's `code`, 500 if it has none). `kind` is the error's `type`
     /// (e.g. `invalid_request_error`), when the body had one.
     #[error("the model server at {url} answered HTTP {status}: {message}{}", http_hint(*.status))]
-    Http { status: u16, url: String, message: String, kind: Option<String> },
+    Http {
+        status: u16,
+        url: String,
+        message: String,
+        kind: Option<String>,
+    },
 
     /// The prompt does not fit: llama-server's `exceed_context_size_error`.
     #[error(
@@ -61,7 +66,10 @@ pub enum LlmError {
     StreamCut { partial: Box<ChatOutcome> },
 
     #[error("{}", timeout_message(*.after, *.phase))]
-    Timeout { after: Duration, phase: TimeoutPhase },
+    Timeout {
+        after: Duration,
+        phase: TimeoutPhase,
+    },
 
     #[error("the request to the model server was cancelled")]
     Cancelled,
@@ -112,7 +120,12 @@ impl LlmError {
     /// `--enable-auto-tool-choice`): the caller should retry in prompt tool mode.
     pub fn is_tools_rejected(&self) -> bool {
         match self {
-            LlmError::Http { status, message, kind, .. } => {
+            LlmError::Http {
+                status,
+                message,
+                kind,
+                ..
+            } => {
                 *status >= 400 && {
                     let message = message.to_ascii_lowercase();
                     let kind = kind.as_deref().unwrap_or_default().to_ascii_lowercase();
@@ -145,7 +158,11 @@ pub(crate) fn from_http(status: u16, url: &str, body: &str) -> LlmError {
             .unwrap_or_else(|| http(status, url, quote(body), None)),
         Err(_) => {
             let text = body.trim();
-            let message = if text.is_empty() { default_reason(status) } else { quote(text) };
+            let message = if text.is_empty() {
+                default_reason(status)
+            } else {
+                quote(text)
+            };
             http(status, url, message, None)
         }
     }
@@ -169,7 +186,10 @@ pub(crate) fn from_error_value(status: u16, url: &str, body: &Value) -> Option<L
     if kind.as_deref() == Some("exceed_context_size_error") {
         let number = |key: &str| error.get(key).and_then(Value::as_u64);
         if let (Some(n_prompt_tokens), Some(n_ctx)) = (number("n_prompt_tokens"), number("n_ctx")) {
-            return Some(LlmError::ContextOverflow { n_prompt_tokens, n_ctx });
+            return Some(LlmError::ContextOverflow {
+                n_prompt_tokens,
+                n_ctx,
+            });
         }
     }
     let status = error
@@ -182,7 +202,12 @@ pub(crate) fn from_error_value(status: u16, url: &str, body: &Value) -> Option<L
 }
 
 fn http(status: u16, url: &str, message: String, kind: Option<String>) -> LlmError {
-    LlmError::Http { status, url: url.to_owned(), message, kind }
+    LlmError::Http {
+        status,
+        url: url.to_owned(),
+        message,
+        kind,
+    }
 }
 
 fn default_reason(status: u16) -> String {
@@ -280,7 +305,10 @@ mod tests {
     fn recorded_context_overflow_has_the_numbers() {
         let err = from_http(400, URL, &recording("context-overflow.json"));
         match &err {
-            LlmError::ContextOverflow { n_prompt_tokens, n_ctx } => {
+            LlmError::ContextOverflow {
+                n_prompt_tokens,
+                n_ctx,
+            } => {
                 assert_eq!((*n_prompt_tokens, *n_ctx), (5030, 4096));
             }
             other => panic!("expected ContextOverflow, got {other:?}"),
@@ -293,7 +321,12 @@ mod tests {
     fn recorded_bad_request_keeps_message_and_type() {
         let err = from_http(400, URL, &recording("bad-request.json"));
         match &err {
-            LlmError::Http { status, message, kind, url } => {
+            LlmError::Http {
+                status,
+                message,
+                kind,
+                url,
+            } => {
                 assert_eq!(*status, 400);
                 assert_eq!(message, "Expected 'messages' to be an array");
                 assert_eq!(kind.as_deref(), Some("invalid_request_error"));

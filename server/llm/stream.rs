@@ -8,8 +8,8 @@
 
 use super::cancel::CancelToken;
 use super::error::{self, LlmError, TimeoutPhase};
-use super::wire::{Chunk, Completion, FunctionCall, Timings, ToolCall, ToolCallDelta, Usage};
 use super::wire::{ChatMessage, Role};
+use super::wire::{Chunk, Completion, FunctionCall, Timings, ToolCall, ToolCallDelta, Usage};
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
 use std::collections::BTreeMap;
@@ -27,13 +27,22 @@ pub enum StreamEvent {
     /// A piece of the model's thinking (`reasoning_content`), never part of the answer text.
     ReasoningDelta(String),
     /// A native tool call began; `index` tells calls of one turn apart.
-    ToolCallStarted { index: u32, id: String, name: String },
+    ToolCallStarted {
+        index: u32,
+        id: String,
+        name: String,
+    },
     /// A piece of the JSON arguments of call `index`.
-    ToolCallArgumentsDelta { index: u32, piece: String },
+    ToolCallArgumentsDelta {
+        index: u32,
+        piece: String,
+    },
     Usage(Usage),
     Timings(Timings),
     /// The model stopped: `"stop"`, `"length"`, `"tool_calls"`, ... (usage may still follow).
-    Finished { finish_reason: String },
+    Finished {
+        finish_reason: String,
+    },
 }
 
 /// A whole answer, assembled from the stream.
@@ -132,7 +141,12 @@ impl Assembler {
             return Err(error::from_error_value(500, &self.url, err).unwrap_or(fallback));
         }
         // Only the first choice is read: we never ask for `n > 1`.
-        for choice in chunk.choices.unwrap_or_default().into_iter().filter(|c| c.index == 0) {
+        for choice in chunk
+            .choices
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.index == 0)
+        {
             if let Some(delta) = choice.delta {
                 let reasoning = delta.reasoning_content.or(delta.reasoning);
                 if let Some(piece) = reasoning.filter(|p| !p.is_empty()) {
@@ -149,7 +163,9 @@ impl Assembler {
             }
             if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
                 self.outcome.finish_reason = Some(reason.clone());
-                on_event(StreamEvent::Finished { finish_reason: reason });
+                on_event(StreamEvent::Finished {
+                    finish_reason: reason,
+                });
             }
         }
         if let Some(usage) = chunk.usage {
@@ -227,9 +243,16 @@ impl Assembler {
             .calls
             .into_iter()
             .map(|(index, call)| ToolCall {
-                id: if call.id.is_empty() { format!("call_{index}") } else { call.id },
+                id: if call.id.is_empty() {
+                    format!("call_{index}")
+                } else {
+                    call.id
+                },
                 kind: "function".to_owned(),
-                function: FunctionCall { name: call.name, arguments: call.arguments },
+                function: FunctionCall {
+                    name: call.name,
+                    arguments: call.arguments,
+                },
             })
             .collect();
         self.outcome
@@ -249,7 +272,10 @@ impl Assembler {
             })?;
         let choice = completion.choices.into_iter().next().unwrap_or_default();
         let message = choice.message.unwrap_or_default();
-        if let Some(piece) = message.reasoning_content.or(message.reasoning).filter(|p| !p.is_empty())
+        if let Some(piece) = message
+            .reasoning_content
+            .or(message.reasoning)
+            .filter(|p| !p.is_empty())
         {
             self.outcome.reasoning.push_str(&piece);
             on_event(StreamEvent::ReasoningDelta(piece));
@@ -258,16 +284,27 @@ impl Assembler {
             self.outcome.content.push_str(&piece);
             on_event(StreamEvent::ContentDelta(piece));
         }
-        for (i, call) in message.tool_calls.unwrap_or_default().into_iter().enumerate() {
+        for (i, call) in message
+            .tool_calls
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
             let index = u32::try_from(i).unwrap_or(u32::MAX);
             self.feed_call(
-                ToolCallDelta { index: Some(index), id: call.id, function: call.function },
+                ToolCallDelta {
+                    index: Some(index),
+                    id: call.id,
+                    function: call.function,
+                },
                 on_event,
             );
         }
         if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
             self.outcome.finish_reason = Some(reason.clone());
-            on_event(StreamEvent::Finished { finish_reason: reason });
+            on_event(StreamEvent::Finished {
+                finish_reason: reason,
+            });
         }
         if let Some(usage) = completion.usage {
             self.outcome.usage = Some(usage.clone());
@@ -387,7 +424,9 @@ where
         if !asm.has_output() {
             tracing::warn!(url, "model stream ended before any output");
         }
-        Err(LlmError::StreamCut { partial: Box::new(asm.finish()) })
+        Err(LlmError::StreamCut {
+            partial: Box::new(asm.finish()),
+        })
     }
 }
 
@@ -415,8 +454,11 @@ mod tests {
         text: &str,
         size: usize,
     ) -> (Result<ChatOutcome, LlmError>, Vec<StreamEvent>) {
-        let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
-            text.as_bytes().chunks(size).map(|c| Ok(c.to_vec())).collect();
+        let pieces: Vec<Result<Vec<u8>, std::io::Error>> = text
+            .as_bytes()
+            .chunks(size)
+            .map(|c| Ok(c.to_vec()))
+            .collect();
         let mut events = Vec::new();
         let result = read_sse(
             futures_util::stream::iter(pieces),
@@ -453,19 +495,28 @@ mod tests {
             let (result, events) = read_in_pieces(&text, size).await;
             let outcome = result.expect("complete stream");
             assert_eq!(
-                outcome.content,
-                "elineEHICLEEHICLE\u{7f15}\u{8036}\u{fffd} voc Logging",
+                outcome.content, "elineEHICLEEHICLE\u{7f15}\u{8036}\u{fffd} voc Logging",
                 "split {size}"
             );
             assert_eq!(outcome.finish_reason.as_deref(), Some("length"));
             let usage = outcome.usage.as_ref().expect("usage");
-            assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens), (18, 8, 26));
+            assert_eq!(
+                (
+                    usage.prompt_tokens,
+                    usage.completion_tokens,
+                    usage.total_tokens
+                ),
+                (18, 8, 26)
+            );
             let timings = outcome.timings.as_ref().expect("timings");
             assert_eq!(timings.prompt_n, Some(18));
             assert_eq!(timings.predicted_n, Some(8));
             assert_eq!(timings.predicted_per_second, Some(132.93074308285384));
             assert_eq!(timings.cache_n, Some(0));
-            let contents = events.iter().filter(|e| matches!(e, StreamEvent::ContentDelta(_))).count();
+            let contents = events
+                .iter()
+                .filter(|e| matches!(e, StreamEvent::ContentDelta(_)))
+                .count();
             assert_eq!(contents, 6, "split {size}");
             assert!(matches!(events.last(), Some(StreamEvent::Timings(_))));
         }
@@ -486,14 +537,20 @@ mod tests {
         let args0 = r#"{"path": "src/main.rs", "start": 1}"#;
         let args1 = r#"{"pattern": "fn main"}"#;
         let mut chunks = vec![delta(json!({"role": "assistant", "content": null}))];
-        chunks.push(delta(json!({"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
-            "function": {"name": "readFile", "arguments": ""}}]})));
+        chunks.push(delta(
+            json!({"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
+            "function": {"name": "readFile", "arguments": ""}}]}),
+        ));
         for piece in args0.as_bytes().chunks(4) {
             let piece = std::str::from_utf8(piece).unwrap();
-            chunks.push(delta(json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})));
+            chunks.push(delta(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
+            ));
         }
-        chunks.push(delta(json!({"tool_calls": [{"index": 1, "id": "call_b", "type": "function",
-            "function": {"name": "search", "arguments": "{\"pat"}}]})));
+        chunks.push(delta(
+            json!({"tool_calls": [{"index": 1, "id": "call_b", "type": "function",
+            "function": {"name": "search", "arguments": "{\"pat"}}]}),
+        ));
         chunks.push(delta(json!({"tool_calls": [{"index": 1, "function": {"arguments": "tern\": \"fn main\"}"}}]})));
         chunks.push(finish("tool_calls"));
         let (result, events) = read_in_pieces(&sse(&chunks, true), 11).await;
@@ -510,13 +567,18 @@ mod tests {
         let started: Vec<_> = events
             .iter()
             .filter_map(|e| match e {
-                StreamEvent::ToolCallStarted { index, id, name } => Some((*index, id.clone(), name.clone())),
+                StreamEvent::ToolCallStarted { index, id, name } => {
+                    Some((*index, id.clone(), name.clone()))
+                }
                 _ => None,
             })
             .collect();
         assert_eq!(
             started,
-            vec![(0, "call_a".into(), "readFile".into()), (1, "call_b".into(), "search".into())]
+            vec![
+                (0, "call_a".into(), "readFile".into()),
+                (1, "call_b".into(), "search".into())
+            ]
         );
         let pieces = events
             .iter()
@@ -528,10 +590,16 @@ mod tests {
     #[tokio::test]
     async fn calls_without_index_or_id_still_assemble() {
         let chunks = vec![
-            delta(json!({"tool_calls": [{"id": "x1", "function": {"name": "a", "arguments": "{\"k\""}}]})),
+            delta(
+                json!({"tool_calls": [{"id": "x1", "function": {"name": "a", "arguments": "{\"k\""}}]}),
+            ),
             delta(json!({"tool_calls": [{"function": {"arguments": ":1}"}}]})),
-            delta(json!({"tool_calls": [{"id": "x2", "function": {"name": "b", "arguments": "{}"}}]})),
-            delta(json!({"tool_calls": [{"index": 2, "function": {"name": "c", "arguments": "{}"}}]})),
+            delta(
+                json!({"tool_calls": [{"id": "x2", "function": {"name": "b", "arguments": "{}"}}]}),
+            ),
+            delta(
+                json!({"tool_calls": [{"index": 2, "function": {"name": "c", "arguments": "{}"}}]}),
+            ),
             finish("tool_calls"),
         ];
         let (result, _) = read_in_pieces(&sse(&chunks, false), 1000).await;
@@ -563,20 +631,28 @@ mod tests {
         assert_eq!(events[0], StreamEvent::ReasoningDelta("Let me".into()));
         let msg = outcome.assistant_message();
         assert_eq!(msg.content.as_deref(), Some("Answer"));
-        assert_eq!(msg.reasoning_content.as_deref(), Some("Let me think. (other name)"));
+        assert_eq!(
+            msg.reasoning_content.as_deref(),
+            Some("Let me think. (other name)")
+        );
     }
 
     #[tokio::test]
     async fn a_cut_stream_keeps_the_partial_answer() {
         let chunks = vec![
             delta(json!({"content": "I will read it."})),
-            delta(json!({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "readFile", "arguments": "{\"pa"}}]})),
+            delta(
+                json!({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "readFile", "arguments": "{\"pa"}}]}),
+            ),
         ];
         let (result, _) = read_in_pieces(&sse(&chunks, false), 8).await;
         match result {
             Err(LlmError::StreamCut { partial }) => {
                 assert_eq!(partial.content, "I will read it.");
-                assert_eq!(partial.tool_calls, vec![ToolCall::function("c1", "readFile", "{\"pa")]);
+                assert_eq!(
+                    partial.tool_calls,
+                    vec![ToolCall::function("c1", "readFile", "{\"pa")]
+                );
                 assert!(partial.finish_reason.is_none());
             }
             other => panic!("expected StreamCut, got {other:?}"),
@@ -585,7 +661,10 @@ mod tests {
 
     #[tokio::test]
     async fn malformed_chunks_and_error_objects() {
-        let text = format!("data: {}\n\ndata: {{\"choices\": [{{\"delta\"\n\n", delta(json!({"content": "a"})));
+        let text = format!(
+            "data: {}\n\ndata: {{\"choices\": [{{\"delta\"\n\n",
+            delta(json!({"content": "a"}))
+        );
         match read_in_pieces(&text, 4).await.0 {
             Err(LlmError::MalformedChunk { line, detail }) => {
                 assert!(line.contains("\"delta\""), "{line}");
@@ -595,7 +674,12 @@ mod tests {
         }
         let text = "data: {\"error\":{\"code\":500,\"message\":\"slot crashed\",\"type\":\"server_error\"}}\n\n";
         match read_in_pieces(text, 4).await.0 {
-            Err(LlmError::Http { status: 500, message, kind, .. }) => {
+            Err(LlmError::Http {
+                status: 500,
+                message,
+                kind,
+                ..
+            }) => {
                 assert_eq!(message, "slot crashed");
                 assert_eq!(kind.as_deref(), Some("server_error"));
             }
@@ -618,7 +702,8 @@ mod tests {
     async fn non_streamed_answer_is_replayed_as_events() {
         let mut asm = Assembler::new(URL);
         let mut events = Vec::new();
-        asm.feed_completion(&recording("plain.json"), &mut |e| events.push(e)).expect("parsed");
+        asm.feed_completion(&recording("plain.json"), &mut |e| events.push(e))
+            .expect("parsed");
         let outcome = asm.finish();
         assert!(outcome.content.ends_with("Veter"));
         assert_eq!(outcome.finish_reason.as_deref(), Some("length"));

@@ -37,6 +37,9 @@ fn in_repo_recordings_match_the_shared_originals() {
         let original = std::fs::read(entry.path()).expect("shared recording readable");
         let copy = std::fs::read(dir(IN_REPO).join(&name))
             .unwrap_or_else(|e| panic!("{IN_REPO}/{name} missing ({e}); copy it from {SHARED}"));
-        assert!(copy == original, "{IN_REPO}/{name} differs from {SHARED}/{name}");
+        assert!(
+            copy == original,
+            "{IN_REPO}/{name} differs from {SHARED}/{name}"
+        );
     }
 }

@@ -75,7 +75,11 @@ impl ChatMessage {
     }
 
     fn with_content(role: Role, content: impl Into<String>) -> Self {
-        Self { role, content: Some(content.into()), ..Self::default() }
+        Self {
+            role,
+            content: Some(content.into()),
+            ..Self::default()
+        }
     }
 }
 
@@ -98,7 +102,10 @@ impl ToolCall {
         Self {
             id: id.into(),
             kind: function_kind(),
-            function: FunctionCall { name: name.into(), arguments: arguments.into() },
+            function: FunctionCall {
+                name: name.into(),
+                arguments: arguments.into(),
+            },
         }
     }
 }
@@ -171,7 +178,10 @@ pub struct ChatRequest {
 
 impl ChatRequest {
     pub fn new(messages: Vec<ChatMessage>) -> Self {
-        Self { messages, ..Self::default() }
+        Self {
+            messages,
+            ..Self::default()
+        }
     }
 }
 
@@ -399,12 +409,23 @@ mod tests {
             "prompt_tokens_details": {"cached_tokens": 0}
         }))
         .unwrap();
-        assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens), (18, 8, 26));
-        assert_eq!(usage.extra["prompt_tokens_details"], json!({"cached_tokens": 0}));
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.total_tokens
+            ),
+            (18, 8, 26)
+        );
+        assert_eq!(
+            usage.extra["prompt_tokens_details"],
+            json!({"cached_tokens": 0})
+        );
 
-        let timings: Timings =
-            serde_json::from_value(json!({"prompt_n": 3, "draft_n": 5, "predicted_per_second": 9.5}))
-                .unwrap();
+        let timings: Timings = serde_json::from_value(
+            json!({"prompt_n": 3, "draft_n": 5, "predicted_per_second": 9.5}),
+        )
+        .unwrap();
         assert_eq!(timings.prompt_n, Some(3));
         assert_eq!(timings.predicted_per_second, Some(9.5));
         assert_eq!(timings.extra["draft_n"], json!(5));

@@ -65,9 +65,16 @@ pub struct Reply {
 #[derive(Clone, Debug)]
 enum Kind {
     Turn(Turn),
-    HttpError { status: u16, body: String },
+    HttpError {
+        status: u16,
+        body: String,
+    },
     RawSse(String),
-    Raw { status: u16, content_type: String, body: String },
+    Raw {
+        status: u16,
+        content_type: String,
+        body: String,
+    },
 }
 
 /// The content of a normal answer.
@@ -144,7 +151,10 @@ where
 /// Splits tool arguments into small pieces on character boundaries.
 fn arg_pieces(arguments: &str) -> Vec<String> {
     let chars: Vec<char> = arguments.chars().collect();
-    chars.chunks(ARG_PIECE_CHARS).map(|c| c.iter().collect()).collect()
+    chars
+        .chunks(ARG_PIECE_CHARS)
+        .map(|c| c.iter().collect())
+        .collect()
 }
 
 /// llama-server's error body, keys in its order.
@@ -190,7 +200,10 @@ impl Reply {
 
     /// A plain answer streamed as these content pieces (one chunk each), `finish_reason: stop`.
     pub fn text(pieces: &[&str]) -> Self {
-        Self::turn(Turn { content: strings(pieces), ..Turn::default() })
+        Self::turn(Turn {
+            content: strings(pieces),
+            ..Turn::default()
+        })
     }
 
     /// `reasoning_content` pieces (a thinking model), then the answer.
@@ -211,7 +224,10 @@ impl Reply {
         B: Into<String>,
         C: Into<String>,
     {
-        Self::turn(Turn { calls: calls_from(calls), ..Turn::default() })
+        Self::turn(Turn {
+            calls: calls_from(calls),
+            ..Turn::default()
+        })
     }
 
     /// One native tool call.
@@ -222,7 +238,10 @@ impl Reply {
     /// An error answer with this status and JSON body (sent with `Connection: close`, as
     /// llama-server does).
     pub fn http_error(status: u16, body: Value) -> Self {
-        Self::new(Kind::HttpError { status, body: body.to_string() })
+        Self::new(Kind::HttpError {
+            status,
+            body: body.to_string(),
+        })
     }
 
     /// llama-server's answer to a prompt over the context, byte for byte as recorded in
@@ -259,7 +278,10 @@ impl Reply {
     pub fn malformed_chunk() -> Self {
         Self::turn(Turn {
             content: strings(&["Hello", " world"]),
-            inject: Some((2, r#"{"choices":[{"finish_reason":null,"index":0,"delta":{"content":"brok"#.into())),
+            inject: Some((
+                2,
+                r#"{"choices":[{"finish_reason":null,"index":0,"delta":{"content":"brok"#.into(),
+            )),
             ..Turn::default()
         })
     }
@@ -291,7 +313,11 @@ impl Reply {
 
     /// Any answer: status, content type and body as given.
     pub fn raw(status: u16, content_type: &str, body: impl Into<String>) -> Self {
-        Self::new(Kind::Raw { status, content_type: content_type.into(), body: body.into() })
+        Self::new(Kind::Raw {
+            status,
+            content_type: content_type.into(),
+            body: body.into(),
+        })
     }
 
     // ---- modifiers ----
@@ -421,7 +447,12 @@ impl Default for Script {
 
 impl Script {
     pub fn new() -> Self {
-        Self { queue: VecDeque::new(), rules: Vec::new(), fallback: None, model: MODEL.into() }
+        Self {
+            queue: VecDeque::new(),
+            rules: Vec::new(),
+            fallback: None,
+            model: MODEL.into(),
+        }
     }
 
     /// Queues a reply for the next unmatched request.
@@ -441,7 +472,11 @@ impl Script {
         matches: impl Fn(&Value) -> bool + Send + Sync + 'static,
         reply: Reply,
     ) -> Self {
-        self.rules.push(Rule { matches: Arc::new(matches), reply, remaining: None });
+        self.rules.push(Rule {
+            matches: Arc::new(matches),
+            reply,
+            remaining: None,
+        });
         self
     }
 
@@ -451,7 +486,11 @@ impl Script {
         matches: impl Fn(&Value) -> bool + Send + Sync + 'static,
         reply: Reply,
     ) -> Self {
-        self.rules.push(Rule { matches: Arc::new(matches), reply, remaining: Some(1) });
+        self.rules.push(Rule {
+            matches: Arc::new(matches),
+            reply,
+            remaining: Some(1),
+        });
         self
     }
 
@@ -511,12 +550,18 @@ impl<const N: usize> From<[Reply; N]> for Script {
 
 /// The request offers native `tools`.
 pub fn has_tools(request: &Value) -> bool {
-    request.get("tools").and_then(Value::as_array).is_some_and(|t| !t.is_empty())
+    request
+        .get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(|t| !t.is_empty())
 }
 
 /// The request asks for a streamed answer.
 pub fn is_streaming(request: &Value) -> bool {
-    request.get("stream").and_then(Value::as_bool).unwrap_or(false)
+    request
+        .get("stream")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
 /// The text of the last `user` message ("" if none).
@@ -537,7 +582,10 @@ pub fn last_is_tool_result(request: &Value) -> bool {
 }
 
 fn messages(request: &Value) -> &[Value] {
-    request.get("messages").and_then(Value::as_array).map_or(&[], Vec::as_slice)
+    request
+        .get("messages")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
 }
 
 /// A message's text, whether `content` is a string or an array of `{type: text, text}` parts.
@@ -573,11 +621,18 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn is_chat(&self) -> bool {
-        self.method == "POST" && matches!(self.path.as_str(), "/v1/chat/completions" | "/chat/completions")
+        self.method == "POST"
+            && matches!(
+                self.path.as_str(),
+                "/v1/chat/completions" | "/chat/completions"
+            )
     }
 }
 
@@ -602,7 +657,9 @@ impl ScriptedLlm {
     pub fn start(script: impl Into<Script>) -> Self {
         let script = script.into();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
             model: script.model.clone(),
@@ -630,7 +687,12 @@ impl ScriptedLlm {
                 runtime.shutdown_timeout(Duration::from_millis(200));
             })
             .expect("spawn scripted LLM thread");
-        Self { addr, shared, stop: Some(stop), thread: Some(thread) }
+        Self {
+            addr,
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
     }
 
     /// `http://127.0.0.1:PORT/v1`: what a profile's `base_url` would be.
@@ -650,7 +712,8 @@ impl ScriptedLlm {
     /// An endpoint for this server with test-sized timeouts (30 s request, 2 s connect,
     /// 10 s idle).
     pub fn endpoint(&self) -> noctune::llm::LlmEndpoint {
-        let mut endpoint = noctune::llm::LlmEndpoint::new(self.base_url(), self.shared.model.clone());
+        let mut endpoint =
+            noctune::llm::LlmEndpoint::new(self.base_url(), self.shared.model.clone());
         endpoint.request_timeout = Duration::from_secs(30);
         endpoint.connect_timeout = Duration::from_secs(2);
         endpoint.idle_timeout = Duration::from_secs(10);
@@ -659,7 +722,11 @@ impl ScriptedLlm {
 
     /// The JSON bodies of the chat-completion requests received, in arrival order.
     pub fn requests(&self) -> Vec<Value> {
-        self.recorded().into_iter().filter(|r| r.is_chat()).map(|r| r.body).collect()
+        self.recorded()
+            .into_iter()
+            .filter(|r| r.is_chat())
+            .map(|r| r.body)
+            .collect()
     }
 
     pub fn last_request(&self) -> Option<Value> {
@@ -700,7 +767,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         tokio::spawn(serve_connection(stream, shared.clone()));
     }
@@ -715,7 +784,10 @@ struct Request {
 
 impl Request {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -773,7 +845,12 @@ async fn read_request(
         .filter_map(|line| line.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
 
     let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         let mut body = Vec::new();
@@ -804,7 +881,9 @@ async fn read_request(
             buf.drain(..size + 2);
         }
     } else {
-        let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let length: usize = header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         while buf.len() < length {
             if !fill(stream, buf).await? {
                 return Ok(None);
@@ -812,7 +891,12 @@ async fn read_request(
         }
         buf.drain(..length).collect()
     };
-    Ok(Some(Request { method, path, headers, body }))
+    Ok(Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    }))
 }
 
 /// Answers one request; returns whether the connection stays open.
@@ -852,12 +936,22 @@ async fn respond(
     let request_json = match parsed {
         Ok(value) => value,
         Err(e) => {
-            let body = error_body(400, &format!("invalid JSON body: {e}"), "invalid_request_error", "");
+            let body = error_body(
+                400,
+                &format!("invalid JSON body: {e}"),
+                "invalid_request_error",
+                "",
+            );
             return write_json(stream, 400, &body, true).await;
         }
     };
     if !request_json.get("messages").is_some_and(Value::is_array) {
-        let body = error_body(400, "Expected 'messages' to be an array", "invalid_request_error", "");
+        let body = error_body(
+            400,
+            "Expected 'messages' to be an array",
+            "invalid_request_error",
+            "",
+        );
         return write_json(stream, 400, &body, true).await;
     }
     let number = shared.chats.fetch_add(1, Ordering::Relaxed) as usize + 1;
@@ -868,7 +962,11 @@ async fn respond(
     let ctx = AnswerCtx::new(&reply, &request_json, &shared.model);
     match &reply.kind {
         Kind::HttpError { status, body } => write_json(stream, *status, body, true).await,
-        Kind::Raw { status, content_type, body } => {
+        Kind::Raw {
+            status,
+            content_type,
+            body,
+        } => {
             let head = format!(
                 "HTTP/1.1 {status} {}\r\nServer: llama.cpp\r\nAccess-Control-Allow-Origin: \r\n\
                  Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -895,7 +993,10 @@ async fn respond(
                 };
                 write_json(stream, 200, &body, false).await
             } else {
-                let events = ctx.stream_events(turn).into_iter().map(|p| format!("data: {p}\n\n"));
+                let events = ctx
+                    .stream_events(turn)
+                    .into_iter()
+                    .map(|p| format!("data: {p}\n\n"));
                 write_sse(stream, &reply, events.collect()).await
             }
         }
@@ -939,7 +1040,11 @@ async fn write_json(
     body: &str,
     close: bool,
 ) -> std::io::Result<bool> {
-    let connection = if close { "Connection: close" } else { "Keep-Alive: timeout=5, max=100" };
+    let connection = if close {
+        "Connection: close"
+    } else {
+        "Keep-Alive: timeout=5, max=100"
+    };
     let head = format!(
         "HTTP/1.1 {status} {}\r\nServer: llama.cpp\r\nAccess-Control-Allow-Origin: \r\n\
          Content-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\n{connection}\r\n\r\n",
@@ -1027,8 +1132,14 @@ static ID_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// `chatcmpl-` and 32 letters/digits, like llama-server's ids (unique, not cryptographic).
 fn completion_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
-    let mut x = nanos ^ (ID_COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    let mut x = nanos
+        ^ (ID_COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut id = String::from("chatcmpl-");
     for _ in 0..32 {
         // xorshift64*
@@ -1044,10 +1155,15 @@ fn completion_id() -> String {
 impl AnswerCtx {
     fn new(reply: &Reply, request: &Value, model: &str) -> Self {
         let (id, created) = reply.identity.clone().unwrap_or_else(|| {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
             (completion_id(), now.as_secs())
         });
-        let prompt_chars: usize = messages(request).iter().map(|m| message_text(m).len()).sum();
+        let prompt_chars: usize = messages(request)
+            .iter()
+            .map(|m| message_text(m).len())
+            .sum();
         Self {
             id,
             created,
@@ -1066,7 +1182,11 @@ impl AnswerCtx {
 
     fn finish_reason(&self, turn: &Turn) -> String {
         self.finish_reason.clone().unwrap_or_else(|| {
-            if turn.calls.is_empty() { "stop".into() } else { "tool_calls".into() }
+            if turn.calls.is_empty() {
+                "stop".into()
+            } else {
+                "tool_calls".into()
+            }
         })
     }
 
@@ -1074,7 +1194,11 @@ impl AnswerCtx {
         self.usage.unwrap_or_else(|| {
             let pieces = turn.reasoning.len()
                 + turn.content.len()
-                + turn.calls.iter().map(|c| 1 + arg_pieces(&c.arguments).len()).sum::<usize>();
+                + turn
+                    .calls
+                    .iter()
+                    .map(|c| 1 + arg_pieces(&c.arguments).len())
+                    .sum::<usize>();
             (self.prompt_tokens, pieces.max(1) as u64)
         })
     }
@@ -1086,15 +1210,19 @@ impl AnswerCtx {
             completion_tokens: completion,
             prompt_tokens: prompt,
             total_tokens: prompt + completion,
-            prompt_tokens_details: CachedOut { cached_tokens: cached },
+            prompt_tokens_details: CachedOut {
+                cached_tokens: cached,
+            },
         };
         serde_json::to_string(&usage).unwrap_or_default()
     }
 
     fn timings_json(&self, turn: &Turn) -> String {
         let (prompt, completion) = self.tokens(turn);
-        let timings =
-            self.timings.clone().unwrap_or_else(|| ScriptTimings::for_tokens(prompt, completion));
+        let timings = self
+            .timings
+            .clone()
+            .unwrap_or_else(|| ScriptTimings::for_tokens(prompt, completion));
         serde_json::to_string(&timings).unwrap_or_default()
     }
 
@@ -1110,7 +1238,10 @@ impl AnswerCtx {
     }
 
     fn delta_chunk(&self, delta: &str) -> String {
-        self.chunk(&format!(r#"[{{"finish_reason":null,"index":0,"delta":{delta}}}]"#), "")
+        self.chunk(
+            &format!(r#"[{{"finish_reason":null,"index":0,"delta":{delta}}}]"#),
+            "",
+        )
     }
 
     /// The data payloads of a streamed answer, `[DONE]` included.
@@ -1148,11 +1279,17 @@ impl AnswerCtx {
         );
         if self.include_usage {
             out.push(self.chunk(&finish, ""));
-            let tail =
-                format!(r#","usage":{},"timings":{}"#, self.usage_json(turn), self.timings_json(turn));
+            let tail = format!(
+                r#","usage":{},"timings":{}"#,
+                self.usage_json(turn),
+                self.timings_json(turn)
+            );
             out.push(self.chunk("[]", &tail));
         } else {
-            out.push(self.chunk(&finish, &format!(r#","timings":{}"#, self.timings_json(turn))));
+            out.push(self.chunk(
+                &finish,
+                &format!(r#","timings":{}"#, self.timings_json(turn)),
+            ));
         }
         if self.send_done {
             out.push("[DONE]".into());
@@ -1165,7 +1302,10 @@ impl AnswerCtx {
         let content: String = turn.content.concat();
         let mut message = format!(r#"{{"role":"assistant","content":{}"#, js(&content));
         if !turn.reasoning.is_empty() {
-            message.push_str(&format!(r#","reasoning_content":{}"#, js(&turn.reasoning.concat())));
+            message.push_str(&format!(
+                r#","reasoning_content":{}"#,
+                js(&turn.reasoning.concat())
+            ));
         }
         if !turn.calls.is_empty() {
             let calls: Vec<String> = turn
