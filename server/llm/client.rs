@@ -407,6 +407,24 @@ mod tests {
         assert_eq!(client.url("models"), "http://127.0.0.1:8080/v1/models");
     }
 
+    /// Chat and engine code spawn these futures and send errors across threads.
+    #[test]
+    fn futures_and_errors_are_send() {
+        fn is_send<T: Send>(_: &T) {}
+        fn is_send_sync<T: Send + Sync + 'static>() {}
+        is_send_sync::<LlmError>();
+        is_send_sync::<LlmClient>();
+        let client = LlmClient::new(LlmEndpoint::new("http://127.0.0.1:9/v1", "m")).expect("valid");
+        let (req, cancel) = (ChatRequest::default(), CancelToken::new());
+        let mut on_event = |_: StreamEvent| {};
+        let chat = client.stream_chat(&req, &cancel, &mut on_event);
+        is_send(&chat);
+        let text = client.complete_text(Vec::new());
+        is_send(&text);
+        let models = client.list_models();
+        is_send(&models);
+    }
+
     #[test]
     fn loopback_hosts() {
         let check = |u: &str| is_loopback(&reqwest::Url::parse(u).expect("url"));

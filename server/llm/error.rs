@@ -264,10 +264,10 @@ fn short_reason(error: &reqwest::Error) -> String {
     let mut innermost: &dyn std::error::Error = error;
     let mut current: Option<&dyn std::error::Error> = Some(error);
     while let Some(e) = current {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(text) = io_kind_text(io.kind()) {
-                return text.to_owned();
-            }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(text) = io_kind_text(io.kind())
+        {
+            return text.to_owned();
         }
         innermost = e;
         current = e.source();

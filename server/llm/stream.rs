@@ -195,15 +195,15 @@ impl Assembler {
         self.last_index = Some(index);
         let call = self.calls.entry(index).or_default();
         // id and name come from the first delta that has them; some servers repeat them later.
-        if call.id.is_empty() {
-            if let Some(id) = id {
-                call.id = id;
-            }
+        if call.id.is_empty()
+            && let Some(id) = id
+        {
+            call.id = id;
         }
-        if call.name.is_empty() {
-            if let Some(name) = function.name.filter(|n| !n.is_empty()) {
-                call.name = name;
-            }
+        if call.name.is_empty()
+            && let Some(name) = function.name.filter(|n| !n.is_empty())
+        {
+            call.name = name;
         }
         if !call.announced && !call.name.is_empty() {
             call.announced = true;
@@ -333,9 +333,10 @@ pub(crate) struct Limits {
 
 /// Reads an SSE body to the end and assembles the answer.
 ///
-/// `first_byte_seen` says whether the answer has already started (e.g. a body was already
-/// partly read); normally false. The idle timer runs on raw bytes, not on whole events, so a
-/// server's keep-alive comments (`: ping`) keep a slow stream alive.
+/// Until the first byte arrives only the request deadline applies (prompt processing of a long
+/// prompt on a CPU can take minutes); after it, also the idle timeout. The idle timer runs on
+/// raw bytes, not on whole events, so a server's keep-alive comments (`: ping`) keep a slow
+/// stream alive.
 pub(crate) async fn read_sse<S, B, E>(
     bytes: S,
     url: &str,

@@ -53,6 +53,13 @@ impl AuditStore {
                     ])
                     .map_err(self.err(what))?;
             }
+            if inserted > 0 {
+                tx.prepare_cached(
+                    "UPDATE runs SET event_count = event_count + ?2 WHERE run_id = ?1",
+                )
+                .and_then(|mut s| s.execute(rusqlite::params![run_id.as_str(), inserted as i64]))
+                .map_err(self.err(what))?;
+            }
             Ok(inserted)
         })
     }
@@ -97,12 +104,13 @@ impl AuditStore {
         Ok(out)
     }
 
-    /// How many events of the run are stored.
+    /// How many events of the run are stored (0 for an unknown run). Read from the counter
+    /// that ingest keeps in `runs`: `count(*)` would scan the run's events (~0.3 s at 1M).
     pub fn event_count(&self, run_id: &RunId) -> Result<u64, StoreError> {
         let what = "counting events";
         let n: i64 = self
             .conn
-            .prepare_cached("SELECT count(*) FROM events WHERE run_id = ?1")
+            .prepare_cached("SELECT coalesce(max(event_count), 0) FROM runs WHERE run_id = ?1")
             .and_then(|mut s| s.query_row([run_id.as_str()], |r| r.get(0)))
             .map_err(self.err(what))?;
         u64::try_from(n).map_err(|_| StoreError::BadRow {

@@ -29,7 +29,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         head_sha     TEXT NOT NULL,
         branch       TEXT NOT NULL,
         error        TEXT,
-        payload_json TEXT NOT NULL
+        payload_json TEXT NOT NULL,
+        -- Rows in `events` for this run, kept by `ingest_events` in the same transaction, so
+        -- `event_count` is one lookup instead of a scan of the run's events.
+        event_count  INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX runs_by_started ON runs(started_at, run_id);
     CREATE INDEX runs_by_repo ON runs(repo_root, started_at, run_id);
@@ -125,7 +128,8 @@ fn switch_to_wal(conn: &Connection) -> rusqlite::Result<String> {
         match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
             Ok(mode) => return Ok(mode),
             Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }

@@ -642,7 +642,7 @@ async fn a_server_that_ignores_stream_still_works() {
     let server = ScriptedLlm::start(
         Reply::text(&["Whole ", "answer"])
             .with_tool_calls([("c1", "readFile", r#"{"path":"a"}"#)])
-            .as_json(),
+            .non_streamed(),
     );
     let (result, events) = chat_with(&server, &request()).await;
     let outcome = result.expect("answer");

@@ -2,6 +2,8 @@
 
 mod support;
 
+mod arch;
+
 mod engine_audit;
 mod engine_bad_input;
 mod engine_failures;

@@ -43,7 +43,7 @@ fn event(idx: u64) -> Event {
         idx,
         ts: format!("2026-11-25T10:10:{:02}.{:03}Z", idx / 1000 % 60, idx % 1000),
         kind: "tool_finished".into(),
-        payload: json!({"tool": "ruff", "file": format!("src/m{idx}.py"), "ok": idx % 2 == 0,
+        payload: json!({"tool": "ruff", "file": format!("src/m{idx}.py"), "ok": idx.is_multiple_of(2),
                         "nested": {"f": 1.5, "list": [1, null, "x"]}}),
     }
 }
@@ -263,6 +263,15 @@ fn events_ingest_idempotently_and_cursor_pages_are_contiguous() {
     assert_eq!(store.ingest_events(&other.run_id, &events[..5]).unwrap(), 5);
     assert_eq!(store.event_count(&r.run_id).unwrap(), 300);
     assert_eq!(store.event_count(&other.run_id).unwrap(), 5);
+    assert_eq!(store.event_count(&run_id(77)).unwrap(), 0, "unknown run");
+    let stored: i64 = raw(store.path())
+        .query_row(
+            "SELECT count(*) FROM events WHERE run_id = ?1",
+            [r.run_id.as_str()],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 300, "the kept counter matches the rows");
 
     let mut cursor = 0;
     let mut seen = Vec::new();
@@ -385,7 +394,7 @@ fn grants_are_appended_and_listed_newest_first_per_repository() {
         scope: scope.into(),
         tool_class: "write".into(),
         tool: "writeFile".into(),
-        path: (n % 2 == 0).then(|| format!("src/f{n}.py")),
+        path: n.is_multiple_of(2).then(|| format!("src/f{n}.py")),
         session_id: Some("s-1".into()),
     };
     let records = [

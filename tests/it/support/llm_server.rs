@@ -18,6 +18,19 @@
 //! llama-server puts them, and a real broken connection for [`Reply::cut_mid_call`]. It runs on
 //! its own thread with its own runtime, so sync tests can use it as well as `#[tokio::test]`s.
 //! Dropping the [`ScriptedLlm`] stops it.
+//!
+//! ```ignore
+//! use crate::support::llm_server::{self, Reply, Script, ScriptedLlm};
+//! let server = ScriptedLlm::start(
+//!     Script::new()
+//!         .when(llm_server::has_tools, Reply::tools_unsupported()) // every request with tools
+//!         .reply(Reply::text(&["Let me ", "look."]).with_tool_calls([("call_1", "readFile", r#"{"path":"a.rs"}"#)]))
+//!         .reply(Reply::text(&["Done."]).delay(50)),
+//! );
+//! let client = noctune::llm::LlmClient::new(server.endpoint())?; // base_url() ends in /v1
+//! // ... run the code under test ...
+//! assert_eq!(server.requests()[1]["messages"][2]["role"], "tool");
+//! ```
 
 #![allow(dead_code)] // a library for many test files; each uses a part of it
 
@@ -59,7 +72,7 @@ pub struct Reply {
     usage: Option<(u64, u64)>,
     timings: Option<ScriptTimings>,
     identity: Option<(String, u64)>,
-    as_json: bool,
+    non_streamed: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -180,7 +193,7 @@ impl Reply {
             usage: None,
             timings: None,
             identity: None,
-            as_json: false,
+            non_streamed: false,
         }
     }
 
@@ -409,8 +422,8 @@ impl Reply {
 
     /// Answers with one `chat.completion` JSON object even when the request asks for a stream
     /// (servers that ignore `stream`).
-    pub fn as_json(mut self) -> Self {
-        self.as_json = true;
+    pub fn non_streamed(mut self) -> Self {
+        self.non_streamed = true;
         self
     }
 }
@@ -768,6 +781,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // e.g. out of file descriptors: back off instead of spinning
+            tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -799,10 +814,10 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
         let client_closes = request
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let keep = match respond(&mut stream, &shared, request).await {
-            Ok(keep) => keep,
-            Err(_) => false,
-        };
+        // A write error means the client went away (cancelled, timed out): just stop.
+        let keep = respond(&mut stream, &shared, request)
+            .await
+            .unwrap_or_default();
         if !keep || client_closes {
             break;
         }
@@ -982,7 +997,7 @@ async fn respond(
             write_sse(stream, &reply, events).await
         }
         Kind::Turn(turn) => {
-            if reply.as_json || !is_streaming(&request_json) {
+            if reply.non_streamed || !is_streaming(&request_json) {
                 if reply.cut_after.is_some() {
                     return Ok(false); // dropped before any answer
                 }
@@ -1082,10 +1097,10 @@ async fn write_sse(
         let chunk = format!("{:x}\r\n{event}\r\n", event.len());
         stream.write_all(chunk.as_bytes()).await?;
         stream.flush().await?;
-        if let Some((after, pause)) = reply.stall {
-            if after == i + 1 {
-                tokio::time::sleep(pause).await;
-            }
+        if let Some((after, pause)) = reply.stall
+            && after == i + 1
+        {
+            tokio::time::sleep(pause).await;
         }
     }
     if reply.cut_after.is_some_and(|n| n >= events.len()) {
