@@ -2,7 +2,7 @@
 
 use crate::core::{Decision, Event, RunRecord, RunStatus};
 use crate::engine::api::{StartRequest, Started};
-use crate::engine::events::read_events;
+use crate::engine::events::EventTail;
 use crate::studio::Studio;
 use anyhow::Context;
 use serde_json::json;
@@ -84,12 +84,10 @@ fn follow_started(studio: &Studio, mut started: Started, detach: bool, json: boo
         println!("run {run_id}: pack {} on {} (branch {})", started.record.pack, started.record.repo_root, started.record.branch);
         println!("  events: noctune events {run_id} --follow    stop: noctune stop {run_id}");
     }
-    let paths = started.paths.clone();
-    let mut cursor = 0u64;
+    let mut tail = EventTail::new(&started.paths);
     let rec = studio.supervise(&mut started, || {
-        if let Ok(evs) = read_events(&paths, cursor, usize::MAX) {
+        if let Ok(evs) = tail.poll() {
             for ev in evs {
-                cursor = ev.idx + 1;
                 if json {
                     let _ = print_json(&ev);
                 } else if let Some(line) = progress_line(&ev) {

@@ -366,6 +366,8 @@ pub fn decide(
         }
         return Err(e.into());
     }
+    // The decision's approval must be in the DB first (a worker's ingest may have failed).
+    store.upsert_approval(req)?;
     store.record_decision(&paths.run_id, &d)?;
     Ok(d)
 }

@@ -11,11 +11,14 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 
 pub struct EventLog {
     paths: RunPaths,
+    /// (file length after our last append, next idx): lets the worker skip re-reading the
+    /// tail when nobody else wrote in between, which is the common case.
+    cache: std::sync::Mutex<Option<(u64, u64)>>,
 }
 
 impl EventLog {
     pub fn new(paths: &RunPaths) -> EventLog {
-        EventLog { paths: paths.clone() }
+        EventLog { paths: paths.clone(), cache: std::sync::Mutex::new(None) }
     }
 
     /// Appends one event and returns it with its index.
@@ -27,12 +30,18 @@ impl EventLog {
         let path = self.paths.events();
         let mut f = File::options().create(true).append(true).read(true).open(&path)?;
         f.lock()?;
-        let idx = next_idx(&mut f)?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let len = f.metadata()?.len();
+        let idx = match *cache {
+            Some((end, next)) if end == len => next,
+            _ => next_idx(&mut f)?,
+        };
         let ev = Event { idx, ts: time::now_rfc3339(), kind: kind.to_string(), payload };
         let mut line = serde_json::to_vec(&ev).map_err(std::io::Error::other)?;
         line.push(b'\n');
         f.write_all(&line)?;
         f.flush()?;
+        *cache = Some((len + line.len() as u64, idx + 1));
         let _ = f.unlock();
         Ok(ev)
     }
@@ -92,4 +101,34 @@ fn next_idx(f: &mut File) -> std::io::Result<u64> {
         }
     }
     Ok(n)
+}
+
+/// Follows `events.jsonl` from a byte offset, so a watcher reads each line once.
+pub struct EventTail {
+    path: std::path::PathBuf,
+    offset: u64,
+}
+
+impl EventTail {
+    pub fn new(paths: &RunPaths) -> EventTail {
+        EventTail { path: paths.events(), offset: 0 }
+    }
+
+    /// Complete lines appended since the last call.
+    pub fn poll(&mut self) -> std::io::Result<Vec<Event>> {
+        let mut f = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        f.seek(SeekFrom::Start(self.offset))?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)?;
+        let Some(last_nl) = buf.iter().rposition(|b| *b == b'\n') else { return Ok(Vec::new()) };
+        self.offset += last_nl as u64 + 1;
+        Ok(buf[..last_nl]
+            .split(|b| *b == b'\n')
+            .filter_map(|l| serde_json::from_slice::<Event>(l).ok())
+            .collect())
+    }
 }

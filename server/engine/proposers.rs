@@ -35,40 +35,46 @@ fn command(ctx: &mut RunCtx, tool_names: &[String], only: Option<&[String]>) -> 
         }
     }
     let changed = crate::git::changed_files(&ctx.wt).map_err(Halt::from_display)?;
+    let changed: Vec<String> = match only {
+        Some(only) => changed.into_iter().filter(|p| only.contains(p)).collect(),
+        None => changed,
+    };
+    // Gate: a fixer's output must still parse (checked on disk, in one batch, before restoring).
+    let py: Vec<String> = changed.iter().filter(|p| p.ends_with(".py")).cloned().collect();
+    let parse_errors = match gates::ruff_parse_errors(&ctx.worktree_path(), &py) {
+        Ok(errors) => errors,
+        Err(gates::GateUnavailable::Missing(why)) => {
+            ctx.emit(EventKind::Log, json!({"level": "warn", "message": format!("parse gate skipped: {why}")}))?;
+            BTreeMap::new()
+        }
+    };
     let mut proposals = Vec::new();
-    let mut py = BTreeMap::new();
-    for path in changed {
-        if let Some(only) = only {
-            if !only.contains(&path) {
-                continue;
+    let wt_root = ctx.worktree_path();
+    for path in &changed {
+        let before = crate::git::head_blob(&ctx.wt, path).map_err(Halt::from_display)?;
+        let after = std::fs::read(wt_root.join(path));
+        // Roll the worktree back by hand: we hold the pre-image already, and a forced checkout
+        // of hundreds of paths costs more than writing them.
+        match &before {
+            Some(b) => crate::util::fsx::write_atomic_unsynced(&wt_root.join(path), b)?,
+            None => {
+                let _ = std::fs::remove_file(wt_root.join(path));
             }
         }
-        let before = crate::git::head_blob(&ctx.wt, &path).map_err(Halt::from_display)?.unwrap_or_default();
-        let Ok(after) = std::fs::read(ctx.worktree_path().join(&path)) else {
+        let Ok(after) = after else {
             ctx.emit(EventKind::EditDropped, json!({"file": path, "reason": "the tool deleted the file; deletions are not proposed"}))?;
             continue;
         };
-        let (before, after) = (String::from_utf8_lossy(&before).into_owned(), String::from_utf8_lossy(&after).into_owned());
+        if let Some(err) = parse_errors.get(path) {
+            ctx.emit(EventKind::EditDropped, json!({"file": path, "reason": format!("does not parse after the fixer: {err}"), "gate": "parse"}))?;
+            continue;
+        }
+        let before = String::from_utf8_lossy(&before.unwrap_or_default()).into_owned();
+        let after = String::from_utf8_lossy(&after).into_owned();
         if before == after {
             continue;
         }
-        if path.ends_with(".py") {
-            py.insert(path.clone(), after.clone());
-        }
-        proposals.push(Proposal { file_path: path, symbol: String::new(), before, after, source: ProposalSource::Command, major_bump: false });
-    }
-    crate::git::restore_to_head(&ctx.wt).map_err(Halt::from_display)?;
-    // Gate: a fixer's output must still parse.
-    match gates::python_parse_errors(&py) {
-        Ok(errors) => {
-            for (path, err) in &errors {
-                ctx.emit(EventKind::EditDropped, json!({"file": path, "reason": format!("does not parse after the fixer: {err}"), "gate": "parse"}))?;
-            }
-            proposals.retain(|p| !errors.contains_key(&p.file_path));
-        }
-        Err(gates::GateUnavailable::Missing(why)) => {
-            ctx.emit(EventKind::Log, json!({"level": "warn", "message": format!("parse gate skipped: {why}")}))?;
-        }
+        proposals.push(Proposal { file_path: path.clone(), symbol: String::new(), before, after, source: ProposalSource::Command, major_bump: false });
     }
     for p in &proposals {
         ctx.emit(EventKind::EditProposed, json!({"file": p.file_path, "source": "command"}))?;

@@ -53,6 +53,7 @@ pub struct RunCtx {
     pub store: AuditStore,
     events: EventLog,
     pending_db: Vec<Event>,
+    pending_approvals: Vec<ApprovalRequest>,
     globs: GlobSet,
     tool_seq: u32,
     runtime: Option<tokio::runtime::Runtime>,
@@ -98,6 +99,12 @@ impl RunCtx {
     /// Sends buffered events to the audit DB. A DB failure is logged, never fatal: the files
     /// are the source of truth and the end-of-run ingest retries.
     pub fn flush_db(&mut self) {
+        if !self.pending_approvals.is_empty() {
+            if let Err(e) = self.store.upsert_approvals(&self.pending_approvals) {
+                tracing::warn!("audit DB approval ingest failed (will retry at run end): {e}");
+            }
+            self.pending_approvals.clear();
+        }
         if self.pending_db.is_empty() {
             return;
         }
@@ -256,7 +263,9 @@ pub fn run_worker(run_dir: &Path) -> anyhow::Result<()> {
 
     let pid = std::process::id();
     let started = super::process::start_time(pid);
-    let resumed = rec.status == RunStatus::Queued && rec.worker_pid.is_some();
+    let resumed = super::events::read_events(&paths, 0, usize::MAX)
+        .map(|evs| evs.iter().any(|e| e.kind == EventKind::RunStarted.as_str()))
+        .unwrap_or(false);
     let rec = runfile::update(&paths, |r| {
         r.worker_pid = Some(pid);
         r.worker_start_time = started;
@@ -311,9 +320,11 @@ fn setup(paths: &RunPaths, rec: &RunRecord, store: AuditStore, events: EventLog)
         .cloned()
         .ok_or_else(|| Halt::Fail(format!("model profile {:?} is not defined", rec.profile)))?;
     let globs = compile_globs(&pack.allowed_globs).map_err(Halt::Fail)?;
+    let t = std::time::Instant::now();
     let repo = crate::git::open_repo(&repo_root).map_err(Halt::from_display)?;
     let wt = crate::git::ensure_worktree(&repo, rec.run_id.as_str(), &paths.worktree(), &rec.branch)
         .map_err(Halt::from_display)?;
+    tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "worktree ready");
     Ok(RunCtx {
         paths: paths.clone(),
         cfg,
@@ -323,6 +334,7 @@ fn setup(paths: &RunPaths, rec: &RunRecord, store: AuditStore, events: EventLog)
         store,
         events,
         pending_db: Vec::new(),
+        pending_approvals: Vec::new(),
         globs,
         tool_seq: 0,
         runtime: None,
@@ -332,7 +344,9 @@ fn setup(paths: &RunPaths, rec: &RunRecord, store: AuditStore, events: EventLog)
 fn execute(ctx: &mut RunCtx) -> Result<(), Halt> {
     // Whatever an interrupted worker left half-applied is undone: the worktree starts at the
     // branch's last commit, so recorded patchsets can be re-applied cleanly.
-    crate::git::restore_to_head(&ctx.wt).map_err(Halt::from_display)?;
+    let t = std::time::Instant::now();
+    crate::git::ensure_clean(&ctx.wt).map_err(Halt::from_display)?;
+    tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "worktree checked clean");
     ctx.emit(EventKind::WorktreeReady, json!({"path": ctx.worktree_path().display().to_string()}))?;
     ctx.check_stop()?;
     if !ctx.paths.proposals_done().exists() {
@@ -345,6 +359,7 @@ fn execute(ctx: &mut RunCtx) -> Result<(), Halt> {
                 ids.push(id);
             }
         }
+        fsx::sync_filesystem(&ctx.paths.approvals_dir())?;
         fsx::write_json_atomic(&ctx.paths.proposals_done(), &json!({"approval_ids": ids, "at": time::now_rfc3339()}))?;
     }
     loop {
@@ -391,11 +406,10 @@ fn police_and_record(ctx: &mut RunCtx, p: Proposal) -> Result<Option<String>, Ha
     };
     let path = ctx.paths.approval(id.as_str());
     if !path.exists() {
-        fsx::write_json_atomic(&path, &req)?;
+        // Made durable in one go (`sync_filesystem`) before the proposals are marked done.
+        fsx::write_atomic_unsynced(&path, &fsx::json_bytes(&req)?)?;
     }
-    if let Err(e) = ctx.store.upsert_approval(&req) {
-        tracing::warn!("audit DB approval ingest failed: {e}");
-    }
+    ctx.pending_approvals.push(req.clone());
     if auto {
         ctx.emit(EventKind::AutoApproved, json!({"approval_id": id, "file": req.file_path, "risk_score": risk, "lines": req.lines_changed}))?;
     } else {
@@ -446,11 +460,13 @@ fn announced_decisions(ctx: &RunCtx) -> BTreeSet<String> {
 
 fn wait_for_decisions(ctx: &mut RunCtx) -> Result<(), Halt> {
     let mut announced = announced_decisions(ctx);
+    let reqs = load_requests(&ctx.paths)?;
+    // Only the pending ones are polled; a decision file appears once and never changes.
+    let mut pending: Vec<&ApprovalRequest> = reqs.iter().filter(|r| !r.auto_approved).collect();
     let mut waiting = false;
     loop {
-        let reqs = load_requests(&ctx.paths)?;
-        let mut pending = 0;
-        for r in reqs.iter().filter(|r| !r.auto_approved) {
+        let mut still = Vec::with_capacity(pending.len());
+        for r in pending {
             match load_decision(&ctx.paths, r.approval_id.as_str()) {
                 Some(d) => {
                     if announced.insert(r.approval_id.to_string()) {
@@ -461,10 +477,11 @@ fn wait_for_decisions(ctx: &mut RunCtx) -> Result<(), Halt> {
                         )?;
                     }
                 }
-                None => pending += 1,
+                None => still.push(r),
             }
         }
-        if pending == 0 {
+        pending = still;
+        if pending.is_empty() {
             if waiting {
                 ctx.set_status(RunStatus::Running, None)?;
             }
@@ -548,8 +565,8 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
             continue;
         }
         ctx.check_stop()?;
-        let ids = plan.patchsets[i].approval_ids.clone();
-        let edits: Vec<&ApprovedEdit> = approved.iter().filter(|e| ids.iter().any(|id| id == e.approval_id().as_str())).collect();
+        let ids: BTreeSet<&str> = plan.patchsets[i].approval_ids.iter().map(String::as_str).collect();
+        let edits: Vec<&ApprovedEdit> = approved.iter().filter(|e| ids.contains(e.approval_id().as_str())).collect();
         // An approval is bound to its pre-image: a file that changed since is re-proposed.
         let mut stale = Vec::new();
         for e in &edits {
@@ -566,6 +583,7 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
             for p in fresh_props {
                 police_and_record(ctx, p)?;
             }
+            fsx::sync_filesystem(&ctx.paths.approvals_dir())?;
             plan.patchsets[i].status = "failed".into();
             plan.patchsets[i].reason = Some(format!("stale pre-image: {} re-proposed", stale.join(", ")));
             fsx::write_json_atomic(&ctx.paths.patchsets(), &plan)?;
@@ -574,8 +592,9 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
         }
         let files: Vec<String> = edits.iter().map(|e| e.proposal().file_path.clone()).collect();
         for e in &edits {
+            // The commit is the durable record; a crash before it is undone by restore_to_head.
             let target = ctx.worktree_path().join(&e.proposal().file_path);
-            fsx::write_atomic(&target, e.proposal().after.as_bytes())?;
+            fsx::write_atomic_unsynced(&target, e.proposal().after.as_bytes())?;
         }
         ctx.emit(EventKind::PatchsetApplied, json!({"n": i + 1, "of": total, "files": files}))?;
         let mut failure = None;

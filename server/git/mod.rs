@@ -143,6 +143,38 @@ pub fn restore_to_head(wt: &Repository) -> Result<()> {
     Ok(())
 }
 
+/// Restores just `paths` to HEAD (files HEAD lacks are removed): the cheap rollback when the
+/// caller knows what changed.
+pub fn restore_paths(wt: &Repository, paths: &[String]) -> Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let workdir = wt.workdir().ok_or_else(|| GitError::NotARepo(wt.path().to_path_buf()))?.to_path_buf();
+    let tree = wt.head().and_then(|h| h.peel_to_tree()).map_err(ctx("HEAD tree"))?;
+    let mut cb = git2::build::CheckoutBuilder::new();
+    cb.force().disable_pathspec_match(true);
+    let mut any_tracked = false;
+    for p in paths {
+        if tree.get_path(Path::new(p)).is_ok() {
+            cb.path(p);
+            any_tracked = true;
+        } else {
+            let _ = std::fs::remove_file(workdir.join(p));
+        }
+    }
+    if any_tracked {
+        wt.checkout_head(Some(&mut cb)).map_err(ctx("restore files to HEAD"))?;
+    }
+    Ok(())
+}
+
+/// Restores the working tree to HEAD only if something differs (a status scan is much
+/// cheaper than a forced checkout of every file).
+pub fn ensure_clean(wt: &Repository) -> Result<()> {
+    let dirty = changed_files(wt)?;
+    if dirty.is_empty() { Ok(()) } else { restore_to_head(wt) }
+}
+
 /// Stages `paths` (added, modified or deleted) and commits them on the worktree's branch.
 pub fn commit_paths(wt: &Repository, paths: &[String], message: &str) -> Result<String> {
     let mut idx = wt.index().map_err(ctx("index"))?;

@@ -24,23 +24,40 @@ impl AuditStore {
     /// `synchronous=NORMAL`: the request is re-ingested from its file, and the decision that
     /// follows it is durable and syncs the WAL up to and including this row.
     pub fn upsert_approval(&self, req: &ApprovalRequest) -> Result<(), StoreError> {
+        self.upsert_approvals(std::slice::from_ref(req))
+    }
+
+    /// Records many approval requests in one transaction (a run proposes them in batches).
+    pub fn upsert_approvals(&self, reqs: &[ApprovalRequest]) -> Result<(), StoreError> {
         let what = "recording an approval request";
-        let payload = self.encode("approval request", req)?;
+        if reqs.is_empty() {
+            return Ok(());
+        }
+        let payloads = reqs
+            .iter()
+            .map(|r| self.encode("approval request", r))
+            .collect::<Result<Vec<_>, _>>()?;
         self.write(Durability::Normal, what, |tx| {
-            self.require_run(tx, req.run_id.as_str(), what)?;
+            let mut checked_run: Option<&str> = None;
             let mut stmt = tx.prepare_cached(UPSERT_APPROVAL).map_err(self.err(what))?;
-            stmt.execute(rusqlite::params![
-                req.run_id.as_str(),
-                req.approval_id.as_str(),
-                req.created_at,
-                req.file_path,
-                req.symbol,
-                req.risk_score,
-                req.reason,
-                req.diff,
-                payload,
-            ])
-            .map_err(self.err(what))?;
+            for (req, payload) in reqs.iter().zip(&payloads) {
+                if checked_run != Some(req.run_id.as_str()) {
+                    self.require_run(tx, req.run_id.as_str(), what)?;
+                    checked_run = Some(req.run_id.as_str());
+                }
+                stmt.execute(rusqlite::params![
+                    req.run_id.as_str(),
+                    req.approval_id.as_str(),
+                    req.created_at,
+                    req.file_path,
+                    req.symbol,
+                    req.risk_score,
+                    req.reason,
+                    req.diff,
+                    payload,
+                ])
+                .map_err(self.err(what))?;
+            }
             Ok(())
         })
     }
