@@ -1,0 +1,10 @@
+//! Chat with a local model: sessions, the turn loop (streaming, native or prompt-based tool
+//! calling), the tool registry, the permission gate, backups.
+//!
+//! Invariant: no protocol types (LSP, HTTP, MCP). Surfaces drive chat through `studio/`,
+//! supplying a permission prompter, an optional `EditSink` and `BufferOverlay`.
+
+pub mod backups;
+pub mod permissions;
+pub mod tool;
+pub mod tools;

@@ -1,0 +1,4 @@
+//! The built-in chat tools.
+
+pub mod files;
+pub mod search;
