@@ -34,3 +34,70 @@ fn deps_bump_raises_pins_to_the_newest_non_major_versions_of_the_index() {
     // The user's files are untouched.
     assert!(repo.read("requirements.txt").contains("requests==2.31.0"));
 }
+
+/// The model rewrites whatever symbol it is shown, adding annotations; `clamp` always comes
+/// back broken (a missing colon), also when asked to repair it.
+fn typing_model() -> crate::support::llm_server::ScriptedLlm {
+    use crate::support::llm_server::{Reply, Script, ScriptedLlm, last_user_text};
+    ScriptedLlm::start(Script::new().fallback(|req| {
+        let text = last_user_text(req);
+        let code = if text.contains("does not parse") || text.contains("def clamp") {
+            "def clamp(x: int, lo: int, hi: int) -> int\n    return max(lo, min(hi, x))".to_string()
+        } else {
+            let start = text.find("```python\n").map(|i| i + 10).unwrap_or(0);
+            let end = text[start..].find("```").map(|i| start + i).unwrap_or(text.len());
+            let original = text[start..end].trim_end();
+            let mut lines: Vec<String> = original.lines().map(str::to_string).collect();
+            if let Some(sig) = lines.iter_mut().find(|l| l.starts_with("def ")) {
+                let open = sig.find('(').unwrap();
+                let close = sig.rfind(')').unwrap();
+                let params: Vec<String> = sig[open + 1..close].split(',').map(|p| format!("{}: float", p.trim())).collect();
+                *sig = format!("{}({}) -> float:", &sig[..open], params.join(", "));
+            }
+            lines.join("\n")
+        };
+        Reply::text(&["Here it is:\n```python\n", &code, "\n```\n"])
+    }))
+}
+
+#[test]
+fn typing_pass_rewrites_chosen_symbols_and_drops_a_reply_that_is_not_valid_code() {
+    let model = typing_model();
+    let cfg = "[policy_packs.typing_small]\nextends = \"typing_pass\"\nallowed_globs = [\"shapes/geometry.py\", \"shapes/util/helpers.py\"]\n";
+    let repo = FixtureRepo::new("pyproj", &[("noctune.toml", cfg)]);
+    let nt = Noctune::new();
+    let out = nt
+        .cmd()
+        .args(["run", "--repo", repo.path().to_str().unwrap(), "--pack", "typing_small", "--detach", "--json"])
+        .env("NOCTUNE_STUDIO_LLM_BASE_URL", model.base_url())
+        .output()
+        .unwrap();
+    let run_id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["run_id"].as_str().unwrap().to_string();
+    nt.wait_status(&run_id, "waiting_approval", 60);
+
+    let events = nt.events(&run_id);
+    let dropped = events.iter().find(|e| e["type"] == "edit_dropped").expect("edit_dropped");
+    assert_eq!(dropped["payload"]["file"], "shapes/util/helpers.py");
+    assert_eq!(dropped["payload"]["gate"], "parse");
+    assert!(dropped["payload"]["reason"].as_str().unwrap().contains("does not parse"), "{dropped:#}");
+    let skipped: Vec<_> = events.iter().filter(|e| e["type"] == "tool_skipped").collect();
+    assert!(skipped.is_empty(), "no checks run before approval: {skipped:#?}");
+
+    let approvals = nt.approvals(&run_id);
+    assert_eq!(approvals.len(), 1, "{approvals:#?}");
+    let a = &approvals[0];
+    assert_eq!(a["file_path"], "shapes/geometry.py");
+    assert_eq!(a["symbol"], "area, perimeter, circle_area");
+    assert_eq!(a["status"], "pending", "a model's rewrite of public functions needs a human");
+    nt.decide(&run_id, a["approval_id"].as_str().unwrap(), "approve", "types ok").ok();
+    let done = nt.wait_status(&run_id, "done", 60);
+    let branch = done["branch"].as_str().unwrap();
+    let geometry = repo.read_at(branch, "shapes/geometry.py");
+    assert!(geometry.contains("def area(w: float, h: float) -> float:"), "{geometry}");
+    assert!(geometry.contains("import os\nimport math\n"), "the rest of the file is kept byte for byte: {geometry}");
+    let events = nt.events(&run_id);
+    let mypy_skipped = events.iter().any(|e| e["type"] == "tool_skipped" && e["payload"]["tool"] == "mypy");
+    assert!(mypy_skipped, "mypy is a check of typing_pass but not in its tools_allowed");
+    // 3 symbols of geometry.py, plus clamp and its repair attempt.
+    assert_eq!(model.requests().len(), 5);
+}
