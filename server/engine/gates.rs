@@ -65,6 +65,36 @@ pub fn ruff_parse_errors(
     Ok(errors)
 }
 
+/// Ruff's findings per file (code → count) for files on disk, with the project's own ruff
+/// configuration: one batch run for many files.
+pub fn ruff_lint_counts(
+    dir: &std::path::Path,
+    files: &[String],
+) -> Result<BTreeMap<String, BTreeMap<String, usize>>, GateUnavailable> {
+    let mut out: BTreeMap<String, BTreeMap<String, usize>> = files.iter().map(|f| (f.clone(), BTreeMap::new())).collect();
+    if files.is_empty() {
+        return Ok(out);
+    }
+    let res = Command::new("ruff")
+        .args(["check", "--no-cache", "--no-fix", "--output-format", "json", "--exit-zero"])
+        .args(files)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| GateUnavailable::Missing(format!("ruff: {e}")))?;
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&res.stdout)
+        .map_err(|e| GateUnavailable::Missing(format!("ruff output: {e}")))?;
+    let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    for f in findings {
+        let file = f.get("filename").and_then(|v| v.as_str()).unwrap_or("");
+        let rel = std::path::Path::new(file).strip_prefix(&root).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| file.to_string());
+        let code = f.get("code").and_then(|c| c.as_str()).unwrap_or("syntax").to_string();
+        *out.entry(rel).or_default().entry(code).or_insert(0) += 1;
+    }
+    Ok(out)
+}
+
 /// Ruff's finding codes (with their count) for a source, as if it were at `path`.
 pub fn lint_codes(path: &str, source: &str) -> Result<BTreeMap<String, usize>, GateUnavailable> {
     let out = run_with_stdin(

@@ -48,6 +48,7 @@ fn command(ctx: &mut RunCtx, tool_names: &[String], only: Option<&[String]>) -> 
             BTreeMap::new()
         }
     };
+    let lint_after = gates::ruff_lint_counts(&ctx.worktree_path(), &py);
     let mut proposals = Vec::new();
     let wt_root = ctx.worktree_path();
     for path in &changed {
@@ -75,6 +76,26 @@ fn command(ctx: &mut RunCtx, tool_names: &[String], only: Option<&[String]>) -> 
             continue;
         }
         proposals.push(Proposal { file_path: path.clone(), symbol: String::new(), before, after, source: ProposalSource::Command, major_bump: false });
+    }
+    // Gate: the edit may not add lint findings (the project's ruff rules, before vs after;
+    // the worktree holds the pre-images again now).
+    let proposed_py: Vec<String> = proposals.iter().map(|p| p.file_path.clone()).filter(|p| p.ends_with(".py")).collect();
+    match (lint_after, gates::ruff_lint_counts(&wt_root, &proposed_py)) {
+        (Ok(after), Ok(before)) => {
+            let empty = BTreeMap::new();
+            let mut dropped = Vec::new();
+            for path in &proposed_py {
+                let new = gates::new_findings(before.get(path).unwrap_or(&empty), after.get(path).unwrap_or(&empty));
+                if !new.is_empty() {
+                    ctx.emit(EventKind::EditDropped, json!({"file": path, "gate": "lint", "reason": format!("the edit adds lint findings {}", new.join(", "))}))?;
+                    dropped.push(path.clone());
+                }
+            }
+            proposals.retain(|p| !dropped.contains(&p.file_path));
+        }
+        (Err(gates::GateUnavailable::Missing(why)), _) | (_, Err(gates::GateUnavailable::Missing(why))) => {
+            ctx.emit(EventKind::Log, json!({"level": "warn", "message": format!("lint gate skipped: {why}")}))?;
+        }
     }
     for p in &proposals {
         ctx.emit(EventKind::EditProposed, json!({"file": p.file_path, "source": "command"}))?;

@@ -101,3 +101,37 @@ fn typing_pass_rewrites_chosen_symbols_and_drops_a_reply_that_is_not_valid_code(
     // 3 symbols of geometry.py, plus clamp and its repair attempt.
     assert_eq!(model.requests().len(), 5);
 }
+
+#[test]
+fn gates_drop_fixer_edits_that_do_not_parse_or_add_lint_findings() {
+    let cfg = r#"
+[tools.codemod]
+command = ["sh", "-c", "sed -i '1i import json' shapes/geometry.py && printf 'def broken(:\n' >> shapes/render.py && printf '\nTIMEOUT = 30\n' >> shapes/util/helpers.py"]
+stage = "fix"
+
+[policy_packs.codemod]
+allowed_globs = ["**/*.py"]
+tools_allowed = ["codemod"]
+proposer = { kind = "command", tools = ["codemod"] }
+auto_approve = { enabled = true, max_risk = 100, max_lines = 100 }
+"#;
+    let repo = FixtureRepo::new("pyproj", &[("noctune.toml", cfg)]);
+    let nt = Noctune::new();
+    let run_id = nt.start(&repo.path(), "codemod");
+    let done = nt.wait_status(&run_id, "done", 60);
+    let events = nt.events(&run_id);
+    let dropped: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["type"] == "edit_dropped")
+        .map(|e| (e["payload"]["file"].as_str().unwrap().to_string(), e["payload"]["gate"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        dropped,
+        vec![("shapes/render.py".to_string(), "parse".to_string()), ("shapes/geometry.py".to_string(), "lint".to_string())],
+        "{events:#?}"
+    );
+    let branch = done["branch"].as_str().unwrap();
+    assert!(repo.read_at(branch, "shapes/util/helpers.py").contains("TIMEOUT = 30"), "the clean edit went through");
+    assert!(!repo.read_at(branch, "shapes/geometry.py").contains("import json"));
+    assert!(!repo.read_at(branch, "shapes/render.py").contains("broken"));
+}
