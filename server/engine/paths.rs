@@ -55,12 +55,20 @@ impl RunPaths {
         self.run_dir.join("worker.log")
     }
     pub fn worktree(&self) -> PathBuf {
-        cache_dir(&self.repo_root).join("worktrees").join(self.run_id.as_str())
+        worktrees_dir(&self.repo_root).join(self.run_id.as_str())
+    }
+    /// Written when a run is done: its worktree may be taken over by the next run.
+    pub fn recyclable_marker(&self) -> PathBuf {
+        worktrees_dir(&self.repo_root).join(format!("{}.recyclable", self.run_id))
     }
 }
 
 pub fn cache_dir(repo_root: &Path) -> PathBuf {
     repo_root.join(CACHE_DIR)
+}
+
+pub fn worktrees_dir(repo_root: &Path) -> PathBuf {
+    cache_dir(repo_root).join("worktrees")
 }
 
 pub fn runs_dir(repo_root: &Path) -> PathBuf {

@@ -71,6 +71,7 @@ pub fn run_tool(
         .args(&args[1..])
         .current_dir(dir)
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("MYPY_CACHE_DIR", "/dev/null")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::from(log.try_clone()?))

@@ -322,8 +322,11 @@ fn setup(paths: &RunPaths, rec: &RunRecord, store: AuditStore, events: EventLog)
     let globs = compile_globs(&pack.allowed_globs).map_err(Halt::Fail)?;
     let t = std::time::Instant::now();
     let repo = crate::git::open_repo(&repo_root).map_err(Halt::from_display)?;
-    let wt = crate::git::ensure_worktree(&repo, rec.run_id.as_str(), &paths.worktree(), &rec.branch)
-        .map_err(Halt::from_display)?;
+    let wt = match recycle_done_worktree(&repo, paths, &rec.branch) {
+        Some(wt) => wt,
+        None => crate::git::ensure_worktree(&repo, rec.run_id.as_str(), &paths.worktree(), &rec.branch)
+            .map_err(Halt::from_display)?,
+    };
     tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "worktree ready");
     Ok(RunCtx {
         paths: paths.clone(),
@@ -339,6 +342,40 @@ fn setup(paths: &RunPaths, rec: &RunRecord, store: AuditStore, events: EventLog)
         tool_seq: 0,
         runtime: None,
     })
+}
+
+/// Takes over the worktree of a finished (`done`) run, if there is one, instead of checking out
+/// the whole repository again. The claim is an atomic rename of the run's marker file, so two
+/// starting runs cannot take the same worktree.
+fn recycle_done_worktree(repo: &git2::Repository, paths: &RunPaths, branch: &str) -> Option<git2::Repository> {
+    if paths.worktree().exists() {
+        return None;
+    }
+    let dir = super::paths::worktrees_dir(&paths.repo_root);
+    let mut markers: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "recyclable"))
+        .collect();
+    markers.sort();
+    for marker in markers.into_iter().rev() {
+        let claimed = marker.with_extension(format!("claimed-{}", paths.run_id));
+        if std::fs::rename(&marker, &claimed).is_err() {
+            continue;
+        }
+        let old = dir.join(marker.file_stem()?);
+        let result = crate::git::recycle_worktree(repo, &old, &paths.worktree(), branch);
+        let _ = std::fs::remove_file(&claimed);
+        match result {
+            Ok(wt) => {
+                tracing::debug!(from = %old.display(), "recycled a finished run's worktree");
+                return Some(wt);
+            }
+            Err(e) => tracing::warn!("could not recycle worktree {}: {e}; checking out a new one", old.display()),
+        }
+    }
+    None
 }
 
 fn execute(ctx: &mut RunCtx) -> Result<(), Halt> {
@@ -649,6 +686,8 @@ fn finish_inner(ctx: &mut RunCtx, outcome: Result<(), Halt>) -> Result<(), Halt>
         Ok(()) if !stop => {
             ctx.emit(EventKind::RunDone, json!({"commits": commits, "branch": branch(ctx)}))?;
             ctx.set_status(RunStatus::Done, None)?;
+            // A done run is never resumed: the next run may take its worktree over.
+            let _ = fsx::write_atomic_unsynced(&ctx.paths.recyclable_marker(), b"");
         }
         Err(Halt::Fail(msg)) if !stop => {
             let _ = crate::git::restore_to_head(&ctx.wt);

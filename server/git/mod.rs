@@ -58,7 +58,15 @@ pub fn head_branch(repo: &Repository) -> Option<String> {
 /// repository's current HEAD. The user's own working tree and branch are not touched.
 pub fn ensure_worktree(repo: &Repository, name: &str, path: &Path, branch: &str) -> Result<Repository> {
     if path.join(".git").exists() {
-        return Repository::open(path).map_err(ctx(format!("open worktree {}", path.display())));
+        let wt = Repository::open(path).map_err(ctx(format!("open worktree {}", path.display())))?;
+        // Commits go to HEAD: a worktree that is not on the run's branch must never be used.
+        if head_branch(&wt).as_deref() != Some(branch) {
+            return Err(GitError::Git {
+                context: format!("worktree {} is not on branch {branch}", path.display()),
+                source: git2::Error::from_str("move or delete that folder, then resume"),
+            });
+        }
+        return Ok(wt);
     }
     let head = repo.head().and_then(|h| h.peel_to_commit()).map_err(ctx("read HEAD"))?;
     let br = match repo.find_branch(branch, BranchType::Local) {
@@ -83,6 +91,46 @@ pub fn ensure_worktree(repo: &Repository, name: &str, path: &Path, branch: &str)
         .worktree(name, path, Some(&opts))
         .map_err(ctx(format!("add worktree {}", path.display())))?;
     Repository::open_from_worktree(&wt).map_err(ctx("open new worktree"))
+}
+
+/// Moves an existing worktree from `from` to `to` (the folder and libgit2's link back to it),
+/// then checks out a new branch `branch` at the main repository's HEAD in it. Only files that
+/// differ between the old and the new commit are rewritten, which is what makes recycling a
+/// finished run's worktree much cheaper than a fresh checkout of a large repository.
+pub fn recycle_worktree(repo: &Repository, from: &Path, to: &Path, branch: &str) -> Result<Repository> {
+    let link = std::fs::read_to_string(from.join(".git"))?;
+    let admin = PathBuf::from(
+        link.trim()
+            .strip_prefix("gitdir:")
+            .map(str::trim)
+            .ok_or_else(|| GitError::NotARepo(from.to_path_buf()))?,
+    );
+    if !admin.join("gitdir").is_file() {
+        return Err(GitError::NotARepo(from.to_path_buf()));
+    }
+    // Switch branches first, in place: if that fails nothing has moved.
+    let head = repo.head().and_then(|h| h.peel_to_commit()).map_err(ctx("read HEAD"))?;
+    if repo.find_branch(branch, BranchType::Local).is_err() {
+        repo.branch(branch, &head, false).map_err(ctx(format!("create branch {branch}")))?;
+    }
+    {
+        let wt = Repository::open(from).map_err(ctx(format!("open worktree {}", from.display())))?;
+        let target = wt.find_commit(head.id()).map_err(ctx("find HEAD commit in the worktree"))?;
+        let mut cb = git2::build::CheckoutBuilder::new();
+        cb.force().remove_untracked(true).remove_ignored(true);
+        wt.checkout_tree(target.as_object(), Some(&mut cb)).map_err(ctx("check out the new branch"))?;
+        wt.set_head(&format!("refs/heads/{branch}")).map_err(ctx(format!("switch to {branch}")))?;
+    }
+    std::fs::rename(from, to)?;
+    std::fs::write(admin.join("gitdir"), format!("{}\n", to.join(".git").display()))?;
+    let wt = Repository::open(to).map_err(ctx(format!("open recycled worktree {}", to.display())))?;
+    if head_branch(&wt).as_deref() != Some(branch) {
+        return Err(GitError::Git {
+            context: format!("recycled worktree is not on {branch}"),
+            source: git2::Error::from_str("HEAD mismatch"),
+        });
+    }
+    Ok(wt)
 }
 
 /// Paths (repo-relative, `/`-separated) that differ between the working tree and HEAD,

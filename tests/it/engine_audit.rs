@@ -31,7 +31,13 @@ fn same_inputs_give_identical_approval_ids_and_patchset_grouping() {
     let nt = Noctune::new();
     let (run_a, _) = run_to_done(&nt, &a, "lint_fix");
     let (run_b, _) = run_to_done(&nt, &b, "lint_fix");
-    let (run_a2, _) = run_to_done(&nt, &a, "lint_fix");
+    let (run_a2, done_a2) = run_to_done(&nt, &a, "lint_fix");
+    // The second run on `a` took over the first (done) run's worktree instead of a new checkout.
+    let wt = |run: &str| a.path().join(format!(".noctune_cache/worktrees/{run}"));
+    assert!(!wt(&run_a).exists(), "run_a's worktree was recycled");
+    let recycled = git2::Repository::open(wt(&run_a2)).unwrap();
+    assert_eq!(recycled.head().unwrap().shorthand().unwrap(), done_a2["branch"].as_str().unwrap());
+    assert_eq!(recycled.statuses(None).unwrap().len(), 0, "recycled worktree is clean");
     let ids = |run: &str| -> BTreeMap<String, String> {
         nt.approvals(run)
             .iter()
