@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 const PY_PARSE: &str = r#"
@@ -31,20 +32,66 @@ pub fn python_parse_errors(
     }
     let input = serde_json::to_vec(sources).map_err(|e| GateUnavailable::Missing(e.to_string()))?;
     let out = run_with_stdin(&["python3", "-I", "-c", PY_PARSE], &input)?;
-    serde_json::from_slice(&out).map_err(|e| GateUnavailable::Missing(format!("python3 gate output: {e}")))
+    serde_json::from_slice(&out)
+        .map_err(|e| GateUnavailable::Missing(format!("python3 gate output: {e}")))
 }
 
 /// Batch parse check of files on disk with ruff's parser (fast: parallel, no bytecode), for
 /// the command proposer's many edits. Returns the first syntax error per repo-relative path.
 pub fn ruff_parse_errors(
-    dir: &std::path::Path,
+    dir: &Path,
     files: &[String],
 ) -> Result<BTreeMap<String, String>, GateUnavailable> {
+    let mut errors = BTreeMap::new();
+    for (rel, f) in ruff_findings(dir, &["--isolated", "--select", "E9"], files)? {
+        let row = f
+            .pointer("/location/row")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        let msg = f
+            .get("message")
+            .and_then(|v| v.as_str())
+            .unwrap_or("syntax error");
+        errors
+            .entry(rel)
+            .or_insert_with(|| format!("line {row}: {msg}"));
+    }
+    Ok(errors)
+}
+
+/// Ruff's findings per file (code → count) for files on disk, with the project's own ruff
+/// configuration: one batch run for many files.
+pub fn ruff_lint_counts(
+    dir: &Path,
+    files: &[String],
+) -> Result<BTreeMap<String, BTreeMap<String, usize>>, GateUnavailable> {
+    let mut out: BTreeMap<String, BTreeMap<String, usize>> =
+        files.iter().map(|f| (f.clone(), BTreeMap::new())).collect();
+    for (rel, f) in ruff_findings(dir, &["--no-fix"], files)? {
+        let code = f
+            .get("code")
+            .and_then(|c| c.as_str())
+            .unwrap_or("syntax")
+            .to_string();
+        *out.entry(rel).or_default().entry(code).or_insert(0) += 1;
+    }
+    Ok(out)
+}
+
+/// Runs `ruff check <extra> --output-format json` on `files` in `dir`; returns each finding
+/// with its repo-relative path.
+fn ruff_findings(
+    dir: &Path,
+    extra: &[&str],
+    files: &[String],
+) -> Result<Vec<(String, serde_json::Value)>, GateUnavailable> {
     if files.is_empty() {
-        return Ok(BTreeMap::new());
+        return Ok(Vec::new());
     }
     let out = Command::new("ruff")
-        .args(["check", "--isolated", "--no-cache", "--select", "E9", "--output-format", "json", "--exit-zero"])
+        .arg("check")
+        .args(extra)
+        .args(["--no-cache", "--output-format", "json", "--exit-zero"])
         .args(files)
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -54,53 +101,33 @@ pub fn ruff_parse_errors(
     let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
         .map_err(|e| GateUnavailable::Missing(format!("ruff output: {e}")))?;
     let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let mut errors = BTreeMap::new();
-    for f in findings {
-        let file = f.get("filename").and_then(|v| v.as_str()).unwrap_or("");
-        let rel = std::path::Path::new(file).strip_prefix(&root).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| file.to_string());
-        let row = f.pointer("/location/row").and_then(|v| v.as_u64()).unwrap_or(0);
-        let msg = f.get("message").and_then(|v| v.as_str()).unwrap_or("syntax error");
-        errors.entry(rel).or_insert_with(|| format!("line {row}: {msg}"));
-    }
-    Ok(errors)
-}
-
-/// Ruff's findings per file (code → count) for files on disk, with the project's own ruff
-/// configuration: one batch run for many files.
-pub fn ruff_lint_counts(
-    dir: &std::path::Path,
-    files: &[String],
-) -> Result<BTreeMap<String, BTreeMap<String, usize>>, GateUnavailable> {
-    let mut out: BTreeMap<String, BTreeMap<String, usize>> = files.iter().map(|f| (f.clone(), BTreeMap::new())).collect();
-    if files.is_empty() {
-        return Ok(out);
-    }
-    let res = Command::new("ruff")
-        .args(["check", "--no-cache", "--no-fix", "--output-format", "json", "--exit-zero"])
-        .args(files)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .map_err(|e| GateUnavailable::Missing(format!("ruff: {e}")))?;
-    let findings: Vec<serde_json::Value> = serde_json::from_slice(&res.stdout)
-        .map_err(|e| GateUnavailable::Missing(format!("ruff output: {e}")))?;
-    let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    for f in findings {
-        let file = f.get("filename").and_then(|v| v.as_str()).unwrap_or("");
-        let rel = std::path::Path::new(file).strip_prefix(&root).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| file.to_string());
-        let code = f.get("code").and_then(|c| c.as_str()).unwrap_or("syntax").to_string();
-        *out.entry(rel).or_default().entry(code).or_insert(0) += 1;
-    }
-    Ok(out)
+    Ok(findings
+        .into_iter()
+        .map(|f| {
+            let file = f.get("filename").and_then(|v| v.as_str()).unwrap_or("");
+            let rel = Path::new(file)
+                .strip_prefix(&root)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| file.to_string());
+            (rel, f)
+        })
+        .collect())
 }
 
 /// Ruff's finding codes (with their count) for a source, as if it were at `path`.
 pub fn lint_codes(path: &str, source: &str) -> Result<BTreeMap<String, usize>, GateUnavailable> {
     let out = run_with_stdin(
         &[
-            "ruff", "check", "--isolated", "--no-cache", "--exit-zero", "--output-format", "json",
-            "--stdin-filename", path, "-",
+            "ruff",
+            "check",
+            "--isolated",
+            "--no-cache",
+            "--exit-zero",
+            "--output-format",
+            "json",
+            "--stdin-filename",
+            path,
+            "-",
         ],
         source.as_bytes(),
     )?;
@@ -108,14 +135,21 @@ pub fn lint_codes(path: &str, source: &str) -> Result<BTreeMap<String, usize>, G
         .map_err(|e| GateUnavailable::Missing(format!("ruff output: {e}")))?;
     let mut codes = BTreeMap::new();
     for f in findings {
-        let code = f.get("code").and_then(|c| c.as_str()).unwrap_or("syntax").to_string();
+        let code = f
+            .get("code")
+            .and_then(|c| c.as_str())
+            .unwrap_or("syntax")
+            .to_string();
         *codes.entry(code).or_insert(0) += 1;
     }
     Ok(codes)
 }
 
 /// Findings in `after` that `before` did not have (by code, counting repeats).
-pub fn new_findings(before: &BTreeMap<String, usize>, after: &BTreeMap<String, usize>) -> Vec<String> {
+pub fn new_findings(
+    before: &BTreeMap<String, usize>,
+    after: &BTreeMap<String, usize>,
+) -> Vec<String> {
     after
         .iter()
         .filter(|(code, n)| **n > before.get(*code).copied().unwrap_or(0))
@@ -126,7 +160,18 @@ pub fn new_findings(before: &BTreeMap<String, usize>, after: &BTreeMap<String, u
 /// Lets ruff fix what it can in `source` (the repair step for a model's edit).
 pub fn ruff_fix(path: &str, source: &str) -> Result<String, GateUnavailable> {
     let out = run_with_stdin(
-        &["ruff", "check", "--isolated", "--no-cache", "--fix", "--exit-zero", "--quiet", "--stdin-filename", path, "-"],
+        &[
+            "ruff",
+            "check",
+            "--isolated",
+            "--no-cache",
+            "--fix",
+            "--exit-zero",
+            "--quiet",
+            "--stdin-filename",
+            path,
+            "-",
+        ],
         source.as_bytes(),
     )?;
     Ok(String::from_utf8_lossy(&out).into_owned())
@@ -140,13 +185,18 @@ fn run_with_stdin(argv: &[&str], input: &[u8]) -> Result<Vec<u8>, GateUnavailabl
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| GateUnavailable::Missing(format!("{}: {e}", argv[0])))?;
-    let mut stdin = child.stdin.take().ok_or_else(|| GateUnavailable::Missing("stdin".into()))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| GateUnavailable::Missing("stdin".into()))?;
     let data = input.to_vec();
     // Write from another thread so a large output cannot deadlock against a large input.
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(&data);
     });
-    let out = child.wait_with_output().map_err(|e| GateUnavailable::Missing(e.to_string()))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| GateUnavailable::Missing(e.to_string()))?;
     let _ = writer.join();
     Ok(out.stdout)
 }
