@@ -1,7 +1,11 @@
 //! The terminal surface: `noctune <command>`. A closed enum of commands, each a thin call
 //! into the `Studio` facade.
 
+mod lsp;
+mod mcp;
+mod chat;
 mod runs;
+mod studio;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -97,6 +101,65 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the /studio web UI, its JSON API and /mcp on 127.0.0.1 (prints the URL to open)
+    Studio {
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+        /// Port to listen on (0: any free port)
+        #[arg(long, value_name = "N", default_value_t = 8765)]
+        port: u16,
+        /// Address to listen on; anything but loopback exposes Studio to other machines
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Do not open a browser
+        #[arg(long)]
+        no_open: bool,
+    },
+    /// Serve the MCP tools (enqueue_run, get_status, tail_events, ...) on stdio for an agent;
+    /// `noctune mcp list-servers` shows the MCP servers chat uses
+    Mcp {
+        /// Only enqueue runs inside this repository's allowed roots
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+        #[command(subcommand)]
+        command: Option<mcp::McpCommand>,
+    },
+    /// Serve the editor sidecar (Language Server Protocol on stdio, with noctune/* methods for
+    /// chat, runs and approvals); also serves /studio over HTTP unless --no-http
+    Lsp {
+        /// Repository root (default: the editor's workspace folder)
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+        /// Port of the /studio HTTP server (0: any free port)
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        port: u16,
+        /// Do not serve /studio over HTTP
+        #[arg(long)]
+        no_http: bool,
+    },
+    /// Chat with the model about a repository: one turn with MESSAGE, else an interactive loop
+    Chat {
+        /// Repository root (default: the current directory's repository)
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+        /// Model profile (default: the configured default_profile)
+        #[arg(long, value_name = "NAME")]
+        profile: Option<String>,
+        /// Continue this session (default: a new one)
+        #[arg(long, value_name = "ID")]
+        session: Option<String>,
+        /// One JSON event per line: delta, tool_call, tool_result, permission_request, done, error
+        #[arg(long)]
+        json: bool,
+        /// Answer every permission prompt of this invocation with once, session or always
+        /// (protected paths still get a one-time grant only); without it and not on a terminal,
+        /// nothing is granted
+        #[arg(long, value_name = "SCOPE", value_parser = ["once", "session", "always"])]
+        allow: Option<String>,
+        /// The message (several words are joined); none for the interactive loop
+        #[arg(trailing_var_arg = true, allow_hyphen_values = false)]
+        message: Vec<String>,
+    },
     /// Configuration commands
     Config {
         #[command(subcommand)]
@@ -130,6 +193,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Config { command: ConfigCommand::Check { repo, json } } => runs::config_check(repo, json),
         Command::Run { repo, pack, profile, detach, json } => runs::run(repo, pack, profile, detach, json),
+        Command::Mcp { repo, command } => mcp::mcp(repo, command),
+        Command::Lsp { repo, port, no_http } => lsp::lsp(repo, port, no_http),
+        Command::Chat { repo, profile, session, json, allow, message } => {
+            chat::run(chat::ChatArgs { repo, profile, session, json, allow, message })
+        }
         Command::Runs { repo, json } => runs::list(repo, json),
         Command::Status { run_id, json } => runs::status(&run_id, json),
         Command::Events { run_id, cursor, follow, json } => runs::events(&run_id, cursor, follow, json),
@@ -139,6 +207,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Stop { run_id, grace } => runs::stop(&run_id, grace),
         Command::Resume { run_id, detach, json } => runs::resume(&run_id, detach, json),
+        Command::Studio { repo, port, host, no_open } => studio::studio(repo, port, host, no_open),
     }
 }
 

@@ -4,6 +4,8 @@
 //!
 //! Invariant: no protocol types here (no LSP, HTTP or MCP).
 
+mod chat;
+
 use crate::core::{ApprovalDecision, Decision, Event, RunRecord};
 use crate::engine::api::{self, ApprovalView, EngineError, StartRequest, Started};
 use crate::store::AuditStore;

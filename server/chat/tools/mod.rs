@@ -2,3 +2,4 @@
 
 pub mod files;
 pub mod search;
+pub mod runs;

@@ -1,0 +1,170 @@
+//! The real-server tier: the client and the chat turn against llama.cpp's own `llama-server`
+//! (started by `tests/llm-real.sh` with the tiny random-weight model of
+//! `../shared/llm/llama-server-kit.sh`). Only what does not depend on the model's words is
+//! checked: streaming in pieces, usage and timings, the over-long prompt's error, cancellation,
+//! json_schema-constrained output, and a whole chat turn.
+//!
+//! Runs only when `NOCTUNE_LLAMA_URL` (the base URL, ending in /v1) is set; otherwise each test
+//! prints "skipped: set NOCTUNE_LLAMA_URL" and passes.
+
+use crate::chat_turns::{ChatEnv, profile_toml, send_on};
+use crate::support::llm_server::Reply;
+use noctune::chat::agent::{ChatEvent, NoPrompter};
+use noctune::chat::service::ChatService;
+use noctune::llm::{
+    CancelToken, ChatMessage, ChatRequest, LlmClient, LlmEndpoint, LlmError, StreamEvent,
+};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+fn base_url() -> Option<String> {
+    match std::env::var("NOCTUNE_LLAMA_URL") {
+        Ok(u) if !u.trim().is_empty() => Some(u.trim().trim_end_matches('/').to_string()),
+        _ => {
+            println!("skipped: set NOCTUNE_LLAMA_URL");
+            None
+        }
+    }
+}
+
+fn client(url: &str) -> LlmClient {
+    let mut ep = LlmEndpoint::new(url, "tiny-qwen2-random.gguf");
+    ep.request_timeout = Duration::from_secs(120);
+    ep.idle_timeout = Duration::from_secs(60);
+    LlmClient::new(ep).unwrap()
+}
+
+fn request(text: &str, max_tokens: u32) -> ChatRequest {
+    ChatRequest {
+        max_tokens: Some(max_tokens),
+        temperature: Some(0.0),
+        ..ChatRequest::new(vec![
+            ChatMessage::system("You are terse."),
+            ChatMessage::user(text),
+        ])
+    }
+}
+
+#[tokio::test]
+async fn real_server_streams_in_pieces_with_usage_and_timings() {
+    let Some(url) = base_url() else { return };
+    let mut pieces = 0;
+    let mut saw_usage = false;
+    let outcome = client(&url)
+        .stream_chat(
+            &request("Say hello", 16),
+            &CancelToken::new(),
+            &mut |e| match e {
+                StreamEvent::ContentDelta(_) => pieces += 1,
+                StreamEvent::Usage(_) => saw_usage = true,
+                _ => {}
+            },
+        )
+        .await
+        .expect("a complete answer");
+    assert!(pieces >= 2, "{pieces} content pieces");
+    assert!(saw_usage);
+    let usage = outcome.usage.expect("usage");
+    assert!(
+        usage.prompt_tokens > 0 && usage.completion_tokens > 0,
+        "{usage:?}"
+    );
+    assert_eq!(
+        usage.total_tokens,
+        usage.prompt_tokens + usage.completion_tokens
+    );
+    let timings = outcome.timings.expect("timings");
+    assert!(
+        timings.predicted_n.unwrap_or(0) > 0 && timings.prompt_ms.is_some(),
+        "{timings:?}"
+    );
+    assert!(matches!(
+        outcome.finish_reason.as_deref(),
+        Some("length" | "stop")
+    ));
+}
+
+#[tokio::test]
+async fn real_server_over_long_prompt_is_a_context_overflow() {
+    let Some(url) = base_url() else { return };
+    let long = "lorem ipsum dolor sit amet ".repeat(3000);
+    let err = client(&url)
+        .stream_chat(&request(&long, 8), &CancelToken::new(), &mut |_| {})
+        .await
+        .expect_err("the prompt cannot fit");
+    match &err {
+        LlmError::ContextOverflow {
+            n_prompt_tokens,
+            n_ctx,
+        } => assert!(n_prompt_tokens > n_ctx),
+        other => panic!("expected ContextOverflow, got {other:?}"),
+    }
+    assert!(err.to_string().contains("--ctx-size"));
+}
+
+#[tokio::test]
+async fn real_server_request_can_be_cancelled() {
+    let Some(url) = base_url() else { return };
+    let c = client(&url);
+    let cancel = CancelToken::new();
+    let trigger = cancel.clone();
+    let started = Instant::now();
+    let result = c
+        .stream_chat(&request("Write a long story", 4000), &cancel, &mut |e| {
+            if matches!(e, StreamEvent::ContentDelta(_)) {
+                trigger.cancel();
+            }
+        })
+        .await;
+    assert!(matches!(result, Err(LlmError::Cancelled)), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // The server is still fine.
+    let again = c
+        .stream_chat(&request("Hi", 4), &CancelToken::new(), &mut |_| {})
+        .await;
+    assert!(again.is_ok(), "{again:?}");
+}
+
+#[tokio::test]
+async fn real_server_json_schema_output_parses_as_json() {
+    let Some(url) = base_url() else { return };
+    let schema = json!({
+        "type": "object",
+        "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer", "minimum": 0, "maximum": 9}},
+        "required": ["ok", "n"],
+        "additionalProperties": false
+    });
+    let req = ChatRequest {
+        response_format: Some(
+            json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}),
+        ),
+        ..request("Answer in JSON", 400)
+    };
+    let outcome = client(&url)
+        .stream_chat(&req, &CancelToken::new(), &mut |_| {})
+        .await
+        .expect("an answer");
+    let value: Value = serde_json::from_str(&outcome.content)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", outcome.content));
+    assert!(value["ok"].is_boolean() && value["n"].is_u64(), "{value}");
+}
+
+#[tokio::test]
+async fn real_server_chat_turn_streams_and_ends_with_done() {
+    let Some(url) = base_url() else { return };
+    // A fixture repository whose default profile is the real server (small answers).
+    let env = ChatEnv::new(Reply::text(&["unused"]), "auto");
+    let toml = profile_toml(&url, "auto", 4096).replace("max_tokens = 256", "max_tokens = 24");
+    std::fs::write(env.repo.path().join("noctune.toml"), toml).unwrap();
+    let service = ChatService::open(&env.repo.path(), None, None).unwrap();
+    let turn = send_on(&service, "real", "What is in this repository?", &NoPrompter).await;
+    assert!(turn.summary.error.is_none(), "{:?}", turn.events);
+    match turn.events.last() {
+        Some(ChatEvent::Done { usage, timings, .. }) => {
+            assert!(usage.as_ref().is_some_and(|u| u.prompt_tokens > 0));
+            assert!(timings.is_some());
+        }
+        other => panic!("expected done, got {other:?}"),
+    }
+    assert!(service.load_session("real").unwrap().messages.len() >= 2);
+}

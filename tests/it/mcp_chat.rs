@@ -1,0 +1,187 @@
+//! Chat with a real third-party MCP server from a package registry:
+//! `@modelcontextprotocol/server-filesystem` (npm, pinned in tests/e2e/mcp/package.json,
+//! installed by tests/e2e/run-mcp.sh). The scripted model asks for one of its tools; the user
+//! gets a permission prompt, then the real result. Killed mid-session, the server gives a clean
+//! tool error and the turn goes on.
+
+use crate::chat_turns::{allow, profile_toml, send_on};
+use crate::mcp_client::e2e_dir;
+use crate::support::llm_server::{Reply, ScriptedLlm};
+use crate::support::repo::FixtureRepo;
+use noctune::chat::agent::ChatEvent;
+use noctune::chat::permissions::PermissionAnswer;
+use noctune::chat::service::ChatService;
+use noctune::chat::tool::ToolClass;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn filesystem_server() -> Option<std::path::PathBuf> {
+    let index =
+        e2e_dir().join("node_modules/@modelcontextprotocol/server-filesystem/dist/index.js");
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if index.is_file() && node {
+        Some(index)
+    } else {
+        eprintln!(
+            "SKIPPED: {} or node is missing (run tests/e2e/run-mcp.sh to install it)",
+            index.display()
+        );
+        None
+    }
+}
+
+fn tool_results(events: &[ChatEvent]) -> Vec<(String, bool, Value)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::ToolResult {
+                name, ok, result, ..
+            } => Some((name.clone(), *ok, result.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_uses_a_third_party_mcp_server_with_a_permission_prompt_and_survives_its_death() {
+    let Some(index) = filesystem_server() else {
+        return;
+    };
+    let repo = FixtureRepo::new("pyproj", &[]);
+    let target = repo.path().join("shapes/render.py");
+    let args = json!({"path": target}).to_string();
+    let llm = ScriptedLlm::start([
+        Reply::text(&["Let me read it."]).with_tool_calls([(
+            "call_1",
+            "fs__read_text_file",
+            args.as_str(),
+        )]),
+        Reply::text(&["It defines describe."]),
+        Reply::text(&["Again."]).with_tool_calls([("call_2", "fs__read_text_file", args.as_str())]),
+        Reply::text(&["The file server is gone; try again later."]),
+    ]);
+    let config = format!(
+        "{}\n[mcp_servers.fs]\ncommand = \"node\"\nargs = [{:?}, {:?}]\n",
+        profile_toml(&llm.base_url(), "native", 8192),
+        index.display().to_string(),
+        repo.path().display().to_string()
+    );
+    std::fs::write(repo.path().join("noctune.toml"), config).unwrap();
+    let db = tempfile::tempdir().unwrap();
+    let service =
+        ChatService::open(&repo.path(), Some(&db.path().join("audit.sqlite")), None).unwrap();
+    let clients = noctune::mcp::connect_all(service.config()).await;
+    let status = &clients.statuses()[0];
+    assert_eq!(status.state.label(), "ready", "{status:?}");
+    assert!(
+        status
+            .server_info
+            .as_deref()
+            .unwrap_or("")
+            .contains("filesystem"),
+        "{status:?}"
+    );
+    for t in clients.tools() {
+        service.register_tool(t);
+    }
+
+    // Turn 1: a permission prompt for the MCP tool (class run), then the real file content.
+    let turn = send_on(
+        &service,
+        "s1",
+        "What is in render.py?",
+        &allow(PermissionAnswer::Once),
+    )
+    .await;
+    let prompts: Vec<_> = turn
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::PermissionRequest(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(prompts.len(), 1, "{:?}", turn.events);
+    assert_eq!(prompts[0].tool, "fs__read_text_file");
+    assert_eq!(prompts[0].class, ToolClass::Run);
+    let results = tool_results(&turn.events);
+    assert_eq!(results.len(), 1, "{results:?}");
+    let (name, ok, result) = &results[0];
+    assert_eq!(name, "fs__read_text_file");
+    assert!(*ok, "{result:#}");
+    let on_disk = std::fs::read_to_string(&target).unwrap();
+    assert!(
+        result.to_string().contains("def describe(w,h):") && on_disk.contains("def describe(w,h):"),
+        "{result:#}"
+    );
+    assert_eq!(turn.summary.answer, "It defines describe.");
+    assert_eq!(turn.summary.error, None);
+    // The model was offered the server's tools next to ours.
+    let req = &llm.requests()[0];
+    let offered: Vec<&str> = req["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        offered.contains(&"fs__read_text_file") && offered.contains(&"readFile"),
+        "{offered:?}"
+    );
+
+    // The server dies mid-session: the next call is a clean tool error and the turn goes on.
+    let pid = clients.server_pid("fs").expect("the server's pid");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let turn = send_on(
+        &service,
+        "s1",
+        "Read it again.",
+        &allow(PermissionAnswer::Once),
+    )
+    .await;
+    let results = tool_results(&turn.events);
+    assert_eq!(results.len(), 1, "{results:?}");
+    let (_, ok, result) = &results[0];
+    assert!(!*ok, "{result:#}");
+    assert_eq!(result["error"], "mcp_server_crashed", "{result:#}");
+    assert!(
+        result["message"]
+            .as_str()
+            .unwrap()
+            .contains("MCP server `fs`"),
+        "{result:#}"
+    );
+    assert_eq!(turn.summary.error, None, "the turn goes on");
+    assert_eq!(
+        turn.summary.answer,
+        "The file server is gone; try again later."
+    );
+    // The model saw the error as the tool's answer.
+    let last = llm.requests().last().unwrap().clone();
+    let tool_msg = last["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "tool")
+        .unwrap()
+        .clone();
+    assert!(
+        tool_msg["content"]
+            .as_str()
+            .unwrap()
+            .contains("mcp_server_crashed"),
+        "{tool_msg:#}"
+    );
+}

@@ -1,0 +1,217 @@
+// /studio/runs/<run_id>: status and stop, the live event tail (EventSource with cursor
+// catch-up), the approval queue with rendered diffs, patchsets and commits.
+import { api, el, clear, fmtTime, setStatus, showMsg, TERMINAL, throttle } from './common.js';
+import { renderDiff } from './diff.js';
+
+const $ = (id) => document.getElementById(id);
+const runId = decodeURIComponent(location.pathname.replace(/\/+$/, '').split('/').pop());
+const base = `/api/runs/${encodeURIComponent(runId)}`;
+const MAX_EVENTS_SHOWN = 2000;
+// Events after which status, approvals or patchsets may have changed.
+const REFRESHING = new Set(['status_changed', 'stage', 'approval_requested', 'approval_decided', 'approval_stale',
+  'auto_approved', 'patchset_planned', 'patchset_applied', 'patchset_committed', 'patchset_failed',
+  'stopped', 'run_done', 'run_failed', 'stop_requested', 'run_resumed']);
+
+let rec = null;
+let cursor = 0;
+let es = null;
+let approvalsKey = '';
+let patchKey = '';
+
+$('run-id').textContent = runId;
+document.title = `Run ${runId} · Noctune Studio`;
+
+function fact(name, value) {
+  if (value === null || value === undefined || value === '') return [];
+  return [el('dt', {}, name), el('dd', {}, value)];
+}
+
+function renderStatus(r) {
+  rec = r;
+  setStatus($('run-status'), r.status);
+  clear($('facts')).append(
+    ...fact('Pack', r.pack), ...fact('Profile', r.profile), ...fact('Stage', r.stage),
+    ...fact('Branch', el('code', {}, r.branch)),
+    ...fact('Started', fmtTime(r.started_at)), ...fact('Updated', fmtTime(r.updated_at)),
+    ...fact('Ended', fmtTime(r.ended_at)), ...fact('Repository', r.repo_root));
+  showMsg($('run-error'), r.error ? `Error: ${r.error}` : '', 'error');
+  const terminal = TERMINAL.has(r.status);
+  $('stop-btn').disabled = terminal || r.status === 'stopping';
+  $('resume-btn').hidden = !(r.status === 'stopped' || r.status === 'failed');
+}
+
+async function loadStatus() {
+  try {
+    renderStatus(await api(base));
+  } catch (e) {
+    showMsg($('run-error'), e.message, 'error');
+  }
+}
+
+function approvalCard(a) {
+  const head = el('div', { class: 'appr-head' },
+    el('code', { class: 'file' }, a.file_path),
+    a.symbol ? el('span', { class: 'muted' }, a.symbol) : null,
+    el('span', { class: `risk ${a.risk_score >= 60 ? 'high' : a.risk_score >= 30 ? 'mid' : 'low'}`, title: 'Risk score (0-100)' },
+      `risk ${a.risk_score}/100`),
+    el('span', { class: `badge appr-${a.status}`, 'data-testid': 'approval-status' }, a.status.replace('_', ' ')));
+  const card = el('article', { class: 'approval', dataset: { approvalId: a.approval_id, status: a.status },
+    'aria-label': `Approval for ${a.file_path}` }, head,
+  el('p', { class: 'reason' }, a.reason), renderDiff(a.diff));
+  if (a.status === 'pending' && rec && !TERMINAL.has(rec.status)) {
+    const id = `reason-${a.approval_id}`;
+    const input = el('input', { id, type: 'text', class: 'reason-input', placeholder: 'Why (required to reject)', maxlength: '4000' });
+    const msg = el('span', { class: 'msg', role: 'status', 'aria-live': 'polite' });
+    const decide = async (decision) => {
+      const reason = input.value.trim();
+      if (decision === 'reject' && !reason) {
+        showMsg(msg, 'Say why you reject it (the reason goes into the audit).', 'error');
+        input.focus();
+        return;
+      }
+      for (const b of card.querySelectorAll('button')) b.disabled = true;
+      try {
+        await api(`${base}/decide`, { method: 'POST', body: { approval_id: a.approval_id, decision, reason } });
+        showMsg(msg, decision === 'approve' ? 'Approved.' : 'Rejected.', 'ok');
+        await Promise.all([loadApprovals(), loadStatus()]);
+      } catch (e) {
+        showMsg(msg, e.message, 'error');
+        for (const b of card.querySelectorAll('button')) b.disabled = false;
+      }
+    };
+    card.append(el('div', { class: 'decide' },
+      el('label', { for: id }, 'Reason'), input,
+      el('button', { type: 'button', class: 'primary', onclick: () => decide('approve') }, 'Approve'),
+      el('button', { type: 'button', class: 'danger', onclick: () => decide('reject') }, 'Reject'), msg));
+  } else if (a.decision) {
+    const d = a.decision;
+    card.append(el('p', { class: 'decided' },
+      `${d.decision === 'approve' ? 'Approved' : 'Rejected'} by ${d.decided_by} at ${fmtTime(d.decided_at)}`,
+      d.reason ? `: ${d.reason}` : ''));
+  }
+  return card;
+}
+
+async function loadApprovals() {
+  try {
+    const { approvals } = await api(`${base}/approvals`);
+    const key = JSON.stringify([approvals, rec && TERMINAL.has(rec.status)]);
+    if (key === approvalsKey) return;
+    approvalsKey = key;
+    const order = { pending: 0, rejected: 1, approved: 2, auto_approved: 3 };
+    approvals.sort((x, y) => order[x.status] - order[y.status] || x.file_path.localeCompare(y.file_path));
+    const pending = approvals.filter((a) => a.status === 'pending').length;
+    $('appr-count').textContent = `${pending} pending of ${approvals.length}`;
+    const box = clear($('approvals'));
+    if (!approvals.length) box.append(el('p', { class: 'muted' }, 'No edits proposed yet.'));
+    for (const a of approvals) box.append(approvalCard(a));
+  } catch (e) {
+    showMsg($('run-error'), e.message, 'error');
+  }
+}
+
+async function loadPatchsets() {
+  try {
+    const p = await api(`${base}/patchsets`);
+    const key = JSON.stringify(p);
+    if (key === patchKey) return;
+    patchKey = key;
+    const box = clear($('patchsets'));
+    if (!p.patchsets.length) box.append(el('p', { class: 'muted' }, 'No patchsets planned yet.'));
+    else {
+      box.append(el('ol', { class: 'patchsets' }, p.patchsets.map((ps, i) => el('li', { dataset: { status: ps.status } },
+        el('span', { class: `badge ps-${ps.status}` }, ps.status), ` patchset ${i + 1}: `,
+        ps.files.join(', '),
+        ps.commit_sha ? [' → ', el('code', {}, ps.commit_sha.slice(0, 10))] : null,
+        ps.reason ? el('div', { class: 'muted' }, ps.reason) : null))));
+    }
+    box.append(el('h3', {}, `Commits on ${p.branch}`));
+    if (!p.commits.length) box.append(el('p', { class: 'muted' }, 'No commits yet.'));
+    else box.append(el('ul', { class: 'commits', 'data-testid': 'commits' }, p.commits.map((c) =>
+      el('li', {}, el('code', {}, c.sha.slice(0, 10)), ' ', c.summary))));
+  } catch (e) {
+    showMsg($('run-error'), e.message, 'error');
+  }
+}
+
+function summarize(ev) {
+  const p = ev.payload || {};
+  const parts = [];
+  for (const k of ['status', 'stage', 'file', 'tool', 'n', 'error', 'reason', 'decision']) {
+    if (p[k] !== undefined && p[k] !== null && typeof p[k] !== 'object') parts.push(`${k}=${p[k]}`);
+  }
+  if (p.of !== undefined) parts.push(`of=${p.of}`);
+  return parts.join(' ');
+}
+
+const refreshAll = throttle(() => { loadStatus(); loadApprovals(); loadPatchsets(); }, 250);
+
+function addEvent(ev) {
+  const list = $('events');
+  list.append(el('li', { dataset: { idx: ev.idx, type: ev.type } },
+    el('span', { class: 'idx' }, `#${ev.idx}`), ' ',
+    el('time', { datetime: ev.ts }, fmtTime(ev.ts).slice(11)), ' ',
+    el('strong', {}, ev.type), ' ', el('span', { class: 'muted' }, summarize(ev))));
+  while (list.children.length > MAX_EVENTS_SHOWN) list.removeChild(list.firstChild);
+  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  if (nearBottom) list.scrollTop = list.scrollHeight;
+}
+
+function follow() {
+  if (es) es.close();
+  // The stream resumes from `cursor`; a reconnect by the browser sends Last-Event-ID itself.
+  es = new EventSource(`${base}/events/stream?cursor=${cursor}`);
+  $('ev-state').textContent = 'live';
+  es.onmessage = (m) => {
+    let ev;
+    try { ev = JSON.parse(m.data); } catch { return; }
+    if (ev.idx < cursor) return;
+    cursor = ev.idx + 1;
+    addEvent(ev);
+    if (REFRESHING.has(ev.type)) refreshAll();
+  };
+  es.addEventListener('end', () => {
+    es.close();
+    es = null;
+    $('ev-state').textContent = 'run ended';
+    refreshAll();
+  });
+  es.onerror = () => {
+    if (es && es.readyState === EventSource.CLOSED) {
+      $('ev-state').textContent = 'disconnected; retrying…';
+      setTimeout(follow, 2000);
+    } else {
+      $('ev-state').textContent = 'reconnecting…';
+    }
+  };
+}
+
+$('stop-btn').addEventListener('click', async () => {
+  $('stop-btn').disabled = true;
+  showMsg($('action-msg'), 'Stopping…');
+  try {
+    renderStatus(await api(`${base}/stop`, { method: 'POST' }));
+    showMsg($('action-msg'), 'Stopped.', 'ok');
+  } catch (e) {
+    showMsg($('action-msg'), e.message, 'error');
+  }
+  refreshAll();
+});
+
+$('resume-btn').addEventListener('click', async () => {
+  try {
+    renderStatus(await api(`${base}/resume`, { method: 'POST' }));
+    showMsg($('action-msg'), 'Resumed.', 'ok');
+    if (!es) follow();
+  } catch (e) {
+    showMsg($('action-msg'), e.message, 'error');
+  }
+});
+
+await loadStatus();
+loadApprovals();
+loadPatchsets();
+follow();
+setInterval(() => {
+  if (rec && !TERMINAL.has(rec.status) && !document.hidden) refreshAll();
+}, 2000);
