@@ -19,10 +19,19 @@ if [ ${#need_pip[@]} -gt 0 ]; then
   python3 -m pip install --quiet --disable-pip-version-check "${need_pip[@]}"
 fi
 command -v ruff >/dev/null || { echo "ruff is not on PATH after pip install; add pip's bin folder to PATH" >&2; exit 1; }
-command -v git >/dev/null || { apt-get update -qq && apt-get install -y -qq git; }
+need_apt=()
+command -v git >/dev/null || need_apt+=(git)
+command -v cmake >/dev/null || need_apt+=(cmake)      # builds the real llama-server once (tests/llm-real.sh)
+command -v curl >/dev/null || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
 
 step "Build (target dir: $CARGO_TARGET_DIR)"
 cargo build --all-targets --locked
 
 step "Rust tests (unit + integration: tests/it)"
 cargo test --locked -- --test-threads="${NOCTUNE_TEST_THREADS:-2}"
+
+step "Real llama-server tier (llama.cpp's own server with a tiny random model; built once, cached)"
+./tests/llm-real.sh

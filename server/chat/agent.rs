@@ -34,6 +34,8 @@ use std::sync::Arc;
 
 /// Tool rounds per turn; the round after the last gets no tools, so the model must answer.
 pub const MAX_TOOL_ROUNDS: usize = 8;
+/// The key under which arguments that are no JSON object are kept (see `gated_call`).
+const INVALID_ARGS: &str = "_unreadable_arguments";
 /// A selection attached to a message is cut to this many characters.
 const MAX_SELECTION_CHARS: usize = 8000;
 
@@ -299,9 +301,11 @@ impl Turn<'_, '_> {
             let mut visible = outcome.content.clone();
             let mut calls: Vec<ToolCall> = Vec::new();
             for c in &outcome.tool_calls {
+                // Stored and sent back as valid JSON whatever the model wrote: servers parse
+                // the arguments of earlier calls when they render the chat template.
                 let args = prompt_tools::parse_arguments(&c.function.arguments)
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| c.function.arguments.clone());
+                    .unwrap_or_else(|| json!({ INVALID_ARGS: c.function.arguments }))
+                    .to_string();
                 calls.push(ToolCall::function(
                     c.id.clone(),
                     c.function.name.clone(),
@@ -328,7 +332,7 @@ impl Turn<'_, '_> {
                     for (i, c) in parsed.calls.into_iter().enumerate() {
                         let args = match c.arguments {
                             Value::Object(_) => c.arguments.to_string(),
-                            other => json!({ "_invalid": other }).to_string(),
+                            other => json!({ INVALID_ARGS: other }).to_string(),
                         };
                         calls.push(ToolCall::function(
                             format!("call_t{base}_{i}"),
@@ -589,11 +593,13 @@ impl Turn<'_, '_> {
                 format!("there is no tool named {name:?}; the tools are: {known}"),
             ));
         };
-        if !args.is_object() {
+        if !args.is_object() || args.get(INVALID_ARGS).is_some() {
             return Err(ToolError::new(
                 "invalid_arguments",
                 format!(
-                    "the arguments of {name} must be a JSON object matching its schema: {}",
+                    "could not read the arguments of {name} as a JSON object ({}); they must \
+                     match its schema: {}",
+                    cut_chars(&args.get(INVALID_ARGS).unwrap_or(&args).to_string(), 200),
                     tool.parameters()
                 ),
             ));
@@ -660,6 +666,13 @@ impl Turn<'_, '_> {
                 }
             }
         }
+    }
+}
+
+fn cut_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
     }
 }
 

@@ -375,6 +375,21 @@ async fn an_unknown_tool_and_bad_arguments_get_error_results_not_a_crash() {
         "{:?}",
         results[2]
     );
+    assert!(
+        results[1].2["message"].as_str().unwrap().contains("[1, 2]"),
+        "{:?}",
+        results[1]
+    );
+    // What the model wrote is sent back as valid JSON (servers parse earlier calls' arguments).
+    let second = &env.llm.requests()[1];
+    let assistant = &messages_with_role(second, "assistant")[0];
+    for call in assistant["tool_calls"].as_array().unwrap() {
+        let args = call["function"]["arguments"].as_str().unwrap();
+        assert!(
+            serde_json::from_str::<Value>(args).unwrap().is_object(),
+            "{args}"
+        );
+    }
     assert!(turn.summary.error.is_none());
 }
 
