@@ -22,8 +22,10 @@ use tower_lsp_server::Client;
 use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::request::ApplyWorkspaceEdit;
 use tower_lsp_server::ls_types::{
-    ApplyWorkspaceEditParams, MessageActionItem, MessageType, Position, Range, TextEdit, Uri,
-    WorkspaceEdit,
+    ApplyWorkspaceEditParams, CreateFile, CreateFileOptions, DocumentChangeOperation,
+    DocumentChanges, MessageActionItem, MessageType, OneOf,
+    OptionalVersionedTextDocumentIdentifier, Position, Range, ResourceOp, TextDocumentEdit,
+    TextEdit, Uri, WorkspaceEdit,
 };
 
 /// How long an edit waits for the editor's answer to `workspace/applyEdit`.
@@ -130,17 +132,27 @@ struct EditorSink {
     client: Client,
     docs: Arc<Documents>,
     runtime: tokio::runtime::Handle,
+    /// The client can create files in a workspace edit (else a new file is an edit of an
+    /// empty document, which editors like Neovim accept).
+    create_files: bool,
 }
 
-impl EditSink for EditorSink {
-    fn replace_file(&self, path: &Path, old: &str, new: &str) -> std::result::Result<(), String> {
+impl EditorSink {
+    fn edit(
+        &self,
+        path: &Path,
+        old: &str,
+        new: &str,
+    ) -> std::result::Result<WorkspaceEdit, String> {
         let uri = self
             .docs
             .uri_of(path)
             .or_else(|| Uri::from_file_path(path))
             .ok_or_else(|| format!("{} cannot be named by a file URI", path.display()))?;
         // Replace what the editor holds: its buffer if open, else the file as the tool read it.
-        let current = self.docs.text_of(path).unwrap_or_else(|| old.to_string());
+        let open = self.docs.text_of(path);
+        let is_new = open.is_none() && !path.exists();
+        let current = open.unwrap_or_else(|| old.to_string());
         let range = Range {
             start: Position {
                 line: 0,
@@ -148,16 +160,41 @@ impl EditSink for EditorSink {
             },
             end: end_position(&current, self.docs.encoding()),
         };
-        let edit = WorkspaceEdit {
-            changes: Some(HashMap::from([(
-                uri,
-                vec![TextEdit {
-                    range,
-                    new_text: new.to_string(),
-                }],
-            )])),
-            ..WorkspaceEdit::default()
+        let text_edit = TextEdit {
+            range,
+            new_text: new.to_string(),
         };
+        if is_new && self.create_files {
+            let create = CreateFile {
+                uri: uri.clone(),
+                options: Some(CreateFileOptions {
+                    overwrite: Some(false),
+                    ignore_if_exists: Some(true),
+                }),
+                annotation_id: None,
+            };
+            let fill = TextDocumentEdit {
+                text_document: OptionalVersionedTextDocumentIdentifier { uri, version: None },
+                edits: vec![OneOf::Left(text_edit)],
+            };
+            return Ok(WorkspaceEdit {
+                document_changes: Some(DocumentChanges::Operations(vec![
+                    DocumentChangeOperation::Op(ResourceOp::Create(create)),
+                    DocumentChangeOperation::Edit(fill),
+                ])),
+                ..WorkspaceEdit::default()
+            });
+        }
+        Ok(WorkspaceEdit {
+            changes: Some(HashMap::from([(uri, vec![text_edit])])),
+            ..WorkspaceEdit::default()
+        })
+    }
+}
+
+impl EditSink for EditorSink {
+    fn replace_file(&self, path: &Path, old: &str, new: &str) -> std::result::Result<(), String> {
+        let edit = self.edit(path, old, new)?;
         let params = ApplyWorkspaceEditParams {
             label: Some("Noctune chat edit".into()),
             edit,
@@ -259,6 +296,7 @@ pub async fn chat(shared: &Shared, p: ChatParams) -> Result<Value> {
             client: shared.client.clone(),
             docs: shared.docs.clone(),
             runtime: tokio::runtime::Handle::current(),
+            create_files: shared.caps().create_files,
         }) as Arc<dyn EditSink>
     });
     let overlay: Arc<dyn BufferOverlay> = shared.docs.clone();

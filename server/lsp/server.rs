@@ -103,6 +103,16 @@ impl LanguageServer for Backend {
                 .as_ref()
                 .and_then(|w| w.apply_edit)
                 .unwrap_or(false),
+            create_files: caps
+                .workspace
+                .as_ref()
+                .and_then(|w| w.workspace_edit.as_ref())
+                .is_some_and(|e| {
+                    e.document_changes == Some(true)
+                        && e.resource_operations
+                            .as_ref()
+                            .is_some_and(|r| r.contains(&ResourceOperationKind::Create))
+                }),
             name: params
                 .client_info
                 .as_ref()

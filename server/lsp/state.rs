@@ -27,6 +27,8 @@ pub struct ClientCaps {
     pub work_done_progress: bool,
     pub show_document: bool,
     pub apply_edit: bool,
+    /// `workspaceEdit.documentChanges` with the `create` resource operation (new files).
+    pub create_files: bool,
     pub name: String,
 }
 

@@ -243,7 +243,11 @@ fn chat_edits_arrive_as_workspace_apply_edit_and_a_rejected_edit_is_reported_to_
     let nt = Noctune::new();
     let llm = ScriptedLlm::start(Script::new());
     let mut c = start(&nt, &repo, &llm);
-    c.initialize(&repo.path(), full_caps());
+    // A client that can create files in a workspace edit (as VS Code can).
+    let mut caps = full_caps();
+    caps["workspace"]["workspaceEdit"] =
+        json!({"documentChanges": true, "resourceOperations": ["create"]});
+    c.initialize(&repo.path(), caps);
     let edits = Arc::new(Mutex::new(Vec::<Value>::new()));
     let seen = edits.clone();
     c.set_hook(move |req| match req["method"].as_str() {
@@ -251,7 +255,7 @@ fn chat_edits_arrive_as_workspace_apply_edit_and_a_rejected_edit_is_reported_to_
         Some("workspace/applyEdit") => {
             let mut e = seen.lock().unwrap();
             e.push(req["params"].clone());
-            Some(if e.len() == 1 {
+            Some(if e.len() != 2 {
                 json!({"applied": true})
             } else {
                 json!({"applied": false, "failureReason": "the user closed the buffer"})
@@ -331,6 +335,26 @@ fn chat_edits_arrive_as_workspace_apply_edit_and_a_rejected_edit_is_reported_to_
         .find(|m| m["params"]["kind"] == "tool_result")
         .unwrap();
     assert_eq!(failed["params"]["ok"], false);
+
+    // A new file: created, then filled, in one workspace edit.
+    llm.push(Reply::tool_call(
+        "call_3",
+        "writeFile",
+        &json!({"path": "shapes/fresh.py", "content": "A = 1\n"}).to_string(),
+    ));
+    llm.push(Reply::text(&["Created."]));
+    let r = c.call(
+        "noctune/chat",
+        json!({"session": "s-edit", "message": "add fresh.py"}),
+    );
+    assert_eq!(r["text"], "Created.");
+    let created = edits.lock().unwrap()[2].clone();
+    let fresh = file_uri(&repo.path().join("shapes/fresh.py"));
+    let ops = &created["edit"]["documentChanges"];
+    assert_eq!(ops[0]["kind"], "create", "{created:#}");
+    assert_eq!(ops[0]["uri"], fresh.as_str());
+    assert_eq!(ops[1]["textDocument"]["uri"], fresh.as_str());
+    assert_eq!(ops[1]["edits"][0]["newText"], "A = 1\n");
     assert!(c.shutdown_exit().success());
 }
 
