@@ -35,3 +35,6 @@ cargo test --locked -- --test-threads="${NOCTUNE_TEST_THREADS:-2}"
 
 step "Real llama-server tier (llama.cpp's own server with a tiny random model; built once, cached)"
 ./tests/llm-real.sh
+
+step "Editor clients: VS Code extension (compile, lint, package, protocol mirror) and Neovim plugin (headless nvim)"
+./tests/e2e/run-editors.sh
