@@ -215,6 +215,32 @@ async fn bench_tail(url: &str, run_id: &str, events_file: &Path) {
         ms(direct)
     );
 
+    // Where the time goes: the same paging through `Studio::events` (the call tail_events
+    // makes), without MCP.
+    let studio = noctune::studio::Studio::open(
+        &std::env::var_os("NOCTUNE_BENCH_DB")
+            .map(std::path::PathBuf::from)
+            .unwrap(),
+    )
+    .unwrap();
+    for page in [1000usize, 5000] {
+        let t = Instant::now();
+        let (mut cursor, mut seen) = (0u64, 0u64);
+        loop {
+            let evs = studio.events(run_id, cursor, page).unwrap();
+            seen += evs.len() as u64;
+            match evs.last() {
+                Some(e) if evs.len() == page => cursor = e.idx + 1,
+                _ => break,
+            }
+        }
+        assert_eq!(seen, EVENTS);
+        println!(
+            "  (Studio::events paging, no MCP, pages of {page}: {:.1} ms)",
+            ms(t.elapsed())
+        );
+    }
+
     let client = connect(url, "bench-tail").await;
     for page in [1000u64, 5000] {
         let t = Instant::now();
@@ -248,6 +274,7 @@ async fn bench_tail(url: &str, run_id: &str, events_file: &Path) {
 }
 
 fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::Builder::new()
         .prefix("noctune-mcp-bench-")
         .tempdir()
@@ -255,6 +282,8 @@ fn main() {
     let repo = dir.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
     let db = dir.path().join("audit.sqlite");
+    // SAFETY: set before any other thread exists.
+    unsafe { std::env::set_var("NOCTUNE_BENCH_DB", &db) };
     let rec = make_run(&repo, &db);
     let run_id = rec.run_id.to_string();
     let paths = RunPaths::new(&repo, &rec.run_id);

@@ -295,15 +295,15 @@ fn parse_server(
             )),
         }
     };
-    if let Some(v) = t.get("enabled") {
-        if !v.is_bool() {
-            return Err(invalid(
-                file,
-                &format!("{key}.enabled"),
-                format!("is {}", type_name(v)),
-                "true or false",
-            ));
-        }
+    if let Some(v) = t.get("enabled")
+        && !v.is_bool()
+    {
+        return Err(invalid(
+            file,
+            &format!("{key}.enabled"),
+            format!("is {}", type_name(v)),
+            "true or false",
+        ));
     }
     let call_timeout = t
         .get("timeout_secs")
