@@ -26,6 +26,7 @@ impl EventLog {
         self.append_raw(kind.as_str(), payload)
     }
 
+    /// Appends one event of a type given by name.
     pub fn append_raw(&self, kind: &str, payload: Value) -> std::io::Result<Event> {
         let path = self.paths.events();
         let mut f = File::options().create(true).append(true).read(true).open(&path)?;
@@ -53,11 +54,15 @@ impl EventLog {
 }
 
 pub fn read_events(paths: &RunPaths, cursor: u64, limit: usize) -> std::io::Result<Vec<Event>> {
-    let f = match File::open(paths.events()) {
+    let mut f = match File::open(paths.events()) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
+    // `idx` grows by one per line, so the line holding `cursor` can be found by bisecting
+    // byte offsets: paging through a long log costs O(log n) seeks per page, not a rescan.
+    let start = if cursor == 0 { 0 } else { offset_of(&mut f, cursor)? };
+    f.seek(SeekFrom::Start(start))?;
     let mut out = Vec::new();
     for line in BufReader::new(f).lines() {
         let line = line?;
@@ -74,6 +79,36 @@ pub fn read_events(paths: &RunPaths, cursor: u64, limit: usize) -> std::io::Resu
         }
     }
     Ok(out)
+}
+
+/// The `idx` of a line, read from its prefix without parsing the whole event.
+fn line_idx(line: &[u8]) -> Option<u64> {
+    let rest = line.strip_prefix(b"{\"idx\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
+/// A byte offset at or before the line with `idx == cursor` (and after every line with a
+/// smaller idx that the bisection could rule out).
+fn offset_of(f: &mut File, cursor: u64) -> std::io::Result<u64> {
+    let len = f.seek(SeekFrom::End(0))?;
+    let (mut lo, mut hi) = (0u64, len);
+    let mut buf = vec![0u8; 4096];
+    while hi - lo > 4096 {
+        let mid = lo + (hi - lo) / 2;
+        f.seek(SeekFrom::Start(mid))?;
+        let n = f.read(&mut buf)?;
+        let Some(nl) = buf[..n].iter().position(|b| *b == b'\n') else { break };
+        let line_start = mid + nl as u64 + 1;
+        f.seek(SeekFrom::Start(line_start))?;
+        let n = f.read(&mut buf)?;
+        match line_idx(&buf[..n]) {
+            Some(idx) if idx < cursor => lo = line_start,
+            Some(_) => hi = mid,
+            None => break,
+        }
+    }
+    Ok(lo)
 }
 
 /// The index after the last complete line of the file.
@@ -130,5 +165,28 @@ impl EventTail {
             .split(|b| *b == b'\n')
             .filter_map(|l| serde_json::from_slice::<Event>(l).ok())
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::RunId;
+
+    #[test]
+    fn paging_from_any_cursor_returns_contiguous_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = RunPaths::new(dir.path(), &RunId::parse("r1").unwrap());
+        std::fs::create_dir_all(&paths.run_dir).unwrap();
+        let log = EventLog::new(&paths);
+        for i in 0..3000u64 {
+            log.append(EventKind::Log, serde_json::json!({"i": i, "pad": "x".repeat((i % 97) as usize)})).unwrap();
+        }
+        for cursor in [0u64, 1, 2, 999, 1000, 1777, 2998, 2999, 3000, 5000] {
+            let page = read_events(&paths, cursor, 50).unwrap();
+            let want: Vec<u64> = (cursor..3000.min(cursor + 50)).collect();
+            assert_eq!(page.iter().map(|e| e.idx).collect::<Vec<_>>(), want, "cursor {cursor}");
+        }
+        assert_eq!(line_idx(b"{\"idx\":42,\"ts\":\"x\"}"), Some(42));
     }
 }
