@@ -38,3 +38,6 @@ step "Real llama-server tier (llama.cpp's own server with a tiny random model; b
 
 step "Editor clients: VS Code extension (compile, lint, package, protocol mirror) and Neovim plugin (headless nvim)"
 ./tests/e2e/run-editors.sh
+
+step "MCP: the official Python SDK drives runs over stdio and Streamable HTTP; a third-party npm MCP server for the client side"
+./tests/e2e/run-mcp.sh

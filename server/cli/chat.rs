@@ -55,6 +55,7 @@ pub fn run(args: ChatArgs) -> anyhow::Result<i32> {
     let studio = Studio::open_default()
         .context("opening the audit DB (set NOCTUNE_STUDIO_DB to use another file)")?;
     let service = studio.chat(&root)?;
+    super::mcp_tools::attach(&studio, &root);
     let session_id = match &args.session {
         Some(id) => {
             session::validate_id(id)?;

@@ -15,6 +15,9 @@ pub fn lsp(repo: Option<PathBuf>, port: u16, no_http: bool) -> anyhow::Result<i3
         Some(d) => Some(super::repo_root(Some(d))?),
         None => None,
     };
+    if let Some(root) = &repo {
+        super::mcp_tools::attach_in_background(root);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -3,6 +3,7 @@
 
 mod lsp;
 mod mcp;
+mod mcp_tools;
 mod chat;
 mod runs;
 mod studio;
