@@ -46,7 +46,14 @@ impl Drop for Studio {
 
 fn start_studio(repo: &Path, db: &Path) -> Studio {
     let mut child = Command::new(env!("CARGO_BIN_EXE_noctune"))
-        .args(["studio", "--repo", repo.to_str().unwrap(), "--port", "0", "--no-open"])
+        .args([
+            "studio",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--port",
+            "0",
+            "--no-open",
+        ])
         .env("NOCTUNE_STUDIO_DB", db)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -60,25 +67,43 @@ fn start_studio(repo: &Path, db: &Path) -> Studio {
         let mut sink = Vec::new();
         let _ = out.read_to_end(&mut sink);
     });
-    let url = line.trim().strip_prefix("Noctune Studio: ").expect("URL line").to_string();
+    let url = line
+        .trim()
+        .strip_prefix("Noctune Studio: ")
+        .expect("URL line")
+        .to_string();
     let (base, token) = url.split_once("/studio?token=").unwrap();
     let port = base.rsplit(':').next().unwrap().parse().unwrap();
-    Studio { child, port, token: token.to_string() }
+    Studio {
+        child,
+        port,
+        token: token.to_string(),
+    }
 }
 
 /// A git repository with one commit, and a run in status `running` whose "worker" is this
 /// process (so the liveness check sees it alive).
 fn make_run(repo: &Path, store: &AuditStore) -> (RunPaths, EventLog) {
     std::fs::write(repo.join("README.md"), "bench\n").unwrap();
-    let git = git2::Repository::init_opts(repo, git2::RepositoryInitOptions::new().initial_head("main")).unwrap();
+    let git = git2::Repository::init_opts(
+        repo,
+        git2::RepositoryInitOptions::new().initial_head("main"),
+    )
+    .unwrap();
     let mut idx = git.index().unwrap();
-    idx.add_all(["*"].iter(), git2::IndexAddOption::DEFAULT, None).unwrap();
+    idx.add_all(["*"].iter(), git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
     idx.write().unwrap();
     let tree = git.find_tree(idx.write_tree().unwrap()).unwrap();
     let sig = git2::Signature::now("Bench", "bench@example.com").unwrap();
-    let head = git.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[]).unwrap();
+    let head = git
+        .commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
+        .unwrap();
     noctune::engine::paths::ensure_cache_dir(repo).unwrap();
-    let run_id = RunId::new_from(&noctune::util::time::now_compact(), noctune::util::fsx::random_bytes::<4>());
+    let run_id = RunId::new_from(
+        &noctune::util::time::now_compact(),
+        noctune::util::fsx::random_bytes::<4>(),
+    );
     let paths = RunPaths::new(repo, &run_id);
     let now = noctune::util::time::now_rfc3339();
     let pid = std::process::id();
@@ -102,7 +127,8 @@ fn make_run(repo: &Path, store: &AuditStore) -> (RunPaths, EventLog) {
     runfile::create(&paths, &rec).unwrap();
     store.upsert_run(&rec).unwrap();
     let log = EventLog::new(&paths);
-    log.append(EventKind::RunStarted, json!({"bench": true})).unwrap();
+    log.append(EventKind::RunStarted, json!({"bench": true}))
+        .unwrap();
     (paths, log)
 }
 
@@ -113,23 +139,37 @@ struct SseClient {
     body: Vec<u8>,
     chunk_left: Option<usize>,
     head_done: bool,
+    /// The terminating chunk arrived (messages may still be in `body`).
+    eof: bool,
 }
 
 impl SseClient {
     fn connect(port: u16, token: &str, path: &str) -> SseClient {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         stream.set_nodelay(true).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+        );
         stream.write_all(req.as_bytes()).unwrap();
-        SseClient { stream, raw: Vec::new(), body: Vec::new(), chunk_left: None, head_done: false }
+        SseClient {
+            stream,
+            raw: Vec::new(),
+            body: Vec::new(),
+            chunk_left: None,
+            head_done: false,
+            eof: false,
+        }
     }
 
     fn find(h: &[u8], n: &[u8]) -> Option<usize> {
         h.windows(n.len()).position(|w| w == n)
     }
 
-    /// The next message as (event name, id), or None when the stream ends.
+    /// The next message as (event name, id), or None when the stream ends. An `error` message
+    /// is printed.
     fn next(&mut self) -> Option<(String, Option<u64>)> {
         loop {
             if !self.head_done {
@@ -144,11 +184,18 @@ impl SseClient {
                 loop {
                     match self.chunk_left {
                         None => {
-                            let Some(i) = Self::find(&self.raw, b"\r\n") else { break };
-                            let size = usize::from_str_radix(String::from_utf8_lossy(&self.raw[..i]).trim(), 16).unwrap_or(0);
+                            let Some(i) = Self::find(&self.raw, b"\r\n") else {
+                                break;
+                            };
+                            let size = usize::from_str_radix(
+                                String::from_utf8_lossy(&self.raw[..i]).trim(),
+                                16,
+                            )
+                            .unwrap_or(0);
                             self.raw.drain(..i + 2);
                             if size == 0 {
-                                return None;
+                                self.eof = true;
+                                break;
                             }
                             self.chunk_left = Some(size);
                         }
@@ -166,6 +213,9 @@ impl SseClient {
                     let mut event = "message".to_string();
                     let mut id = None;
                     let mut has_data = false;
+                    if block.contains("event: error") {
+                        eprintln!("stream error: {block}");
+                    }
                     for l in block.lines() {
                         if let Some(v) = l.strip_prefix("event:") {
                             event = v.trim().to_string();
@@ -178,6 +228,9 @@ impl SseClient {
                     if has_data {
                         return Some((event, id));
                     }
+                }
+                if self.eof {
+                    return None;
                 }
             }
             let mut buf = [0u8; 65536];
@@ -226,14 +279,22 @@ fn bench_latency(studio: &Studio, paths: &RunPaths, log: &EventLog) -> bool {
     });
     std::thread::sleep(Duration::from_millis(300)); // the stream is open and caught up
     for i in 0..LATENCY_EVENTS {
-        let ev = log.append(EventKind::Log, json!({"bench": "latency", "i": i})).unwrap();
+        let ev = log
+            .append(EventKind::Log, json!({"bench": "latency", "i": i}))
+            .unwrap();
         sent.lock().unwrap().insert(ev.idx, Instant::now());
         // Spread the writes: a live run writes in bursts and pauses, not in lockstep with polls.
         std::thread::sleep(Duration::from_millis(3 + (i * 7919 % 23)));
     }
     let got = reader.join().unwrap();
     let sent = sent.lock().unwrap();
-    let mut lat: Vec<f64> = got.iter().filter_map(|(id, at)| sent.get(id).map(|s| at.saturating_duration_since(*s).as_secs_f64() * 1000.0)).collect();
+    let mut lat: Vec<f64> = got
+        .iter()
+        .filter_map(|(id, at)| {
+            sent.get(id)
+                .map(|s| at.saturating_duration_since(*s).as_secs_f64() * 1000.0)
+        })
+        .collect();
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let ok = lat.len() == LATENCY_EVENTS as usize && percentile(&lat, 0.99) <= 100.0;
     println!(
@@ -247,7 +308,12 @@ fn bench_latency(studio: &Studio, paths: &RunPaths, log: &EventLog) -> bool {
     ok
 }
 
-fn bench_fanout(studio: &Studio, paths: &RunPaths, log: &EventLog, hb_stop: &Arc<AtomicBool>) -> bool {
+fn bench_fanout(
+    studio: &Studio,
+    paths: &RunPaths,
+    log: &EventLog,
+    hb_stop: &Arc<AtomicBool>,
+) -> bool {
     let start = log.read_from(0, usize::MAX).unwrap().len() as u64;
     let path = format!("/api/runs/{}/events/stream?cursor={start}", paths.run_id);
     let clients: Vec<_> = (0..FANOUT_CLIENTS)
@@ -272,13 +338,19 @@ fn bench_fanout(studio: &Studio, paths: &RunPaths, log: &EventLog, hb_stop: &Arc
     std::thread::sleep(Duration::from_millis(500));
     let t = Instant::now();
     for i in 0..FANOUT_EVENTS {
-        log.append(EventKind::Log, json!({"bench": "fanout", "i": i})).unwrap();
+        log.append(EventKind::Log, json!({"bench": "fanout", "i": i}))
+            .unwrap();
     }
     let write_secs = t.elapsed().as_secs_f64();
     // End the run the way a worker does: run.json first, then the final status event.
     hb_stop.store(true, Ordering::Relaxed);
     runfile::update(paths, |_| Some(RunStatus::Done)).unwrap();
-    let last = log.append(EventKind::StatusChanged, json!({"status": "done", "error": null})).unwrap();
+    let last = log
+        .append(
+            EventKind::StatusChanged,
+            json!({"status": "done", "error": null}),
+        )
+        .unwrap();
     let expected: Vec<u64> = (start..=last.idx).collect();
     let mut lost = 0usize;
     let mut reordered = 0usize;
@@ -387,6 +459,7 @@ fn main() {
     let b = bench_fanout(&studio, &paths, &log, &hb_stop);
     let c = bench_first_load(&studio);
     let _ = hb.join();
+    drop(studio); // process::exit would skip it
     if !(a && b && c) {
         std::process::exit(1);
     }

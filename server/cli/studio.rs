@@ -9,14 +9,30 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub fn studio(repo: Option<PathBuf>, port: u16, host: IpAddr, no_open: bool) -> anyhow::Result<i32> {
+pub fn studio(
+    repo: Option<PathBuf>,
+    port: u16,
+    host: IpAddr,
+    no_open: bool,
+) -> anyhow::Result<i32> {
     let repo_root = super::repo_root(repo)?;
     let studio = Arc::new(
-        Studio::open_default().context("opening the audit DB (set NOCTUNE_STUDIO_DB to use another file)")?,
+        Studio::open_default()
+            .context("opening the audit DB (set NOCTUNE_STUDIO_DB to use another file)")?,
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
-        let server = Server::bind(studio, Options { repo_root, host, port }).await?;
+        let server = Server::bind(
+            studio,
+            Options {
+                repo_root,
+                host,
+                port,
+            },
+        )
+        .await?;
         let url = server.url();
         // One line, flushed at once: tests and scripts read the URL from here.
         let mut out = std::io::stdout().lock();
@@ -52,7 +68,11 @@ async fn shutdown_signal() {
 /// Opens the URL in the desktop's browser, if there is one; failing that, the printed URL is
 /// enough.
 fn open_browser(url: &str) {
-    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
     let spawned = std::process::Command::new(opener)
         .arg(url)
         .stdin(std::process::Stdio::null())
@@ -63,6 +83,8 @@ fn open_browser(url: &str) {
         Ok(mut child) => {
             std::thread::spawn(move || child.wait());
         }
-        Err(e) => tracing::info!("could not open a browser ({opener}: {e}); open the printed URL yourself"),
+        Err(e) => tracing::info!(
+            "could not open a browser ({opener}: {e}); open the printed URL yourself"
+        ),
     }
 }

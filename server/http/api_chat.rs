@@ -8,7 +8,7 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, blocking};
-use super::openapi::{json_body, ok_json, op, query, r};
+use super::openapi::{json_body, ok_json, op, query, r, sse};
 use super::routes::Routes;
 use crate::chat::agent::{ChatEvent, Prompter, TurnContext};
 use crate::chat::permissions::{PermissionAnswer, PermissionRequest};
@@ -45,18 +45,29 @@ pub struct ChatState {
 
 impl ChatState {
     pub fn new(studio: Arc<Studio>, repo_root: PathBuf) -> ChatState {
-        let secs = std::env::var("NOCTUNE_STUDIO_PROMPT_TIMEOUT_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+        let secs = std::env::var("NOCTUNE_STUDIO_PROMPT_TIMEOUT_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(300);
         ChatState {
             studio,
             repo_root,
             service: Mutex::new(None),
-            prompts: Arc::new(Prompts { slots: Mutex::new(HashMap::new()), timeout: Duration::from_secs(secs) }),
+            prompts: Arc::new(Prompts {
+                slots: Mutex::new(HashMap::new()),
+                timeout: Duration::from_secs(secs),
+            }),
         }
     }
 
     /// The repository's chat service (opened on first use; shared with other surfaces).
     async fn service(&self) -> Result<Arc<ChatService>, ApiError> {
-        if let Some(s) = self.service.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(s) = self
+            .service
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             return Ok(s.clone());
         }
         let studio = self.studio.clone();
@@ -71,8 +82,12 @@ impl From<ChatError> for ApiError {
     fn from(e: ChatError) -> ApiError {
         let message = e.to_string();
         let (status, code) = match &e {
-            ChatError::Session(SessionError::InvalidId(_)) => (StatusCode::BAD_REQUEST, "invalid_session_id"),
-            ChatError::Session(SessionError::NotFound { .. }) => (StatusCode::NOT_FOUND, "unknown_session"),
+            ChatError::Session(SessionError::InvalidId(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid_session_id")
+            }
+            ChatError::Session(SessionError::NotFound { .. }) => {
+                (StatusCode::NOT_FOUND, "unknown_session")
+            }
             ChatError::UnknownProfile { .. } => (StatusCode::BAD_REQUEST, "unknown_profile"),
             ChatError::UnknownClass(_) => (StatusCode::BAD_REQUEST, "invalid_class"),
             ChatError::Undo(_) => (StatusCode::CONFLICT, "nothing_to_undo"),
@@ -84,7 +99,11 @@ impl From<ChatError> for ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };
-        ApiError { status, code, message }
+        ApiError {
+            status,
+            code,
+            message,
+        }
     }
 }
 
@@ -143,7 +162,10 @@ impl Drop for SlotGuard {
 struct WebPrompter(Arc<Prompts>);
 
 impl Prompter for WebPrompter {
-    fn ask<'a>(&'a self, req: &'a PermissionRequest) -> Pin<Box<dyn Future<Output = PermissionAnswer> + Send + 'a>> {
+    fn ask<'a>(
+        &'a self,
+        req: &'a PermissionRequest,
+    ) -> Pin<Box<dyn Future<Output = PermissionAnswer> + Send + 'a>> {
         let prompts = self.0.clone();
         let id = req.id.clone();
         Box::pin(async move {
@@ -173,7 +195,9 @@ impl Prompter for WebPrompter {
 
 pub async fn profiles(State(st): St) -> Result<Json<Value>, ApiError> {
     let svc = st.chat.service().await?;
-    Ok(Json(json!({"profiles": svc.profiles(), "default": svc.default_profile()})))
+    Ok(Json(
+        json!({"profiles": svc.profiles(), "default": svc.default_profile()}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -183,14 +207,32 @@ pub struct HealthQuery {
 }
 
 /// Whether the profile's model server answers, and how to start llama-server if not.
-pub async fn health(State(st): St, ApiQuery(q): ApiQuery<HealthQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn health(
+    State(st): St,
+    ApiQuery(q): ApiQuery<HealthQuery>,
+) -> Result<Json<Value>, ApiError> {
     let svc = st.chat.service().await?;
-    let name = q.profile.filter(|p| !p.is_empty()).unwrap_or_else(|| svc.default_profile().to_string());
-    let profile = svc.profiles().into_iter().find(|p| p.name == name).ok_or_else(|| {
-        ApiError::bad_request("unknown_profile", format!("unknown model profile {name:?}"))
-    })?;
-    let port = profile.base_url.split("://").nth(1).and_then(|rest| rest.split('/').next()).and_then(|hp| hp.rsplit(':').next()).and_then(|p| p.parse::<u16>().ok()).unwrap_or(8080);
-    let start_command = format!("llama-server -m MODEL.gguf --host 127.0.0.1 --port {port} --jinja");
+    let name = q
+        .profile
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| svc.default_profile().to_string());
+    let profile = svc
+        .profiles()
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| {
+            ApiError::bad_request("unknown_profile", format!("unknown model profile {name:?}"))
+        })?;
+    let port = profile
+        .base_url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|hp| hp.rsplit(':').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(8080);
+    let start_command =
+        format!("llama-server -m MODEL.gguf --host 127.0.0.1 --port {port} --jinja");
     let mut ep = LlmEndpoint::new(profile.base_url.clone(), profile.model.clone());
     ep.connect_timeout = Duration::from_secs(2);
     ep.request_timeout = Duration::from_secs(5);
@@ -220,9 +262,13 @@ pub struct NewSession {
     profile: Option<String>,
 }
 
-pub async fn create_session(State(st): St, ApiJson(body): ApiJson<NewSession>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create_session(
+    State(st): St,
+    ApiJson(body): ApiJson<NewSession>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let svc = st.chat.service().await?;
-    let s = blocking(move || svc.new_session(body.profile.as_deref().filter(|p| !p.is_empty()))).await?;
+    let s = blocking(move || svc.new_session(body.profile.as_deref().filter(|p| !p.is_empty())))
+        .await?;
     Ok((StatusCode::CREATED, Json(json!(s))))
 }
 
@@ -230,31 +276,47 @@ fn checked_id(id: &str) -> Result<(), ApiError> {
     validate_id(id).map_err(|e| ApiError::not_found("unknown_session", e.to_string()))
 }
 
-pub async fn load_session(State(st): St, ApiPath(id): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+pub async fn load_session(
+    State(st): St,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
     checked_id(&id)?;
     let svc = st.chat.service().await?;
     let s = blocking(move || svc.load_session(&id)).await?;
     Ok(Json(json!(s)))
 }
 
-pub async fn delete_session(State(st): St, ApiPath(id): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+pub async fn delete_session(
+    State(st): St,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
     checked_id(&id)?;
     let svc = st.chat.service().await?;
     let sid = id.clone();
     let removed = blocking(move || svc.delete_session(&sid)).await?;
     if !removed {
-        return Err(ApiError::not_found("unknown_session", format!("no chat session {id}")));
+        return Err(ApiError::not_found(
+            "unknown_session",
+            format!("no chat session {id}"),
+        ));
     }
     Ok(Json(json!({"deleted": true, "id": id})))
 }
 
-pub async fn export_session(State(st): St, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
+pub async fn export_session(
+    State(st): St,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
     checked_id(&id)?;
     let svc = st.chat.service().await?;
     let sid = id.clone();
     let transcript = blocking(move || svc.export_session(&sid)).await?;
     let disposition = format!("attachment; filename=\"noctune-chat-{id}.json\"");
-    Ok(([(header::CONTENT_DISPOSITION, disposition)], Json(transcript)).into_response())
+    Ok((
+        [(header::CONTENT_DISPOSITION, disposition)],
+        Json(transcript),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -290,7 +352,10 @@ pub async fn grants(State(st): St) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"always": svc.always_grants()})))
 }
 
-pub async fn revoke(State(st): St, ApiPath(class): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+pub async fn revoke(
+    State(st): St,
+    ApiPath(class): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
     let svc = st.chat.service().await?;
     let c = class.clone();
     let revoked = blocking(move || svc.revoke(&c, "web")).await?;
@@ -309,15 +374,25 @@ pub async fn answer_permission(
     ApiJson(body): ApiJson<PermissionBody>,
 ) -> Result<Json<Value>, ApiError> {
     let answer: PermissionAnswer = body.answer.parse().map_err(|_| {
-        ApiError::bad_request("invalid_answer", format!("answer {:?}: expected once, session, always or deny", body.answer))
+        ApiError::bad_request(
+            "invalid_answer",
+            format!(
+                "answer {:?}: expected once, session, always or deny",
+                body.answer
+            ),
+        )
     })?;
     if !st.chat.prompts.answer(&request_id, answer) {
         return Err(ApiError::not_found(
             "unknown_permission_request",
-            format!("no turn is waiting for permission request {request_id:?} (answered already, timed out, or the turn ended)"),
+            format!(
+                "no turn is waiting for permission request {request_id:?} (answered already, timed out, or the turn ended)"
+            ),
         ));
     }
-    Ok(Json(json!({"request_id": request_id, "answer": body.answer})))
+    Ok(Json(
+        json!({"request_id": request_id, "answer": body.answer}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -340,8 +415,13 @@ impl Drop for CancelOnDrop {
 }
 
 fn sse_of(ev: &ChatEvent) -> SseEvent {
-    let v = serde_json::to_value(ev).unwrap_or_else(|_| json!({"type": "error", "message": "unserialisable event"}));
-    let name = v.get("type").and_then(Value::as_str).unwrap_or("message").to_string();
+    let v = serde_json::to_value(ev)
+        .unwrap_or_else(|_| json!({"type": "error", "message": "unserialisable event"}));
+    let name = v
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("message")
+        .to_string();
     SseEvent::default().event(name).data(v.to_string())
 }
 
@@ -354,10 +434,16 @@ pub async fn send(
 ) -> Result<Response, ApiError> {
     validate_id(&id).map_err(|e| ApiError::bad_request("invalid_session_id", e.to_string()))?;
     if body.message.trim().is_empty() {
-        return Err(ApiError::bad_request("empty_message", "the message is empty"));
+        return Err(ApiError::bad_request(
+            "empty_message",
+            "the message is empty",
+        ));
     }
     if body.message.len() > MAX_MESSAGE {
-        return Err(ApiError::bad_request("message_too_long", format!("the message is longer than {MAX_MESSAGE} bytes")));
+        return Err(ApiError::bad_request(
+            "message_too_long",
+            format!("the message is longer than {MAX_MESSAGE} bytes"),
+        ));
     }
     let svc = st.chat.service().await?;
     let prompts = st.chat.prompts.clone();
@@ -373,10 +459,25 @@ pub async fn send(
             }
             let _ = events.send(ev);
         };
-        let context = TurnContext { document: body.document, selection: body.selection, ..TurnContext::default() };
-        let res = svc.send(&id, &body.message, context, &prompter, &mut on_event, &turn_cancel).await;
+        let context = TurnContext {
+            document: body.document,
+            selection: body.selection,
+            ..TurnContext::default()
+        };
+        let res = svc
+            .send(
+                &id,
+                &body.message,
+                context,
+                &prompter,
+                &mut on_event,
+                &turn_cancel,
+            )
+            .await;
         if let Err(e) = res {
-            let _ = tx.send(ChatEvent::Error { message: e.to_string() });
+            let _ = tx.send(ChatEvent::Error {
+                message: e.to_string(),
+            });
         }
     });
     let guard = CancelOnDrop(cancel);
@@ -384,7 +485,9 @@ pub async fn send(
         let ev = rx.recv().await?;
         Some((Ok::<_, std::convert::Infallible>(sse_of(&ev)), (rx, guard)))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
 }
 
 pub(super) fn routes(r: Routes) -> Routes {
@@ -412,56 +515,119 @@ fn sid() -> Value {
 pub(super) fn openapi_paths() -> Vec<(String, Value)> {
     let sessions_list = json!({"type": "object", "required": ["sessions"], "properties": {"sessions": {"type": "array", "items": r("SessionSummary")}}});
     vec![
-        ("/api/chat/profiles".into(), json!({"get": op("chat", "Model profiles and the default", vec![], None, ok_json("Profiles", r("Profiles")), &[])})),
-        ("/api/chat/health".into(), json!({"get": op("chat", "Whether a profile's model server answers; if not, the message and the command that starts llama-server",
-            vec![query("profile", json!({"type": "string"}), "Profile name (default: the default profile)")], None, ok_json("Health", r("ModelHealth")), &["400"])})),
-        ("/api/chat/sessions".into(), json!({
-            "get": op("chat", "Saved chat sessions, newest first", vec![], None, ok_json("Sessions", sessions_list), &[]),
-            "post": op("chat", "Create an empty session", vec![], Some(r("NewSession")), ("201", {let mut v = json_body(r("SessionSummary")); v["description"] = json!("The new session"); v}), &["400", "413", "415"]),
-        })),
-        ("/api/chat/sessions/{session_id}".into(), json!({
-            "get": op("chat", "Load a session (messages in the OpenAI wire shape, grants answered)", vec![sid()], None, ok_json("The session", r("Session")), &["404"]),
-            "delete": op("chat", "Delete a session and forget its session grants", vec![sid()], None, ok_json("Deleted", json!({"type": "object", "properties": {"deleted": {"type": "boolean"}, "id": {"type": "string"}}})), &["404"]),
-        })),
-        ("/api/chat/sessions/{session_id}/export".into(), json!({"get": op("chat", "The transcript as JSON (messages, tool calls and results, grants), as a download", vec![sid()], None, ok_json("Transcript", json!({"type": "object"})), &["404"])})),
-        ("/api/chat/sessions/{session_id}/profile".into(), json!({"post": op("chat", "Select the session's model profile", vec![sid()], Some(json!({"type": "object", "required": ["profile"], "additionalProperties": false, "properties": {"profile": {"type": "string"}}})),
-            ok_json("Selected", json!({"type": "object"})), &["400", "404", "413", "415"])})),
-        ("/api/chat/sessions/{session_id}/messages".into(), json!({"post": op("chat", "Send a message (the session is created if missing). The answer streams as SSE; each message's event is the ChatEvent type and its data the ChatEvent as JSON. A permission_request parks the turn until POST /api/chat/permissions/{request_id} (or a timeout denies). Closing the stream cancels the turn.",
-            vec![sid()], Some(r("SendMessage")), ("200", json!({"description": "text/event-stream of ChatEvent", "content": {"text/event-stream": {"schema": r("ChatEvent")}}})), &["400", "413", "415"])})),
-        ("/api/chat/sessions/{session_id}/undo".into(), json!({"post": op("chat", "Undo the session's last edit (restores the backup)", vec![sid()], None, ok_json("What was undone", r("UndoOutcome")), &["404", "409"])})),
-        ("/api/chat/permissions/{request_id}".into(), json!({"post": op("chat", "Answer a permission request of a running turn",
+        (
+            "/api/chat/profiles".into(),
+            json!({"get": op("chat", "Model profiles and the default", vec![], None, ok_json("Profiles", r("Profiles")), &[])}),
+        ),
+        (
+            "/api/chat/health".into(),
+            json!({"get": op("chat", "Whether a profile's model server answers; if not, the message and the command that starts llama-server",
+            vec![query("profile", json!({"type": "string"}), "Profile name (default: the default profile)")], None, ok_json("Health", r("ModelHealth")), &["400"])}),
+        ),
+        (
+            "/api/chat/sessions".into(),
+            json!({
+                "get": op("chat", "Saved chat sessions, newest first", vec![], None, ok_json("Sessions", sessions_list), &[]),
+                "post": op("chat", "Create an empty session", vec![], Some(r("NewSession")), ("201", {let mut v = json_body(r("SessionSummary")); v["description"] = json!("The new session"); v}), &["400", "413", "415"]),
+            }),
+        ),
+        (
+            "/api/chat/sessions/{session_id}".into(),
+            json!({
+                "get": op("chat", "Load a session (messages in the OpenAI wire shape, grants answered)", vec![sid()], None, ok_json("The session", r("Session")), &["404"]),
+                "delete": op("chat", "Delete a session and forget its session grants", vec![sid()], None, ok_json("Deleted", json!({"type": "object", "properties": {"deleted": {"type": "boolean"}, "id": {"type": "string"}}})), &["404"]),
+            }),
+        ),
+        (
+            "/api/chat/sessions/{session_id}/export".into(),
+            json!({"get": op("chat", "The transcript as JSON (messages, tool calls and results, grants), as a download", vec![sid()], None, ok_json("Transcript", json!({"type": "object"})), &["404"])}),
+        ),
+        (
+            "/api/chat/sessions/{session_id}/profile".into(),
+            json!({"post": op("chat", "Select the session's model profile", vec![sid()], Some(json!({"type": "object", "required": ["profile"], "additionalProperties": false, "properties": {"profile": {"type": "string"}}})),
+            ok_json("Selected", json!({"type": "object"})), &["400", "404", "413", "415"])}),
+        ),
+        (
+            "/api/chat/sessions/{session_id}/messages".into(),
+            json!({"post": op("chat", "Send a message (the session is created if missing). The answer streams as SSE; each message's event is the ChatEvent type and its data the ChatEvent as JSON. A permission_request parks the turn until POST /api/chat/permissions/{request_id} (or a timeout denies). Closing the stream cancels the turn.",
+            vec![sid()], Some(r("SendMessage")), sse("text/event-stream of ChatEvent", r("ChatEventMessage")), &["400", "413", "415"])}),
+        ),
+        (
+            "/api/chat/sessions/{session_id}/undo".into(),
+            json!({"post": op("chat", "Undo the session's last edit (restores the backup)", vec![sid()], None, ok_json("What was undone", r("UndoOutcome")), &["404", "409"])}),
+        ),
+        (
+            "/api/chat/permissions/{request_id}".into(),
+            json!({"post": op("chat", "Answer a permission request of a running turn",
             vec![json!({"name": "request_id", "in": "path", "required": true, "schema": {"type": "string"}})],
             Some(json!({"type": "object", "required": ["answer"], "additionalProperties": false, "properties": {"answer": {"type": "string", "enum": ["once", "session", "always", "deny"]}}})),
-            ok_json("Accepted", json!({"type": "object"})), &["400", "404", "413", "415"])})),
-        ("/api/chat/grants".into(), json!({"get": op("chat", "The \"always allow\" grants of studio_allow.json", vec![], None, ok_json("Grants", json!({"type": "object", "properties": {"always": {"type": "array", "items": {"type": "object"}}}})), &[])})),
-        ("/api/chat/grants/{class}".into(), json!({"delete": op("chat", "Revoke the always and session grants of a tool class",
+            ok_json("Accepted", json!({"type": "object"})), &["400", "404", "413", "415"])}),
+        ),
+        (
+            "/api/chat/grants".into(),
+            json!({"get": op("chat", "The \"always allow\" grants of studio_allow.json", vec![], None, ok_json("Grants", json!({"type": "object", "properties": {"always": {"type": "array", "items": {"type": "object"}}}})), &[])}),
+        ),
+        (
+            "/api/chat/grants/{class}".into(),
+            json!({"delete": op("chat", "Revoke the always and session grants of a tool class",
             vec![json!({"name": "class", "in": "path", "required": true, "schema": {"type": "string", "enum": ["write", "run", "decide"]}})], None,
-            ok_json("Revoked", json!({"type": "object", "properties": {"class": {"type": "string"}, "revoked": {"type": "boolean"}}})), &["400"])})),
+            ok_json("Revoked", json!({"type": "object", "properties": {"class": {"type": "string"}, "revoked": {"type": "boolean"}}})), &["400"])}),
+        ),
     ]
 }
 
 pub(super) fn openapi_schemas() -> Vec<(String, Value)> {
     let nstr = json!({"type": ["string", "null"]});
     vec![
-        ("SessionSummary".into(), json!({"type": "object", "required": ["id", "title", "created_at", "updated_at", "messages"], "properties": {
+        (
+            "SessionSummary".into(),
+            json!({"type": "object", "required": ["id", "title", "created_at", "updated_at", "messages"], "properties": {
             "id": {"type": "string"}, "title": {"type": "string"}, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
-            "messages": {"type": "integer"}, "profile": nstr, "prompt_tools": {"type": "boolean"}}})),
-        ("Session".into(), json!({"type": "object", "required": ["id", "messages"], "properties": {
+            "messages": {"type": "integer"}, "profile": nstr, "prompt_tools": {"type": "boolean"}}}),
+        ),
+        (
+            "Session".into(),
+            json!({"type": "object", "required": ["id", "messages"], "properties": {
             "id": {"type": "string"}, "title": {"type": "string"}, "profile": nstr, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
             "messages": {"type": "array", "items": {"type": "object", "properties": {"role": {"type": "string"}, "content": nstr, "tool_calls": {"type": "array"}, "tool_call_id": {"type": "string"}}}},
-            "grants": {"type": "array", "items": {"type": "object"}}}})),
-        ("NewSession".into(), json!({"type": "object", "additionalProperties": false, "properties": {"profile": {"type": "string"}}})),
-        ("SendMessage".into(), json!({"type": "object", "required": ["message"], "additionalProperties": false, "properties": {
-            "message": {"type": "string", "minLength": 1}, "document": {"type": "string"}, "selection": {"type": "string"}}})),
-        ("ChatEvent".into(), json!({"type": "object", "required": ["type"], "properties": {
+            "grants": {"type": "array", "items": {"type": "object"}}}}),
+        ),
+        (
+            "NewSession".into(),
+            json!({"type": "object", "additionalProperties": false, "properties": {"profile": {"type": ["string", "null"]}}}),
+        ),
+        (
+            "ChatEventMessage".into(),
+            json!({"type": "object", "description": "One SSE message of a chat turn: event = the ChatEvent's type, data = the ChatEvent as JSON", "properties": {
+                "event": {"type": "string", "enum": ["delta", "reasoning", "tool_call", "tool_result", "permission_request", "notice", "done", "error"]},
+                "data": {"type": "string", "contentMediaType": "application/json"}}}),
+        ),
+        (
+            "SendMessage".into(),
+            json!({"type": "object", "required": ["message"], "additionalProperties": false, "properties": {
+            "message": {"type": "string", "minLength": 1}, "document": {"type": ["string", "null"]}, "selection": {"type": ["string", "null"]}}}),
+        ),
+        (
+            "ChatEvent".into(),
+            json!({"type": "object", "required": ["type"], "properties": {
             "type": {"type": "string", "enum": ["delta", "reasoning", "tool_call", "tool_result", "permission_request", "notice", "done", "error"]},
             "text": {"type": "string"}, "id": {"type": "string"}, "name": {"type": "string"}, "arguments": {}, "ok": {"type": "boolean"}, "result": {},
             "session_id": {"type": "string"}, "tool": {"type": "string"}, "class": {"type": "string"}, "path": nstr, "protected": {"type": "boolean"},
-            "summary": {"type": "string"}, "message": {"type": "string"}, "finish_reason": {"type": "string"}, "usage": {}, "timings": {}}})),
-        ("UndoOutcome".into(), json!({"type": "object", "properties": {"id": {"type": "string"}, "path": {"type": "string"}, "restored_from": nstr, "removed": {"type": "boolean"}, "edit_ts": {"type": "string"}}})),
-        ("Profiles".into(), json!({"type": "object", "properties": {"default": {"type": "string"}, "profiles": {"type": "array", "items": {"type": "object", "properties": {
-            "name": {"type": "string"}, "base_url": {"type": "string"}, "model": {"type": "string"}, "context_window": {"type": "integer"}, "tool_mode": {"type": "string"}}}}}})),
-        ("ModelHealth".into(), json!({"type": "object", "required": ["ok", "profile", "base_url", "start_command"], "properties": {
-            "ok": {"type": "boolean"}, "profile": {"type": "string"}, "base_url": {"type": "string"}, "model": {"type": "string"}, "message": nstr, "start_command": {"type": "string"}}})),
+            "summary": {"type": "string"}, "message": {"type": "string"}, "finish_reason": {"type": "string"}, "usage": {}, "timings": {}}}),
+        ),
+        (
+            "UndoOutcome".into(),
+            json!({"type": "object", "properties": {"id": {"type": "string"}, "path": {"type": "string"}, "restored_from": nstr, "removed": {"type": "boolean"}, "edit_ts": {"type": "string"}}}),
+        ),
+        (
+            "Profiles".into(),
+            json!({"type": "object", "properties": {"default": {"type": "string"}, "profiles": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "base_url": {"type": "string"}, "model": {"type": "string"}, "context_window": {"type": "integer"}, "tool_mode": {"type": "string"}}}}}}),
+        ),
+        (
+            "ModelHealth".into(),
+            json!({"type": "object", "required": ["ok", "profile", "base_url", "start_command"], "properties": {
+            "ok": {"type": "boolean"}, "profile": {"type": "string"}, "base_url": {"type": "string"}, "model": {"type": "string"}, "message": nstr, "start_command": {"type": "string"}}}),
+        ),
     ]
 }

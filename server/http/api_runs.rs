@@ -30,7 +30,10 @@ pub struct ListQuery {
     status: Option<String>,
 }
 
-pub async fn list(State(st): St, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(st): St,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
@@ -43,10 +46,17 @@ pub async fn list(State(st): St, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Jso
             )
         })?),
     };
-    let repo = q.repo.filter(|r| !r.is_empty()).map(PathBuf::from).unwrap_or_else(|| st.repo_root.clone());
+    let repo = q
+        .repo
+        .filter(|r| !r.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| st.repo_root.clone());
     let studio = st.studio.clone();
     let runs = blocking(move || studio.list_runs(Some(&repo))).await?;
-    let runs: Vec<_> = runs.into_iter().filter(|r| status.is_none_or(|s| r.status == s)).collect();
+    let runs: Vec<_> = runs
+        .into_iter()
+        .filter(|r| status.is_none_or(|s| r.status == s))
+        .collect();
     Ok(Json(json!({ "runs": runs })))
 }
 
@@ -58,9 +68,16 @@ pub struct StartBody {
     profile: Option<String>,
 }
 
-pub async fn start(State(st): St, ApiJson(body): ApiJson<StartBody>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn start(
+    State(st): St,
+    ApiJson(body): ApiJson<StartBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req = StartRequest {
-        repo: body.repo.filter(|r| !r.is_empty()).map(PathBuf::from).unwrap_or_else(|| st.repo_root.clone()),
+        repo: body
+            .repo
+            .filter(|r| !r.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| st.repo_root.clone()),
         pack: body.pack,
         profile: body.profile.filter(|p| !p.is_empty()),
     };
@@ -80,7 +97,10 @@ fn supervise(studio: Arc<Studio>, mut started: Started) {
     });
 }
 
-pub async fn status(State(st): St, ApiPath(run_id): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+pub async fn status(
+    State(st): St,
+    ApiPath(run_id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
     let studio = st.studio.clone();
     let rec = blocking(move || studio.status(&run_id)).await?;
     Ok(Json(json!(rec)))
@@ -104,7 +124,10 @@ pub async fn stop(
     Ok(Json(json!(rec)))
 }
 
-pub async fn resume(State(st): St, ApiPath(run_id): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+pub async fn resume(
+    State(st): St,
+    ApiPath(run_id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
     let studio = st.studio.clone();
     let started = blocking(move || studio.resume(&run_id)).await?;
     let record = started.record.clone();
@@ -147,11 +170,15 @@ pub async fn events_db(
     let state = st.clone();
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let cursor = q.cursor;
-    let events = blocking(move || state.db.events_db(&state.studio, &run_id, cursor, limit)).await?;
+    let events =
+        blocking(move || state.db.events_db(&state.studio, &run_id, cursor, limit)).await?;
     Ok(page(events, cursor))
 }
 
-pub async fn approvals(State(st): St, ApiPath(run_id): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+pub async fn approvals(
+    State(st): St,
+    ApiPath(run_id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
     let studio = st.studio.clone();
     let list = blocking(move || studio.approvals(&run_id)).await?;
     Ok(Json(json!({ "approvals": list })))
@@ -172,18 +199,32 @@ pub async fn decide(
     ApiJson(body): ApiJson<DecideBody>,
 ) -> Result<Json<Value>, ApiError> {
     let decision = Decision::parse(&body.decision).ok_or_else(|| {
-        ApiError::bad_request("invalid_decision", format!("decision {:?}: expected \"approve\" or \"reject\"", body.decision))
+        ApiError::bad_request(
+            "invalid_decision",
+            format!(
+                "decision {:?}: expected \"approve\" or \"reject\"",
+                body.decision
+            ),
+        )
     })?;
     if body.reason.len() > 4000 {
-        return Err(ApiError::bad_request("invalid_reason", "the reason is longer than 4000 bytes"));
+        return Err(ApiError::bad_request(
+            "invalid_reason",
+            "the reason is longer than 4000 bytes",
+        ));
     }
     let studio = st.studio.clone();
-    let d = blocking(move || studio.decide(&run_id, &body.approval_id, decision, &body.reason, "web")).await?;
+    let d =
+        blocking(move || studio.decide(&run_id, &body.approval_id, decision, &body.reason, "web"))
+            .await?;
     Ok(Json(json!(d)))
 }
 
 /// The run's patchset plan and the commits on its branch.
-pub async fn patchsets(State(st): St, ApiPath(run_id): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+pub async fn patchsets(
+    State(st): St,
+    ApiPath(run_id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
     let studio = st.studio.clone();
     let out = blocking(move || {
         let rec = studio.status(&run_id)?;

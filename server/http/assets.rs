@@ -2,8 +2,8 @@
 //! `cargo build` alone gives a complete program. No CDN, no build step.
 
 use super::error::{ApiError, ApiPath};
-use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::StatusCode;
+use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use rust_embed::RustEmbed;
 
@@ -28,12 +28,27 @@ fn serve(name: &str, headers: &HeaderMap) -> Response {
     let Some(file) = Web::get(name) else {
         return ApiError::not_found("not_found", format!("no asset {name:?}")).into_response();
     };
-    let etag = format!("\"{}\"", file.metadata.sha256_hash().iter().take(12).map(|b| format!("{b:02x}")).collect::<String>());
-    let fresh = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v == etag);
+    let etag = format!(
+        "\"{}\"",
+        file.metadata
+            .sha256_hash()
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == etag);
     let mut resp = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        ([(header::CONTENT_TYPE, content_type(name))], file.data.into_owned()).into_response()
+        (
+            [(header::CONTENT_TYPE, content_type(name))],
+            file.data.into_owned(),
+        )
+            .into_response()
     };
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&etag) {
@@ -56,16 +71,20 @@ pub async fn runs_page(headers: HeaderMap) -> Response {
     serve("runs.html", &headers)
 }
 
-/// The run page; the run id is read from the URL by the page's script.
-pub async fn run_page(headers: HeaderMap, ApiPath(_run_id): ApiPath<String>) -> Response {
+/// The run page; the run id is read from the URL by the page's script (which shows an unknown
+/// run's 404 from the API). An id that cannot be a run id is a 404 here already.
+pub async fn run_page(headers: HeaderMap, ApiPath(run_id): ApiPath<String>) -> Response {
+    if let Err(e) = crate::core::RunId::parse(&run_id) {
+        return ApiError::not_found("unknown_run", e.to_string()).into_response();
+    }
     serve("run.html", &headers)
 }
 
 pub async fn asset(headers: HeaderMap, ApiPath(file): ApiPath<String>) -> Response {
     // One flat folder: no `..`, no subfolders, no hidden files.
-    if file.starts_with('.') || file.contains('/') || file.contains('\\') || file.ends_with(".html") {
+    if file.starts_with('.') || file.contains('/') || file.contains('\\') || file.ends_with(".html")
+    {
         return ApiError::not_found("not_found", format!("no asset {file:?}")).into_response();
     }
     serve(&format!("assets/{file}"), &headers)
 }
-

@@ -24,8 +24,12 @@ pub struct Token {
 impl Token {
     pub fn generate() -> std::io::Result<Token> {
         let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(format!("no OS randomness for the access token: {e}")))?;
-        Ok(Token::from_hex(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+        getrandom::fill(&mut bytes).map_err(|e| {
+            std::io::Error::other(format!("no OS randomness for the access token: {e}"))
+        })?;
+        Ok(Token::from_hex(
+            bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        ))
     }
 
     fn from_hex(hex: String) -> Token {
@@ -87,10 +91,16 @@ fn check(st: &AppState, req: &Request) -> Result<Option<Response>, Response> {
     if let Some(candidate) = query_token {
         // The first visit trades the token in the URL for a cookie and drops it from the URL.
         if !st.token.matches(candidate) {
-            return Err(unauthorized(headers, "the token in the URL is wrong (it changes at every launch of `noctune studio`)"));
+            return Err(unauthorized(
+                headers,
+                "the token in the URL is wrong (it changes at every launch of `noctune studio`)",
+            ));
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
-            return Err(unauthorized(headers, "a token in the URL is only accepted to open a page; send `Authorization: Bearer <token>`"));
+            return Err(unauthorized(
+                headers,
+                "a token in the URL is only accepted to open a page; send `Authorization: Bearer <token>`",
+            ));
         }
         return Ok(Some(trade_for_cookie(st, req, candidate)));
     }
@@ -100,7 +110,10 @@ fn check(st: &AppState, req: &Request) -> Result<Option<Response>, Response> {
             "missing or wrong access token: open the URL that `noctune studio` printed, or send `Authorization: Bearer <token>`",
         ));
     }
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
         && len > super::BODY_LIMIT as u64
     {
         return Err(ApiError::body_too_large(super::BODY_LIMIT).into_response());
@@ -123,7 +136,10 @@ fn check_host(st: &AppState, req: &Request) -> Result<String, Response> {
         (Some(h), Some(a)) => {
             let h = h.to_str().unwrap_or("").to_ascii_lowercase();
             if h != a.as_str().to_ascii_lowercase() {
-                return Err(forbidden("bad_host", "the Host header and the request target disagree".into()));
+                return Err(forbidden(
+                    "bad_host",
+                    "the Host header and the request target disagree".into(),
+                ));
             }
             h
         }
@@ -146,23 +162,34 @@ fn check_host(st: &AppState, req: &Request) -> Result<String, Response> {
 
 fn check_origin(headers: &HeaderMap, host: &str) -> Result<(), Response> {
     let mut origins = headers.get_all(header::ORIGIN).iter();
-    let Some(origin) = origins.next() else { return Ok(()) };
+    let Some(origin) = origins.next() else {
+        return Ok(());
+    };
     if origins.next().is_some() {
-        return Err(forbidden("bad_origin", "more than one Origin header".into()));
+        return Err(forbidden(
+            "bad_origin",
+            "more than one Origin header".into(),
+        ));
     }
     let origin = origin.to_str().unwrap_or("");
     if origin.eq_ignore_ascii_case(&format!("http://{host}")) {
         Ok(())
     } else {
-        Err(forbidden("bad_origin", format!("requests from other origins are refused (Origin {origin:?}, expected http://{host})")))
+        Err(forbidden(
+            "bad_origin",
+            format!(
+                "requests from other origins are refused (Origin {origin:?}, expected http://{host})"
+            ),
+        ))
     }
 }
 
 fn check_fetch_site(headers: &HeaderMap) -> Result<(), Response> {
     match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        Some("cross-site") | Some("same-site") => {
-            Err(forbidden("bad_origin", "requests from other sites are refused (Sec-Fetch-Site)".into()))
-        }
+        Some("cross-site") | Some("same-site") => Err(forbidden(
+            "bad_origin",
+            "requests from other sites are refused (Sec-Fetch-Site)".into(),
+        )),
         _ => Ok(()),
     }
 }
@@ -212,7 +239,10 @@ fn trade_for_cookie(st: &AppState, req: &Request, token: &str) -> Response {
         location.push('?');
         location.push_str(&rest.join("&"));
     }
-    let cookie = format!("{}={token}; HttpOnly; SameSite=Strict; Path=/", cookie_name(st.port));
+    let cookie = format!(
+        "{}={token}; HttpOnly; SameSite=Strict; Path=/",
+        cookie_name(st.port)
+    );
     let mut resp = StatusCode::SEE_OTHER.into_response();
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -225,7 +255,10 @@ fn trade_for_cookie(st: &AppState, req: &Request, token: &str) -> Response {
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {
-    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
 }
 
 fn unauthorized(headers: &HeaderMap, message: &str) -> Response {
@@ -235,28 +268,54 @@ fn unauthorized(headers: &HeaderMap, message: &str) -> Response {
              <body><h1>Noctune Studio</h1><p>{message}.</p><p>Each launch prints a new URL such as \
              <code>http://127.0.0.1:PORT/studio?token=...</code>; open that one.</p></body></html>"
         );
-        (StatusCode::UNAUTHORIZED, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            page,
+        )
+            .into_response()
     } else {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response()
     };
-    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"noctune\""));
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"noctune\""),
+    );
     resp
 }
 
 /// Security headers on every answer; CORS headers never leave this server.
 pub fn harden(mut resp: Response) -> Response {
     let h = resp.headers_mut();
-    let cors: Vec<HeaderName> =
-        h.keys().filter(|k| k.as_str().starts_with("access-control-")).cloned().collect();
+    let cors: Vec<HeaderName> = h
+        .keys()
+        .filter(|k| k.as_str().starts_with("access-control-"))
+        .cloned()
+        .collect();
     for k in cors {
         h.remove(k);
     }
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
-    h.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

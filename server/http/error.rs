@@ -20,7 +20,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
@@ -52,23 +56,36 @@ impl From<EngineError> for ApiError {
         use crate::core::IdError;
         let message = e.to_string();
         let (status, code) = match &e {
-            EngineError::Id(IdError::Run(_)) | EngineError::UnknownRun(..) => (StatusCode::NOT_FOUND, "unknown_run"),
-            EngineError::Id(IdError::Approval(_)) => (StatusCode::BAD_REQUEST, "invalid_approval_id"),
+            EngineError::Id(IdError::Run(_)) | EngineError::UnknownRun(..) => {
+                (StatusCode::NOT_FOUND, "unknown_run")
+            }
+            EngineError::Id(IdError::Approval(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid_approval_id")
+            }
             EngineError::UnknownApproval { .. } => (StatusCode::NOT_FOUND, "unknown_approval"),
             EngineError::UnknownPack { .. } => (StatusCode::BAD_REQUEST, "unknown_pack"),
             EngineError::UnknownProfile { .. } => (StatusCode::BAD_REQUEST, "unknown_profile"),
             EngineError::OutsideRoots { .. } => (StatusCode::FORBIDDEN, "outside_allowed_roots"),
             EngineError::Config(_) => (StatusCode::BAD_REQUEST, "config_error"),
-            EngineError::Git(crate::git::GitError::NotARepo(_)) => (StatusCode::BAD_REQUEST, "not_a_repo"),
+            EngineError::Git(crate::git::GitError::NotARepo(_)) => {
+                (StatusCode::BAD_REQUEST, "not_a_repo")
+            }
             EngineError::AlreadyDecided { .. } => (StatusCode::CONFLICT, "already_decided"),
             EngineError::AutoApproved(_) => (StatusCode::CONFLICT, "auto_approved"),
             EngineError::WrongState { .. } => (StatusCode::CONFLICT, "wrong_state"),
-            EngineError::Git(_) | EngineError::RunFile(_) | EngineError::Store(_) | EngineError::Io(_) => {
+            EngineError::Git(_)
+            | EngineError::RunFile(_)
+            | EngineError::Store(_)
+            | EngineError::Io(_) => {
                 tracing::error!("engine error: {message}");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };
-        ApiError { status, code, message }
+        ApiError {
+            status,
+            code,
+            message,
+        }
     }
 }
 
@@ -79,7 +96,9 @@ impl From<tokio::task::JoinError> for ApiError {
 }
 
 /// Runs a blocking facade call off the async threads.
-pub async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, ApiError>
+pub async fn blocking<T, E>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
 where
     T: Send + 'static,
     E: Into<ApiError> + Send + 'static,
@@ -108,12 +127,14 @@ fn json_rejection(rej: JsonRejection) -> ApiError {
             "unsupported_media_type",
             "send the body as JSON with `Content-Type: application/json`",
         ),
-        JsonRejection::JsonSyntaxError(e) => {
-            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {}", e.body_text()))
-        }
-        JsonRejection::JsonDataError(e) => {
-            ApiError::bad_request("invalid_body", format!("the JSON body does not fit the schema: {}", e.body_text()))
-        }
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
+            "malformed_json",
+            format!("the body is not valid JSON: {}", e.body_text()),
+        ),
+        JsonRejection::JsonDataError(e) => ApiError::bad_request(
+            "invalid_body",
+            format!("the JSON body does not fit the schema: {}", e.body_text()),
+        ),
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::body_too_large(super::BODY_LIMIT)
         }
@@ -130,9 +151,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
-                Err(ApiError::bad_request("invalid_query", format!("bad query string: {}", e.body_text())))
-            }
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::bad_request(
+                "invalid_query",
+                format!("bad query string: {}", e.body_text()),
+            )),
             Err(e) => Err(ApiError::bad_request("invalid_query", e.body_text())),
         }
     }

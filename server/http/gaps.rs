@@ -21,13 +21,21 @@ pub struct DbReader {
 
 impl DbReader {
     /// Up to `limit` events with `idx >= cursor`, from SQLite only (`events_db`).
-    pub fn events_db(&self, studio: &Studio, run_id: &str, cursor: u64, limit: usize) -> Result<Vec<Event>, EngineError> {
+    pub fn events_db(
+        &self,
+        studio: &Studio,
+        run_id: &str,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, EngineError> {
         let rec = studio.status(run_id)?; // unknown run → 404
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             *guard = Some(AuditStore::open(&studio.db_path())?);
         }
-        let store = guard.as_ref().ok_or_else(|| EngineError::Io(std::io::Error::other("audit DB not open")))?;
+        let store = guard
+            .as_ref()
+            .ok_or_else(|| EngineError::Io(std::io::Error::other("audit DB not open")))?;
         Ok(store.events_from(&rec.run_id, cursor, limit)?)
     }
 }
@@ -35,13 +43,15 @@ impl DbReader {
 /// A run's planned patchsets (`state/patchsets.json`; empty before planning).
 pub fn patchsets(rec: &RunRecord) -> PatchsetPlan {
     let paths = RunPaths::new(Path::new(&rec.repo_root), &rec.run_id);
-    std::fs::read(paths.patchsets()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    std::fs::read(paths.patchsets())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 pub fn run_paths(rec: &RunRecord) -> RunPaths {
     RunPaths::new(Path::new(&rec.repo_root), &rec.run_id)
 }
-
 
 #[derive(Debug, Serialize)]
 pub struct RepoConfig {
@@ -84,7 +94,11 @@ pub fn repo_config(repo_root: &Path) -> Result<RepoConfig, EngineError> {
         profiles: cfg
             .profiles
             .values()
-            .map(|p| ProfileSummary { name: p.name.clone(), base_url: p.base_url.clone(), model: p.model.clone() })
+            .map(|p| ProfileSummary {
+                name: p.name.clone(),
+                base_url: p.base_url.clone(),
+                model: p.model.clone(),
+            })
             .collect(),
         default_profile: cfg.default_profile.clone(),
     })

@@ -27,7 +27,14 @@ pub(super) fn query(name: &str, schema: Value, description: &str) -> Value {
 
 /// An operation: summary, parameters, optional request body, the success answer, and the
 /// error statuses it can give (every route can also give 401/403/413).
-pub(super) fn op(tag: &str, summary: &str, params: Vec<Value>, body: Option<Value>, ok: (&str, Value), errors: &[&str]) -> Value {
+pub(super) fn op(
+    tag: &str,
+    summary: &str,
+    params: Vec<Value>,
+    body: Option<Value>,
+    ok: (&str, Value),
+    errors: &[&str],
+) -> Value {
     let mut responses = Map::new();
     responses.insert(ok.0.to_string(), ok.1);
     for code in errors.iter().chain(["401", "403"].iter()) {
@@ -45,7 +52,8 @@ pub(super) fn op(tag: &str, summary: &str, params: Vec<Value>, body: Option<Valu
         e["description"] = json!(description);
         responses.insert(code.to_string(), e);
     }
-    let mut o = json!({"tags": [tag], "summary": summary, "parameters": params, "responses": responses});
+    let mut o =
+        json!({"tags": [tag], "summary": summary, "parameters": params, "responses": responses});
     if let Some(b) = body {
         let mut b = json_body(b);
         b["required"] = json!(true);
@@ -64,18 +72,38 @@ pub(super) fn ok_json(description: &str, schema: Value) -> (&'static str, Value)
     ("200", v)
 }
 
-pub(super) fn sse(description: &str) -> (&'static str, Value) {
-    ("200", json!({"description": description, "content": {"text/event-stream": {"schema": {"type": "string"}}}}))
+/// An SSE answer; `message` describes one message (`event`, `id`, `data`), as OpenAPI 3.2's
+/// `itemSchema` does.
+pub(super) fn sse(description: &str, message: Value) -> (&'static str, Value) {
+    (
+        "200",
+        json!({"description": description, "content": {"text/event-stream": {"itemSchema": message}}}),
+    )
 }
 
+/// Largest cursor documented (JSON numbers are exact up to 2^53 - 1).
+const MAX_CURSOR: u64 = (1 << 53) - 1;
+
 fn paths() -> Value {
-    let cursor = || query("cursor", json!({"type": "integer", "minimum": 0, "default": 0}), "First event idx to return");
-    let limit = || query("limit", json!({"type": "integer", "minimum": 1, "maximum": 5000, "default": 500}), "Page size");
+    let cursor = || {
+        query(
+            "cursor",
+            json!({"type": "integer", "minimum": 0, "maximum": MAX_CURSOR, "default": 0}),
+            "First event idx to return",
+        )
+    };
+    let limit = || {
+        query(
+            "limit",
+            json!({"type": "integer", "minimum": 1, "maximum": 5000, "default": 500}),
+            "Page size",
+        )
+    };
     let mut p = json!({
         "/": {"get": op("pages", "Redirects to /studio", vec![], None, ("303", json!({"description": "To /studio"})), &[])},
         "/studio": {"get": op("pages", "The chat page. With ?token=... the token is traded for a cookie and dropped from the URL (303).", vec![], None, ("200", page("HTML page")), &[])},
         "/studio/runs": {"get": op("pages", "The runs page", vec![], None, ("200", page("HTML page")), &[])},
-        "/studio/runs/{run_id}": {"get": op("pages", "One run: status, live events, approvals, patchsets", vec![run_id_param()], None, ("200", page("HTML page")), &[])},
+        "/studio/runs/{run_id}": {"get": op("pages", "One run: status, live events, approvals, patchsets", vec![run_id_param()], None, ("200", page("HTML page")), &["404"])},
         "/studio/assets/{file}": {"get": op("pages", "A script, style sheet or icon of the pages", vec![json!({"name": "file", "in": "path", "required": true, "schema": {"type": "string"}})], None,
             ("200", json!({"description": "The file", "content": {"text/javascript": {}, "text/css": {}, "image/svg+xml": {}}})), &["404"])},
         "/api/openapi.json": {"get": op("meta", "This document", vec![], None, ok_json("OpenAPI 3.1", json!({"type": "object"})), &[])},
@@ -94,8 +122,8 @@ fn paths() -> Value {
         "/api/runs/{run_id}/resume": {"post": op("runs", "Resume a stopped or failed run", vec![run_id_param()], None, ok_json("run.json", r("RunRecord")), &["404", "409"])},
         "/api/runs/{run_id}/events": {"get": op("runs", "Events from events.jsonl with idx >= cursor", vec![run_id_param(), cursor(), limit()], None, ok_json("A page of events", r("EventPage")), &["400", "404"])},
         "/api/runs/{run_id}/events/stream": {"get": op("runs", "Live events (SSE). Each message: id = idx, data = the event. Starts at cursor, or after Last-Event-ID (which wins). Ends with an `end` message when the run is terminal and drained.",
-            vec![run_id_param(), query("cursor", json!({"type": "integer", "minimum": 0}), "First event idx to send"),
-                 json!({"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "string", "pattern": "^[0-9]+$"}})], None, sse("text/event-stream of events"), &["400", "404"])},
+            vec![run_id_param(), query("cursor", json!({"type": "integer", "minimum": 0, "maximum": MAX_CURSOR}), "First event idx to send"),
+                 json!({"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "string", "pattern": "^[0-9]{1,15}$"}})], None, sse("text/event-stream of events", r("RunEventMessage")), &["400", "404"])},
         "/runs/{run_id}/events_db": {"get": op("runs", "Events from the audit DB (SQLite) with idx >= cursor", vec![run_id_param(), cursor(), limit()], None, ok_json("A page of events", r("EventPage")), &["400", "404"])},
         "/api/runs/{run_id}/approvals": {"get": op("runs", "A run's approvals with diff, risk score, reason and status", vec![run_id_param()], None,
             ok_json("Approvals", json!({"type": "object", "required": ["approvals"], "properties": {"approvals": {"type": "array", "items": r("Approval")}}})), &["404"])},
@@ -112,15 +140,38 @@ fn paths() -> Value {
     p
 }
 
+/// What rmcp's Streamable HTTP service answers besides success (its own plain-text errors for
+/// a missing session, a wrong Accept or content type), and our lock's 401/403/413.
+fn mcp_responses(ok: Value) -> Value {
+    let mut r = json!({"200": ok, "202": {"description": "Accepted (a notification or response)"}});
+    for (code, what) in [
+        ("400", "Bad request (e.g. no session id)"),
+        ("401", "Missing or wrong access token"),
+        ("403", "Foreign Host or Origin"),
+        ("404", "Unknown MCP session"),
+        ("405", "Method not supported"),
+        (
+            "406",
+            "Accept must allow application/json and text/event-stream",
+        ),
+        ("413", "Body larger than 1 MiB"),
+        ("415", "Content-Type must be application/json"),
+        ("422", "Unprocessable JSON-RPC message"),
+    ] {
+        r[code] = json!({"description": what});
+    }
+    r
+}
+
 fn mcp_path() -> Option<Value> {
     if !super::route_table().iter().any(|r| r.path == "/mcp") {
         return None;
     }
     let body = || json!({"description": "MCP Streamable HTTP (JSON-RPC; see the MCP specification)", "content": {"application/json": {}, "text/event-stream": {}}});
     Some(json!({
-        "post": {"tags": ["mcp"], "summary": "MCP Streamable HTTP: send a JSON-RPC message", "responses": {"200": body(), "401": err_ref(), "403": err_ref()}},
-        "get": {"tags": ["mcp"], "summary": "MCP Streamable HTTP: server-to-client stream", "responses": {"200": body(), "401": err_ref(), "403": err_ref()}},
-        "delete": {"tags": ["mcp"], "summary": "MCP Streamable HTTP: end a session", "responses": {"200": body(), "401": err_ref(), "403": err_ref()}},
+        "post": {"tags": ["mcp"], "summary": "MCP Streamable HTTP: send a JSON-RPC message", "responses": mcp_responses(body())},
+        "get": {"tags": ["mcp"], "summary": "MCP Streamable HTTP: server-to-client stream", "responses": mcp_responses(body())},
+        "delete": {"tags": ["mcp"], "summary": "MCP Streamable HTTP: end a session", "responses": mcp_responses(body())},
     }))
 }
 
@@ -139,6 +190,10 @@ fn schemas() -> Value {
             "worker_start_time": {"type": ["integer", "null"]}, "stage": {"type": "string"}}},
         "Event": {"type": "object", "required": ["idx", "ts", "type", "payload"], "properties": {
             "idx": {"type": "integer", "minimum": 0}, "ts": {"type": "string"}, "type": {"type": "string"}, "payload": {}}},
+        "RunEventMessage": {"type": "object", "description": "One SSE message of a run's event stream", "properties": {
+            "event": {"type": "string", "enum": ["message", "end", "error"], "description": "message: an event (data = Event); end: the run is terminal and drained (data = {status, next_cursor}); error: the stream failed (data = Error)"},
+            "id": {"type": "string", "description": "The event's idx (message only)"},
+            "data": {"type": "string", "contentMediaType": "application/json"}}},
         "EventPage": {"type": "object", "required": ["events", "next_cursor"], "properties": {
             "events": {"type": "array", "items": r("Event")}, "next_cursor": {"type": "integer", "description": "The cursor of the next page"}}},
         "StartRequest": {"type": "object", "required": ["pack"], "additionalProperties": false, "properties": {

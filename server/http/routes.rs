@@ -27,20 +27,36 @@ pub(super) struct Routes {
 
 impl Routes {
     fn new() -> Routes {
-        Routes { router: Router::new(), table: Vec::new() }
+        Routes {
+            router: Router::new(),
+            table: Vec::new(),
+        }
     }
     pub(super) fn get<H: Handler<T, S>, T: 'static>(mut self, path: &'static str, h: H) -> Routes {
-        self.table.push(RouteInfo { method: "GET", path });
+        self.table.push(RouteInfo {
+            method: "GET",
+            path,
+        });
         self.router = self.router.route(path, get(h));
         self
     }
     pub(super) fn post<H: Handler<T, S>, T: 'static>(mut self, path: &'static str, h: H) -> Routes {
-        self.table.push(RouteInfo { method: "POST", path });
+        self.table.push(RouteInfo {
+            method: "POST",
+            path,
+        });
         self.router = self.router.route(path, post(h));
         self
     }
-    pub(super) fn delete<H: Handler<T, S>, T: 'static>(mut self, path: &'static str, h: H) -> Routes {
-        self.table.push(RouteInfo { method: "DELETE", path });
+    pub(super) fn delete<H: Handler<T, S>, T: 'static>(
+        mut self,
+        path: &'static str,
+        h: H,
+    ) -> Routes {
+        self.table.push(RouteInfo {
+            method: "DELETE",
+            path,
+        });
         self.router = self.router.route(path, delete(h));
         self
     }
@@ -76,7 +92,10 @@ pub fn route_table() -> Vec<RouteInfo> {
     let mut t = build().table;
     if MCP_MOUNTED {
         for method in ["GET", "POST", "DELETE"] {
-            t.push(RouteInfo { method, path: "/mcp" });
+            t.push(RouteInfo {
+                method,
+                path: "/mcp",
+            });
         }
     }
     t
@@ -99,13 +118,22 @@ pub fn app(state: S) -> Router {
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::not_found("not_found", format!("no route {method} {}; the API is described at /api/openapi.json", uri.path()))
+    ApiError::not_found(
+        "not_found",
+        format!(
+            "no route {method} {}; the API is described at /api/openapi.json",
+            uri.path()
+        ),
+    )
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{} does not accept {method}; see /api/openapi.json", uri.path()),
+        format!(
+            "{} does not accept {method}; see /api/openapi.json",
+            uri.path()
+        ),
     )
 }

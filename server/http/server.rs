@@ -19,7 +19,11 @@ pub struct Options {
 
 impl Options {
     pub fn loopback(repo_root: PathBuf, port: u16) -> Options {
-        Options { repo_root, host: IpAddr::V4(Ipv4Addr::LOCALHOST), port }
+        Options {
+            repo_root,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port,
+        }
     }
 }
 
@@ -52,8 +56,10 @@ impl Server {
         let listener = tokio::net::TcpListener::from_std(std_listener)?;
         let port = listener.local_addr()?.port();
         let token = auth::Token::generate()?;
-        let mut allowed_hosts: Vec<String> =
-            ["127.0.0.1", "localhost", "[::1]"].iter().map(|h| format!("{h}:{port}")).collect();
+        let mut allowed_hosts: Vec<String> = ["127.0.0.1", "localhost", "[::1]"]
+            .iter()
+            .map(|h| format!("{h}:{port}"))
+            .collect();
         if port == 80 {
             allowed_hosts.extend(["127.0.0.1", "localhost", "[::1]"].map(String::from));
         }
@@ -83,7 +89,11 @@ impl Server {
             allowed_hosts,
             db: gaps::DbReader::default(),
         });
-        Ok(Server { listener, state, url_host })
+        Ok(Server {
+            listener,
+            state,
+            url_host,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -92,11 +102,19 @@ impl Server {
 
     /// The URL to open: `http://127.0.0.1:PORT/studio?token=...`.
     pub fn url(&self) -> String {
-        format!("http://{}:{}/studio?token={}", self.url_host, self.state.port, self.state.token.as_str())
+        format!(
+            "http://{}:{}/studio?token={}",
+            self.url_host,
+            self.state.port,
+            self.state.token.as_str()
+        )
     }
 
     /// Serves until `shutdown` completes (open event streams are cut one second later).
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let app = routes::app(self.state.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {

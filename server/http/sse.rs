@@ -45,9 +45,16 @@ pub async fn run_events(
 ) -> Result<Response, ApiError> {
     let cursor = match headers.get("last-event-id") {
         Some(v) => {
-            let last = v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or_else(|| {
-                ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be the idx of an event")
-            })?;
+            let last = v
+                .to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_last_event_id",
+                        "Last-Event-ID must be the idx of an event",
+                    )
+                })?;
             last + 1
         }
         None => q.cursor.unwrap_or(0),
@@ -72,8 +79,13 @@ pub async fn run_events(
         let msg = f.next_message().await?;
         Some((Ok::<_, Infallible>(msg), f))
     });
-    let mut resp = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response();
-    resp.headers_mut().insert("x-accel-buffering", axum::http::HeaderValue::from_static("no"));
+    let mut resp = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response();
+    resp.headers_mut().insert(
+        "x-accel-buffering",
+        axum::http::HeaderValue::from_static("no"),
+    );
     Ok(resp)
 }
 
@@ -123,8 +135,10 @@ impl Follower {
                     Ok(rec) if rec.status.is_terminal() => {
                         let since = *self.terminal_since.get_or_insert_with(Instant::now);
                         if self.saw_final || since.elapsed() >= TERMINAL_GRACE {
-                            let data = json!({"status": rec.status, "next_cursor": self.next}).to_string();
-                            self.queue.push_back(SseEvent::default().event("end").data(data));
+                            let data =
+                                json!({"status": rec.status, "next_cursor": self.next}).to_string();
+                            self.queue
+                                .push_back(SseEvent::default().event("end").data(data));
                             self.finished = true;
                             continue;
                         }
@@ -147,20 +161,26 @@ impl Follower {
         // Status changes before the cursor count too: a client resuming after the final event
         // gets its `end` at once.
         if ev.kind == "status_changed" {
-            self.saw_final =
-                ev.payload.get("status").and_then(|s| s.as_str()).and_then(RunStatus::parse).is_some_and(|s| s.is_terminal());
+            self.saw_final = ev
+                .payload
+                .get("status")
+                .and_then(|s| s.as_str())
+                .and_then(RunStatus::parse)
+                .is_some_and(|s| s.is_terminal());
         }
         if ev.idx < self.next {
             return;
         }
         self.next = ev.idx + 1;
         let data = serde_json::to_string(&ev).unwrap_or_else(|_| "{}".into());
-        self.queue.push_back(SseEvent::default().id(ev.idx.to_string()).data(data));
+        self.queue
+            .push_back(SseEvent::default().id(ev.idx.to_string()).data(data));
     }
 
     fn end_with_error(&mut self, message: String) {
         let data = json!({"error": "stream_failed", "message": message}).to_string();
-        self.queue.push_back(SseEvent::default().event("error").data(data));
+        self.queue
+            .push_back(SseEvent::default().event("error").data(data));
         self.finished = true;
     }
 
@@ -188,6 +208,8 @@ impl Follower {
         let studio = self.studio.clone();
         let id = self.run_id.clone();
         let next = self.next;
-        blocking(move || studio.events(&id, next, 1000)).await.map_err(|e| e.message)
+        blocking(move || studio.events(&id, next, 1000))
+            .await
+            .map_err(|e| e.message)
     }
 }

@@ -7,15 +7,26 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 fn idx_of(msgs: &[SseMsg]) -> Vec<u64> {
-    msgs.iter().filter(|m| m.event == "message").map(|m| m.json()["idx"].as_u64().unwrap()).collect()
+    msgs.iter()
+        .filter(|m| m.event == "message")
+        .map(|m| m.json()["idx"].as_u64().unwrap())
+        .collect()
 }
 
 fn finish_run(s: &Setup, run_id: &str) {
     let st = &s.studio;
     st.wait_status(run_id, 90, |s| s == "waiting_approval");
     let approvals = st.json(&format!("/api/runs/{run_id}/approvals"))["approvals"].clone();
-    for a in approvals.as_array().unwrap().iter().filter(|a| a["status"] == "pending") {
-        let r = st.post_json(&format!("/api/runs/{run_id}/decide"), &json!({"approval_id": a["approval_id"], "decision": "approve", "reason": "fine"}));
+    for a in approvals
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["status"] == "pending")
+    {
+        let r = st.post_json(
+            &format!("/api/runs/{run_id}/decide"),
+            &json!({"approval_id": a["approval_id"], "decision": "approve", "reason": "fine"}),
+        );
         assert_eq!(r.status, 200, "{}", r.text());
     }
     st.wait_status(run_id, 120, |s| s == "done");
@@ -27,7 +38,10 @@ fn catch_up_from_a_cursor_and_after_last_event_id_then_end() {
     let st = &s.studio;
     let run_id = s.start("lint_fix");
     finish_run(&s, &run_id);
-    let all = st.json(&format!("/api/runs/{run_id}/events?limit=5000"))["events"].as_array().unwrap().clone();
+    let all = st.json(&format!("/api/runs/{run_id}/events?limit=5000"))["events"]
+        .as_array()
+        .unwrap()
+        .clone();
     let n = all.len() as u64;
 
     let mut sse = st.sse(&format!("/api/runs/{run_id}/events/stream?cursor=3"), &[]);
@@ -35,28 +49,57 @@ fn catch_up_from_a_cursor_and_after_last_event_id_then_end() {
     let msgs = sse.until_end(Duration::from_secs(20));
     assert_eq!(idx_of(&msgs), (3..n).collect::<Vec<_>>());
     for m in msgs.iter().filter(|m| m.event == "message") {
-        assert_eq!(m.id.as_deref(), Some(m.json()["idx"].to_string().as_str()), "id = idx");
-        assert_eq!(&m.json(), &all[m.json()["idx"].as_u64().unwrap() as usize], "the same event as events.jsonl");
+        assert_eq!(
+            m.id.as_deref(),
+            Some(m.json()["idx"].to_string().as_str()),
+            "id = idx"
+        );
+        assert_eq!(
+            &m.json(),
+            &all[m.json()["idx"].as_u64().unwrap() as usize],
+            "the same event as events.jsonl"
+        );
     }
     let end = msgs.last().unwrap();
     assert_eq!(end.event, "end");
     assert_eq!(end.json()["status"], "done");
-    assert!(sse.next(Duration::from_millis(500)).is_none(), "the stream is closed after end");
+    assert!(
+        sse.next(Duration::from_millis(500)).is_none(),
+        "the stream is closed after end"
+    );
 
     // Last-Event-ID wins over the cursor of the URL (a reconnecting EventSource keeps its URL).
-    let mut sse = st.sse(&format!("/api/runs/{run_id}/events/stream?cursor=0"), &[("Last-Event-ID", "5")]);
+    let mut sse = st.sse(
+        &format!("/api/runs/{run_id}/events/stream?cursor=0"),
+        &[("Last-Event-ID", "5")],
+    );
     let msgs = sse.until_end(Duration::from_secs(20));
     assert_eq!(idx_of(&msgs), (6..n).collect::<Vec<_>>());
     // Past the end: just the end, at once.
     let t = std::time::Instant::now();
     let mut sse = st.sse(&format!("/api/runs/{run_id}/events/stream?cursor={n}"), &[]);
     let msgs = sse.until_end(Duration::from_secs(20));
-    assert!(t.elapsed() < Duration::from_secs(1), "a drained terminal run ends at once: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "a drained terminal run ends at once: {:?}",
+        t.elapsed()
+    );
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0].event, "end");
     // A bad Last-Event-ID or cursor is a 400.
-    assert_eq!(st.sse(&format!("/api/runs/{run_id}/events/stream"), &[("Last-Event-ID", "x")]).status, 400);
-    assert_eq!(st.sse(&format!("/api/runs/{run_id}/events/stream?cursor=-2"), &[]).status, 400);
+    assert_eq!(
+        st.sse(
+            &format!("/api/runs/{run_id}/events/stream"),
+            &[("Last-Event-ID", "x")]
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        st.sse(&format!("/api/runs/{run_id}/events/stream?cursor=-2"), &[])
+            .status,
+        400
+    );
 }
 
 #[test]
@@ -69,7 +112,9 @@ fn a_client_that_reconnects_with_its_last_id_misses_nothing_of_a_live_run() {
     // First connection: a few events, then hang up mid-run.
     let mut sse = st.sse(&path, &[]);
     while got.len() < 3 {
-        let m = sse.next(Duration::from_secs(30)).expect("live events arrive");
+        let m = sse
+            .next(Duration::from_secs(30))
+            .expect("live events arrive");
         got.push(m.json());
     }
     drop(sse);
@@ -81,7 +126,9 @@ fn a_client_that_reconnects_with_its_last_id_misses_nothing_of_a_live_run() {
         assert_eq!(sse.status, 200);
         // Read a handful per connection, so the run is followed over many reconnects.
         for _ in 0..4 {
-            let Some(m) = sse.next(Duration::from_secs(2)) else { break };
+            let Some(m) = sse.next(Duration::from_secs(2)) else {
+                break;
+            };
             if m.event == "end" {
                 ended = Some(m.json());
                 break;
@@ -100,7 +147,11 @@ fn a_client_that_reconnects_with_its_last_id_misses_nothing_of_a_live_run() {
     let end = ended.expect("the stream ended");
     assert_eq!(end["status"], "done");
     let idx: Vec<u64> = got.iter().map(|e| e["idx"].as_u64().unwrap()).collect();
-    assert_eq!(idx, (0..idx.len() as u64).collect::<Vec<_>>(), "no event lost or repeated");
+    assert_eq!(
+        idx,
+        (0..idx.len() as u64).collect::<Vec<_>>(),
+        "no event lost or repeated"
+    );
     let file = st.json(&format!("/api/runs/{run_id}/events?limit=5000"))["events"].clone();
     assert_eq!(json!(got), file, "exactly events.jsonl");
     assert_eq!(got.last().unwrap()["type"], "status_changed");

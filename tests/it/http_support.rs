@@ -30,10 +30,17 @@ impl StudioProc {
 
     pub fn start_with(nt: &Noctune, repo: &Path, env: &[(&str, &str)]) -> StudioProc {
         let mut cmd = nt.cmd();
-        cmd.args(["studio", "--repo", repo.to_str().unwrap(), "--port", "0", "--no-open"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "studio",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--port",
+            "0",
+            "--no-open",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -60,13 +67,24 @@ impl StudioProc {
         let url = line
             .trim()
             .strip_prefix("Noctune Studio: ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}; stderr: {}", stderr.lock().unwrap()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; stderr: {}",
+                    stderr.lock().unwrap()
+                )
+            })
             .to_string();
         let (base, token) = url.split_once("/studio?token=").expect("URL with token");
         let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
         assert!(base.starts_with("http://127.0.0.1:"), "{url}");
         assert_eq!(token.len(), 64, "32 random bytes as hex");
-        StudioProc { child, port, token: token.to_string(), url, stderr }
+        StudioProc {
+            child,
+            port,
+            token: token.to_string(),
+            url,
+            stderr,
+        }
     }
 
     pub fn host(&self) -> String {
@@ -79,6 +97,38 @@ impl StudioProc {
 
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// A request that never panics: the body of a 2xx answer, else None.
+    fn try_request(&self, method: &str, path: &str) -> Option<Vec<u8>> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok()?;
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.host(),
+            self.bearer()
+        );
+        stream.write_all(req.as_bytes()).ok()?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).ok()?;
+        let end = find(&raw, b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+        if !head.starts_with("HTTP/1.1 2") {
+            return None;
+        }
+        let body = raw[end + 4..].to_vec();
+        Some(
+            if head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked")
+            {
+                dechunk(&body)
+            } else {
+                body
+            },
+        )
     }
 
     /// Stops the server and returns everything it wrote to stderr.
@@ -109,7 +159,10 @@ impl StudioProc {
         self.raw(
             "POST",
             path,
-            &[("Authorization", &auth), ("Content-Type", "application/json")],
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
             body.to_string().as_bytes(),
         )
     }
@@ -146,17 +199,55 @@ impl StudioProc {
         }
     }
 
+    /// POSTs a JSON body and reads the answer as an event stream (a chat turn).
+    pub fn sse_post(&self, path: &str, body: &str) -> SseReader {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.host(),
+            self.bearer(),
+            body.len()
+        );
+        stream.write_all(req.as_bytes()).unwrap();
+        let mut r = SseReader {
+            stream,
+            buf: Vec::new(),
+            status: 0,
+            body: Vec::new(),
+            chunk_left: None,
+            ended: false,
+        };
+        r.read_head();
+        r
+    }
+
     /// Opens the live event stream of a run.
     pub fn sse(&self, path: &str, extra: &[(&str, &str)]) -> SseReader {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        let mut req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nAccept: text/event-stream\r\n", self.host(), self.bearer());
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nAccept: text/event-stream\r\n",
+            self.host(),
+            self.bearer()
+        );
         for (k, v) in extra {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
         req.push_str("\r\n");
         stream.write_all(req.as_bytes()).unwrap();
-        let mut r = SseReader { stream, buf: Vec::new(), status: 0, body: Vec::new(), chunk_left: None, ended: false };
+        let mut r = SseReader {
+            stream,
+            buf: Vec::new(),
+            status: 0,
+            body: Vec::new(),
+            chunk_left: None,
+            ended: false,
+        };
         r.read_head();
         r
     }
@@ -164,6 +255,19 @@ impl StudioProc {
 
 impl Drop for StudioProc {
     fn drop(&mut self) {
+        // Workers outlive the server: stop the runs a failed test left live (never panicking
+        // here: this may run while a failed test unwinds).
+        if let Ok(None) = self.child.try_wait()
+            && let Some(body) = self.try_request("GET", "/api/runs")
+            && let Ok(v) = serde_json::from_slice::<Value>(&body)
+        {
+            for run in v["runs"].as_array().cloned().unwrap_or_default() {
+                if !matches!(run["status"].as_str(), Some("done" | "failed" | "stopped")) {
+                    let id = run["run_id"].as_str().unwrap_or("");
+                    self.try_request("POST", &format!("/api/runs/{id}/stop?grace_secs=1"));
+                }
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -179,14 +283,18 @@ pub struct Resp {
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     #[track_caller]
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
     /// The `error` code of a JSON error answer.
     pub fn code(&self) -> String {
@@ -194,9 +302,18 @@ impl Resp {
     }
 }
 
-pub fn raw_request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8], host: Option<&str>) -> Resp {
+pub fn raw_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    host: Option<&str>,
+) -> Resp {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\n");
     if let Some(h) = host
         && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host"))
@@ -223,30 +340,48 @@ fn find(h: &[u8], n: &[u8]) -> Option<usize> {
 }
 
 fn parse_response(raw: &[u8]) -> Resp {
-    let end = find(raw, b"\r\n\r\n").unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(raw)));
+    let end = find(raw, b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(raw)));
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
     let mut lines = head.split("\r\n");
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let mut body = raw[end + 4..].to_vec();
-    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
         body = dechunk(&body);
     }
-    Resp { status, headers, body }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(i) = find(b, b"\r\n") {
         let size = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
+        let Some(chunk) = b.get(i + 2..i + 2 + size) else {
+            break;
+        };
         if size == 0 {
             break;
         }
-        out.extend_from_slice(&b[i + 2..i + 2 + size]);
-        b = &b[i + 2 + size + 2..];
+        out.extend_from_slice(chunk);
+        b = b.get(i + 2 + size + 2..).unwrap_or(&[]);
     }
     out
 }
@@ -311,8 +446,12 @@ impl SseReader {
         loop {
             match self.chunk_left {
                 None => {
-                    let Some(i) = find(&self.buf, b"\r\n") else { return };
-                    let size = usize::from_str_radix(String::from_utf8_lossy(&self.buf[..i]).trim(), 16).unwrap_or(0);
+                    let Some(i) = find(&self.buf, b"\r\n") else {
+                        return;
+                    };
+                    let size =
+                        usize::from_str_radix(String::from_utf8_lossy(&self.buf[..i]).trim(), 16)
+                            .unwrap_or(0);
                     self.buf.drain(..i + 2);
                     if size == 0 {
                         self.ended = true;
@@ -340,7 +479,11 @@ impl SseReader {
             if let Some(i) = find(&self.body, b"\n\n") {
                 let block = String::from_utf8_lossy(&self.body[..i]).into_owned();
                 self.body.drain(..i + 2);
-                let mut msg = SseMsg { event: "message".into(), id: None, data: String::new() };
+                let mut msg = SseMsg {
+                    event: "message".into(),
+                    id: None,
+                    data: String::new(),
+                };
                 let mut data = Vec::new();
                 for line in block.lines() {
                     if line.starts_with(':') {
@@ -410,7 +553,9 @@ impl Setup {
     /// Starts a run through the API and returns its id.
     #[track_caller]
     pub fn start(&self, pack: &str) -> String {
-        let r = self.studio.post_json("/api/runs", &serde_json::json!({"pack": pack}));
+        let r = self
+            .studio
+            .post_json("/api/runs", &serde_json::json!({"pack": pack}));
         assert_eq!(r.status, 201, "{}", r.text());
         r.json()["run_id"].as_str().unwrap().to_string()
     }

@@ -26,6 +26,7 @@ mod http_support;
 mod http_security;
 mod http_api;
 mod http_sse;
+mod http_chat;
 mod chat_turns;
 mod chat_cli;
 mod chat_sessions;

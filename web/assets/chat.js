@@ -212,6 +212,7 @@ async function send(text) {
           think.textContent = thinking;
           break;
         case 'tool_call': {
+          if (md) md.innerHTML = renderMarkdown(answer); // the text before the call, complete
           md = null; answer = '';
           const panel = toolPanel(ev.id, ev.name, ev.arguments);
           state.panels.set(ev.id, panel);

@@ -112,6 +112,7 @@ test('without a grant a write tool returns write_not_allowed and the assistant a
   assert.match(await panel.locator('.tool-result').textContent(), /write_not_allowed/);
   await turnDone(page);
   assert.match(await lastTurn(page).locator('.md').last().textContent(), /May I edit it\?/);
+  assert.equal(await lastTurn(page).locator('.md').first().textContent(), 'I will remove the unused import.', 'text before a tool call is complete');
   assert.equal(read('shapes/util/helpers.py'), before, 'nothing was written');
   const toolMsg = llm.requests.at(-1).messages.at(-1);
   assert.equal(toolMsg.role, 'tool');

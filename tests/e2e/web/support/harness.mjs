@@ -83,7 +83,13 @@ export async function startStudio(repo, { llmBaseUrl, env = {} } = {}) {
     eventsJsonl(runId) {
       return fs.readFileSync(path.join(repo, '.noctune_cache/runs', runId, 'events.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
     },
+    /** Stops the runs still live (their workers outlive the server), then the server. */
     async stop() {
+      try {
+        const { runs } = await this.api('/api/runs');
+        await Promise.all(runs.filter((r) => !['done', 'failed', 'stopped'].includes(r.status))
+          .map((r) => this.api(`/api/runs/${r.run_id}/stop?grace_secs=2`, { method: 'POST' }).catch(() => {})));
+      } catch { /* the server is gone already */ }
       if (child.exitCode === null) {
         child.kill('SIGTERM');
         await new Promise((r) => { child.once('exit', r); setTimeout(r, 3000); });
