@@ -40,19 +40,29 @@ fn generate(root: &Path) {
                     "    for v in values:\n        if v > {k}:\n            total += math.sqrt(v) * scale\n        else:\n            total -= v\n    return total\n\n\nclass C{k}_{i}:\n    def run(self, xs: Iterable[float]) -> float:\n        return f{k}_{i}(list(xs))\n\n\n"
                 ));
             }
-            std::fs::write(dir.join(format!("m{m:03}.py")), src.trim_end().to_string() + "\n").unwrap();
+            std::fs::write(
+                dir.join(format!("m{m:03}.py")),
+                src.trim_end().to_string() + "\n",
+            )
+            .unwrap();
         }
     }
     // A project's own lint selection, as real projects have (ruff's defaults change between
     // releases; this keeps the amount of work stable).
     std::fs::write(root.join("pyproject.toml"), "[project]\nname = \"bench\"\nversion = \"0\"\n\n[tool.ruff.lint]\nselect = [\"E4\", \"E7\", \"E9\", \"F\"]\n").unwrap();
-    let repo = git2::Repository::init_opts(root, git2::RepositoryInitOptions::new().initial_head("main")).unwrap();
+    let repo = git2::Repository::init_opts(
+        root,
+        git2::RepositoryInitOptions::new().initial_head("main"),
+    )
+    .unwrap();
     let mut idx = repo.index().unwrap();
-    idx.add_all(["*"].iter(), git2::IndexAddOption::DEFAULT, None).unwrap();
+    idx.add_all(["*"].iter(), git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
     idx.write().unwrap();
     let tree = repo.find_tree(idx.write_tree().unwrap()).unwrap();
     let sig = git2::Signature::now("Bench", "bench@example.com").unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "generated", &tree, &[]).unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "generated", &tree, &[])
+        .unwrap();
     std::fs::write(
         root.join("noctune.toml"),
         "[policy_packs.bench]\nextends = \"lint_fix\"\nchecks = []\nauto_approve = { enabled = true, max_risk = 100, max_lines = 1000 }\n",
@@ -86,10 +96,22 @@ fn direct_tools(dir: &Path) -> f64 {
     settle();
     let t = Instant::now();
     for argv in [
-        vec!["ruff", "check", "--fix", "--exit-zero", "--no-cache", "--quiet", "."],
+        vec![
+            "ruff",
+            "check",
+            "--fix",
+            "--exit-zero",
+            "--no-cache",
+            "--quiet",
+            ".",
+        ],
         vec!["ruff", "format", "--no-cache", "--quiet", "."],
     ] {
-        let s = Command::new(argv[0]).args(&argv[1..]).current_dir(dir).status().expect("ruff on PATH (pip install ruff)");
+        let s = Command::new(argv[0])
+            .args(&argv[1..])
+            .current_dir(dir)
+            .status()
+            .expect("ruff on PATH (pip install ruff)");
         assert!(s.success());
     }
     t.elapsed().as_secs_f64()
@@ -114,18 +136,32 @@ fn engine_run(bin: &Path, repo: &Path, db: &Path) -> Measured {
     settle();
     let t = Instant::now();
     let out = Command::new(bin)
-        .args(["run", "--repo", repo.to_str().unwrap(), "--pack", "bench", "--json"])
+        .args([
+            "run",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--pack",
+            "bench",
+            "--json",
+        ])
         .env("NOCTUNE_STUDIO_DB", db)
         .output()
         .unwrap();
     let wall = t.elapsed().as_secs_f64();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "run failed: {}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "run failed: {}\n{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut tools = 0.0;
     let (mut changed, mut commits) = (0, 0);
     let (mut started, mut proposed) = (None, None);
     for line in stdout.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         if v["type"] == "run_started" {
             started = Some(ts(&v));
         }
@@ -133,14 +169,22 @@ fn engine_run(bin: &Path, repo: &Path, db: &Path) -> Measured {
             proposed = Some(ts(&v));
         }
         match v["type"].as_str() {
-            Some("tool_finished") => tools += v["payload"]["elapsed_ms"].as_f64().unwrap_or(0.0) / 1000.0,
+            Some("tool_finished") => {
+                tools += v["payload"]["elapsed_ms"].as_f64().unwrap_or(0.0) / 1000.0
+            }
             Some("auto_approved") => changed += 1,
             Some("patchset_committed") => commits += 1,
             _ => {}
         }
     }
     let propose = proposed.unwrap_or(0.0) - started.unwrap_or(0.0);
-    Measured { wall, tools, propose, changed, commits }
+    Measured {
+        wall,
+        tools,
+        propose,
+        changed,
+        commits,
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -155,7 +199,10 @@ fn main() {
     std::fs::create_dir_all(&repo).unwrap();
     println!("generating {} files ...", PACKAGES * (MODULES + 1));
     generate(&repo);
-    let rounds = std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let rounds = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     let mut direct = Vec::new();
     let mut runs = Vec::new();
     for r in 0..rounds {
@@ -173,13 +220,31 @@ fn main() {
     let ratio = overhead / tools;
     let propose = median(runs.iter().map(|r| r.propose).collect());
     let propose_ratio = (propose - tools) / tools;
-    println!("\nengine overhead on a {}-file repository, command proposer (ruff check --fix + ruff format), median of {rounds}", PACKAGES * (MODULES + 1));
-    println!("  files changed and committed:      {} in {} commits", m.changed, m.commits);
+    println!(
+        "\nengine overhead on a {}-file repository, command proposer (ruff check --fix + ruff format), median of {rounds}",
+        PACKAGES * (MODULES + 1)
+    );
+    println!(
+        "  files changed and committed:      {} in {} commits",
+        m.changed, m.commits
+    );
     println!("  baseline, tools run directly:     {direct:8.3} s");
-    println!("  tools inside the run:             {tools:8.3} s  ({:.2}x the direct run)", tools / direct);
+    println!(
+        "  tools inside the run:             {tools:8.3} s  ({:.2}x the direct run)",
+        tools / direct
+    );
     println!("  whole run, `noctune run` to done: {wall:8.3} s");
     println!("  engine overhead (run - tools):    {overhead:8.3} s");
-    println!("  overhead / tool time, whole run:  {ratio:8.3}   target <= 0.2: {}", if ratio <= 0.2 { "PASS" } else { "MISS" });
-    println!("  proposal phase (worker start to approvals): {propose:8.3} s, of which outside the tools {:.3} s", propose - tools);
-    println!("  overhead / tool time, proposal phase:       {propose_ratio:8.3}   target <= 0.2: {}", if propose_ratio <= 0.2 { "PASS" } else { "MISS" });
+    println!(
+        "  overhead / tool time, whole run:  {ratio:8.3}   target <= 0.2: {}",
+        if ratio <= 0.2 { "PASS" } else { "MISS" }
+    );
+    println!(
+        "  proposal phase (worker start to approvals): {propose:8.3} s, of which outside the tools {:.3} s",
+        propose - tools
+    );
+    println!(
+        "  overhead / tool time, proposal phase:       {propose_ratio:8.3}   target <= 0.2: {}",
+        if propose_ratio <= 0.2 { "PASS" } else { "MISS" }
+    );
 }

@@ -41,3 +41,6 @@ step "Editor clients: VS Code extension (compile, lint, package, protocol mirror
 
 step "MCP: the official Python SDK drives runs over stdio and Streamable HTTP; a third-party npm MCP server for the client side"
 ./tests/e2e/run-mcp.sh
+
+step "Web UI: real Chromium (chromium-headless-shell + playwright-core) against the real binary; API fuzzing from the OpenAPI document"
+./tests/e2e/run-web.sh

@@ -4,13 +4,13 @@
 //! Invariant: no protocol types (LSP, HTTP, MCP). Surfaces drive chat through `studio/`,
 //! supplying a permission prompter, an optional `EditSink` and `BufferOverlay`.
 
-pub mod backups;
-pub mod permissions;
-pub mod tool;
-pub mod tools;
 pub mod agent;
+pub mod backups;
 pub mod context;
 pub mod overview;
+pub mod permissions;
 pub mod prompt_tools;
 pub mod service;
 pub mod session;
+pub mod tool;
+pub mod tools;

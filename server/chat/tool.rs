@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Permission classes. Reads inside the allowed roots need no grant; the rest do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ToolClass {
     Read,
@@ -49,7 +51,10 @@ pub struct ToolError {
 
 impl ToolError {
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> ToolError {
-        ToolError { code: code.into(), message: message.into() }
+        ToolError {
+            code: code.into(),
+            message: message.into(),
+        }
     }
     pub fn to_json(&self) -> Value {
         serde_json::json!({"error": self.code, "message": self.message})

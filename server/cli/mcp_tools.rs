@@ -16,7 +16,9 @@ fn keep() -> &'static Mutex<Vec<McpClients>> {
 /// Connects the configured servers (a failing one only logs: chat goes on without its tools)
 /// and registers their tools as `<server>__<tool>`. Returns how many tools were added.
 pub fn attach(studio: &Studio, repo_root: &Path) -> usize {
-    let Ok(service) = studio.chat(repo_root) else { return 0 };
+    let Ok(service) = studio.chat(repo_root) else {
+        return 0;
+    };
     if service.config().mcp_servers.is_empty() {
         return 0;
     }
@@ -26,7 +28,10 @@ pub fn attach(studio: &Studio, repo_root: &Path) -> usize {
     for t in tools {
         service.register_tool(t);
     }
-    keep().lock().unwrap_or_else(|p| p.into_inner()).push(clients);
+    keep()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(clients);
     n
 }
 

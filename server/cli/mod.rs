@@ -1,10 +1,10 @@
 //! The terminal surface: `noctune <command>`. A closed enum of commands, each a thin call
 //! into the `Studio` facade.
 
+mod chat;
 mod lsp;
 mod mcp;
 mod mcp_tools;
-mod chat;
 mod runs;
 mod studio;
 
@@ -192,23 +192,65 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             crate::engine::worker::run_worker(&run_dir)?;
             Ok(0)
         }
-        Command::Config { command: ConfigCommand::Check { repo, json } } => runs::config_check(repo, json),
-        Command::Run { repo, pack, profile, detach, json } => runs::run(repo, pack, profile, detach, json),
+        Command::Config {
+            command: ConfigCommand::Check { repo, json },
+        } => runs::config_check(repo, json),
+        Command::Run {
+            repo,
+            pack,
+            profile,
+            detach,
+            json,
+        } => runs::run(repo, pack, profile, detach, json),
         Command::Mcp { repo, command } => mcp::mcp(repo, command),
-        Command::Lsp { repo, port, no_http } => lsp::lsp(repo, port, no_http),
-        Command::Chat { repo, profile, session, json, allow, message } => {
-            chat::run(chat::ChatArgs { repo, profile, session, json, allow, message })
-        }
+        Command::Lsp {
+            repo,
+            port,
+            no_http,
+        } => lsp::lsp(repo, port, no_http),
+        Command::Chat {
+            repo,
+            profile,
+            session,
+            json,
+            allow,
+            message,
+        } => chat::run(chat::ChatArgs {
+            repo,
+            profile,
+            session,
+            json,
+            allow,
+            message,
+        }),
         Command::Runs { repo, json } => runs::list(repo, json),
         Command::Status { run_id, json } => runs::status(&run_id, json),
-        Command::Events { run_id, cursor, follow, json } => runs::events(&run_id, cursor, follow, json),
+        Command::Events {
+            run_id,
+            cursor,
+            follow,
+            json,
+        } => runs::events(&run_id, cursor, follow, json),
         Command::Approvals { run_id, json } => runs::approvals(&run_id, json),
-        Command::Decide { run_id, approval_id, decision, reason, by } => {
-            runs::decide(&run_id, &approval_id, &decision, &reason, by)
-        }
+        Command::Decide {
+            run_id,
+            approval_id,
+            decision,
+            reason,
+            by,
+        } => runs::decide(&run_id, &approval_id, &decision, &reason, by),
         Command::Stop { run_id, grace } => runs::stop(&run_id, grace),
-        Command::Resume { run_id, detach, json } => runs::resume(&run_id, detach, json),
-        Command::Studio { repo, port, host, no_open } => studio::studio(repo, port, host, no_open),
+        Command::Resume {
+            run_id,
+            detach,
+            json,
+        } => runs::resume(&run_id, detach, json),
+        Command::Studio {
+            repo,
+            port,
+            host,
+            no_open,
+        } => studio::studio(repo, port, host, no_open),
     }
 }
 

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 fn studio() -> anyhow::Result<Studio> {
-    Studio::open_default().context("opening the audit DB (set NOCTUNE_STUDIO_DB to use another file)")
+    Studio::open_default()
+        .context("opening the audit DB (set NOCTUNE_STUDIO_DB to use another file)")
 }
 
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -31,24 +32,53 @@ pub fn config_check(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
         return Ok(0);
     }
     println!("repository: {}", cfg.repo_root.display());
-    let sources: Vec<String> = cfg.sources.iter().map(|s| s.display().to_string()).collect();
-    println!("config files: {}", if sources.is_empty() { "(none; built-in defaults)".into() } else { sources.join(", ") });
+    let sources: Vec<String> = cfg
+        .sources
+        .iter()
+        .map(|s| s.display().to_string())
+        .collect();
+    println!(
+        "config files: {}",
+        if sources.is_empty() {
+            "(none; built-in defaults)".into()
+        } else {
+            sources.join(", ")
+        }
+    );
     println!("audit DB: {}", crate::config::db_path_from_env().display());
-    println!("allowed roots: {}", cfg.allowed_roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(":"));
+    println!(
+        "allowed roots: {}",
+        cfg.allowed_roots
+            .iter()
+            .map(|r| r.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    );
     println!("\npolicy packs:");
     for p in cfg.packs.values() {
         let aa = &p.auto_approve;
-        println!("  {:<14} globs={:?} max_diff_lines={} tools_allowed={:?} checks={:?}", p.name, p.allowed_globs, p.max_diff_lines, p.tools_allowed, p.checks);
+        println!(
+            "  {:<14} globs={:?} max_diff_lines={} tools_allowed={:?} checks={:?}",
+            p.name, p.allowed_globs, p.max_diff_lines, p.tools_allowed, p.checks
+        );
         println!(
             "  {:<14} proposer={} auto_approve={{enabled={}, max_risk={}, max_lines={}, require_tests={}}} grouping={:?} max_commits={}",
             "",
             serde_json::to_string(&p.proposer)?,
-            aa.enabled, aa.max_risk, aa.max_lines, aa.require_tests, p.grouping, p.patchset_max_commits
+            aa.enabled,
+            aa.max_risk,
+            aa.max_lines,
+            aa.require_tests,
+            p.grouping,
+            p.patchset_max_commits
         );
     }
     println!("\nmodel profiles (default: {}):", cfg.default_profile);
     for p in cfg.profiles.values() {
-        println!("  {:<14} {} model={} context_window={} tool_mode={:?}", p.name, p.base_url, p.model, p.context_window, p.tool_mode);
+        println!(
+            "  {:<14} {} model={} context_window={} tool_mode={:?}",
+            p.name, p.base_url, p.model, p.context_window, p.tool_mode
+        );
     }
     println!("\ntools:");
     for t in cfg.tools.values() {
@@ -57,10 +87,20 @@ pub fn config_check(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub fn run(repo: Option<PathBuf>, pack: String, profile: Option<String>, detach: bool, json: bool) -> anyhow::Result<i32> {
+pub fn run(
+    repo: Option<PathBuf>,
+    pack: String,
+    profile: Option<String>,
+    detach: bool,
+    json: bool,
+) -> anyhow::Result<i32> {
     let root = super::repo_root(repo)?;
     let studio = studio()?;
-    let started = studio.start_run(&StartRequest { repo: root, pack, profile })?;
+    let started = studio.start_run(&StartRequest {
+        repo: root,
+        pack,
+        profile,
+    })?;
     follow_started(&studio, started, detach, json)
 }
 
@@ -70,7 +110,12 @@ pub fn resume(run_id: &str, detach: bool, json: bool) -> anyhow::Result<i32> {
     follow_started(&studio, started, detach, json)
 }
 
-fn follow_started(studio: &Studio, mut started: Started, detach: bool, json: bool) -> anyhow::Result<i32> {
+fn follow_started(
+    studio: &Studio,
+    mut started: Started,
+    detach: bool,
+    json: bool,
+) -> anyhow::Result<i32> {
     let run_id = started.record.run_id.to_string();
     if detach {
         if json {
@@ -81,7 +126,10 @@ fn follow_started(studio: &Studio, mut started: Started, detach: bool, json: boo
         return Ok(0);
     }
     if !json {
-        println!("run {run_id}: pack {} on {} (branch {})", started.record.pack, started.record.repo_root, started.record.branch);
+        println!(
+            "run {run_id}: pack {} on {} (branch {})",
+            started.record.pack, started.record.repo_root, started.record.branch
+        );
         println!("  events: noctune events {run_id} --follow    stop: noctune stop {run_id}");
     }
     let mut tail = EventTail::new(&started.paths);
@@ -138,9 +186,25 @@ pub fn progress_line(ev: &Event) -> Option<String> {
             s("reason"),
             s("decide")
         ),
-        "approval_decided" => format!("  decided   {}: {} by {}", s("file"), s("decision"), s("decided_by")),
-        "patchset_committed" => format!("  commit    [{}/{}] {}", n("n"), n("of"), &s("sha")[..s("sha").len().min(10)]),
-        "patchset_failed" => format!("  patchset  [{}/{}] not committed: {}\n{}", n("n"), n("of"), s("reason"), indent(&s("output_tail"))),
+        "approval_decided" => format!(
+            "  decided   {}: {} by {}",
+            s("file"),
+            s("decision"),
+            s("decided_by")
+        ),
+        "patchset_committed" => format!(
+            "  commit    [{}/{}] {}",
+            n("n"),
+            n("of"),
+            &s("sha")[..s("sha").len().min(10)]
+        ),
+        "patchset_failed" => format!(
+            "  patchset  [{}/{}] not committed: {}\n{}",
+            n("n"),
+            n("of"),
+            s("reason"),
+            indent(&s("output_tail"))
+        ),
         "status_changed" => format!("  status -> {}", s("status")),
         "stopped" => "  stopped".into(),
         "run_failed" => format!("  FAILED: {}", s("error")),
@@ -149,7 +213,10 @@ pub fn progress_line(ev: &Event) -> Option<String> {
 }
 
 fn indent(t: &str) -> String {
-    t.lines().map(|l| format!("            | {l}")).collect::<Vec<_>>().join("\n")
+    t.lines()
+        .map(|l| format!("            | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub fn list(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
@@ -164,9 +231,15 @@ pub fn list(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
     } else if runs.is_empty() {
         println!("no runs yet; start one with `noctune run --repo DIR --pack lint_fix`");
     } else {
-        println!("{:<26} {:<17} {:<12} {:<25} {}", "RUN", "STATUS", "PACK", "STARTED", "REPO");
+        println!(
+            "{:<26} {:<17} {:<12} {:<25} {}",
+            "RUN", "STATUS", "PACK", "STARTED", "REPO"
+        );
         for r in runs {
-            println!("{:<26} {:<17} {:<12} {:<25} {}", r.run_id, r.status, r.pack, r.started_at, r.repo_root);
+            println!(
+                "{:<26} {:<17} {:<12} {:<25} {}",
+                r.run_id, r.status, r.pack, r.started_at, r.repo_root
+            );
         }
     }
     Ok(0)
@@ -198,7 +271,10 @@ pub fn events(run_id: &str, mut cursor: u64, follow: bool, json: bool) -> anyhow
         if batch.len() == 1000 {
             continue;
         }
-        if !follow || studio.status(run_id)?.status.is_terminal() && studio.events(run_id, cursor, 1)?.is_empty() {
+        if !follow
+            || studio.status(run_id)?.status.is_terminal()
+                && studio.events(run_id, cursor, 1)?.is_empty()
+        {
             return Ok(0);
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -216,10 +292,20 @@ pub fn approvals(run_id: &str, json: bool) -> anyhow::Result<i32> {
         println!("run {run_id} has no approvals");
     }
     for a in list {
-        println!("{} {:<13} risk {:>3}  {} {}", a.approval_id, a.status.as_str(), a.risk_score, a.file_path, a.symbol);
+        println!(
+            "{} {:<13} risk {:>3}  {} {}",
+            a.approval_id,
+            a.status.as_str(),
+            a.risk_score,
+            a.file_path,
+            a.symbol
+        );
         println!("    reason: {}", a.reason);
         if a.status == crate::core::ApprovalStatus::Pending {
-            println!("    decide: noctune decide {run_id} {} approve|reject --reason TEXT", a.approval_id);
+            println!(
+                "    decide: noctune decide {run_id} {} approve|reject --reason TEXT",
+                a.approval_id
+            );
         }
         for l in a.diff.lines() {
             println!("    {l}");
@@ -228,12 +314,26 @@ pub fn approvals(run_id: &str, json: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub fn decide(run_id: &str, approval_id: &str, decision: &str, reason: &str, by: Option<String>) -> anyhow::Result<i32> {
+pub fn decide(
+    run_id: &str,
+    approval_id: &str,
+    decision: &str,
+    reason: &str,
+    by: Option<String>,
+) -> anyhow::Result<i32> {
     let decision = Decision::parse(decision).context("decision must be approve or reject")?;
-    let by = by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into());
+    let by = by
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "cli".into());
     let studio = studio()?;
     let d = studio.decide(run_id, approval_id, decision, reason, &format!("cli:{by}"))?;
-    println!("{} {} by {} at {}", d.approval_id, d.decision.as_str(), d.decided_by, d.decided_at);
+    println!(
+        "{} {} by {} at {}",
+        d.approval_id,
+        d.decision.as_str(),
+        d.decided_by,
+        d.decided_at
+    );
     Ok(0)
 }
 

@@ -8,20 +8,34 @@
 mod model;
 mod parse;
 
-pub use model::{Config, EngineSettings, ModelProfile, ToolDef, ToolMode, ToolStage, builtin_tools};
+pub use model::{
+    Config, EngineSettings, ModelProfile, ToolDef, ToolMode, ToolStage, builtin_tools,
+};
 
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}: cannot read: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file}: not valid TOML: {message}")]
     Syntax { file: PathBuf, message: String },
     #[error("{file}: key `{key}`: {problem}. Expected {expected}")]
-    Invalid { file: PathBuf, key: String, problem: String, expected: String },
+    Invalid {
+        file: PathBuf,
+        key: String,
+        problem: String,
+        expected: String,
+    },
     #[error("environment variable {var}={value:?}: {problem}")]
-    Env { var: String, value: String, problem: String },
+    Env {
+        var: String,
+        value: String,
+        problem: String,
+    },
 }
 
 pub const ENV_BASE_URL: &str = "NOCTUNE_STUDIO_LLM_BASE_URL";
@@ -91,7 +105,10 @@ fn apply_env(cfg: &mut Config) -> Result<(), ConfigError> {
             let canon = std::fs::canonicalize(&part).map_err(|e| ConfigError::Env {
                 var: ENV_ALLOWED_ROOTS.into(),
                 value: roots.clone(),
-                problem: format!("{}: {e}; list existing directories separated by ':'", part.display()),
+                problem: format!(
+                    "{}: {e}; list existing directories separated by ':'",
+                    part.display()
+                ),
             })?;
             list.push(canon);
         }

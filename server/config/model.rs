@@ -84,15 +84,35 @@ pub fn builtin_tools() -> Vec<ToolDef> {
     vec![
         t(
             "ruff",
-            &["ruff", "check", "--fix", "--exit-zero", "--no-cache", "--quiet", "{files}"],
+            &[
+                "ruff",
+                "check",
+                "--fix",
+                "--exit-zero",
+                "--no-cache",
+                "--quiet",
+                "{files}",
+            ],
             ToolStage::Fix,
             600,
         ),
-        t("format", &["ruff", "format", "--no-cache", "--quiet", "{files}"], ToolStage::Fix, 600),
+        t(
+            "format",
+            &["ruff", "format", "--no-cache", "--quiet", "{files}"],
+            ToolStage::Fix,
+            600,
+        ),
         t(
             "ruff_upgrade",
             &[
-                "ruff", "check", "--select", "UP", "--fix", "--exit-zero", "--no-cache", "--quiet",
+                "ruff",
+                "check",
+                "--select",
+                "UP",
+                "--fix",
+                "--exit-zero",
+                "--no-cache",
+                "--quiet",
                 "{files}",
             ],
             ToolStage::Fix,
@@ -100,13 +120,28 @@ pub fn builtin_tools() -> Vec<ToolDef> {
         ),
         t(
             "pytest",
-            &["python3", "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"],
+            &[
+                "python3",
+                "-m",
+                "pytest",
+                "-q",
+                "-x",
+                "-p",
+                "no:cacheprovider",
+            ],
             ToolStage::Check,
             1800,
         ),
         t(
             "mypy",
-            &["python3", "-m", "mypy", "--ignore-missing-imports", "--no-incremental", "{files}"],
+            &[
+                "python3",
+                "-m",
+                "mypy",
+                "--ignore-missing-imports",
+                "--no-incremental",
+                "{files}",
+            ],
             ToolStage::Check,
             900,
         ),
@@ -125,7 +160,11 @@ pub struct EngineSettings {
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        EngineSettings { stop_grace_secs: 10, heartbeat_secs: 2, lease_secs: 30 }
+        EngineSettings {
+            stop_grace_secs: 10,
+            heartbeat_secs: 2,
+            lease_secs: 30,
+        }
     }
 }
 
@@ -149,10 +188,16 @@ impl Config {
         let p = ModelProfile::default_local();
         Config {
             repo_root: repo_root.to_path_buf(),
-            packs: PolicyPack::builtins().into_iter().map(|p| (p.name.clone(), p)).collect(),
+            packs: PolicyPack::builtins()
+                .into_iter()
+                .map(|p| (p.name.clone(), p))
+                .collect(),
             default_profile: p.name.clone(),
             profiles: BTreeMap::from([(p.name.clone(), p)]),
-            tools: builtin_tools().into_iter().map(|t| (t.name.clone(), t)).collect(),
+            tools: builtin_tools()
+                .into_iter()
+                .map(|t| (t.name.clone(), t))
+                .collect(),
             engine: EngineSettings::default(),
             allowed_roots: vec![repo_root.to_path_buf()],
             mcp_servers: BTreeMap::new(),

@@ -1,14 +1,16 @@
 //! Field-by-field reading of config tables, so that each error can name its exact key.
 
-use super::model::{Config, ModelProfile, ToolDef, ToolMode, ToolStage};
 use super::ConfigError;
+use super::model::{Config, ModelProfile, ToolDef, ToolMode, ToolStage};
 use crate::core::{AutoApprove, Grouping, PolicyPack, ProposerSpec, policy::default_index};
 use std::path::Path;
 use toml::{Table, Value};
 
 pub fn read_toml(file: &Path) -> Result<Table, ConfigError> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|source| ConfigError::Read { file: file.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
     text.parse::<Table>().map_err(|e| ConfigError::Syntax {
         file: file.to_path_buf(),
         message: e.to_string().trim().replace('\n', " "),
@@ -33,7 +35,12 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err(&self, key: &str, problem: impl Into<String>, expected: impl Into<String>) -> ConfigError {
+    fn err(
+        &self,
+        key: &str,
+        problem: impl Into<String>,
+        expected: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::Invalid {
             file: self.file.to_path_buf(),
             key: format!("{}{key}", self.prefix),
@@ -45,35 +52,55 @@ impl Ctx<'_> {
         self.err(key, format!("is a {} ({v})", type_name(v)), expected)
     }
     fn table<'v>(&self, key: &str, v: &'v Value) -> Result<&'v Table, ConfigError> {
-        v.as_table().ok_or_else(|| self.wrong_type(key, v, "a table"))
+        v.as_table()
+            .ok_or_else(|| self.wrong_type(key, v, "a table"))
     }
     fn string(&self, key: &str, v: &Value) -> Result<String, ConfigError> {
-        v.as_str().map(str::to_string).ok_or_else(|| self.wrong_type(key, v, "a string"))
+        v.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| self.wrong_type(key, v, "a string"))
     }
     fn bool(&self, key: &str, v: &Value) -> Result<bool, ConfigError> {
-        v.as_bool().ok_or_else(|| self.wrong_type(key, v, "true or false"))
+        v.as_bool()
+            .ok_or_else(|| self.wrong_type(key, v, "true or false"))
     }
     fn uint(&self, key: &str, v: &Value, max: u64) -> Result<u64, ConfigError> {
         match v.as_integer() {
             Some(n) if n >= 0 && (n as u64) <= max => Ok(n as u64),
-            Some(n) => Err(self.err(key, format!("is {n}"), format!("an integer from 0 to {max}"))),
+            Some(n) => Err(self.err(
+                key,
+                format!("is {n}"),
+                format!("an integer from 0 to {max}"),
+            )),
             None => Err(self.wrong_type(key, v, &format!("an integer from 0 to {max}"))),
         }
     }
     fn strings(&self, key: &str, v: &Value) -> Result<Vec<String>, ConfigError> {
-        let arr = v.as_array().ok_or_else(|| self.wrong_type(key, v, "an array of strings"))?;
+        let arr = v
+            .as_array()
+            .ok_or_else(|| self.wrong_type(key, v, "an array of strings"))?;
         arr.iter()
             .enumerate()
             .map(|(i, x)| self.string(&format!("{key}[{i}]"), x))
             .collect()
     }
     fn unknown(&self, key: &str, known: &[&str]) -> ConfigError {
-        self.err(key, "is not a known key", format!("one of: {}", known.join(", ")))
+        self.err(
+            key,
+            "is not a known key",
+            format!("one of: {}", known.join(", ")),
+        )
     }
 }
 
-const TOP_KEYS: [&str; 6] =
-    ["policy_packs", "model_profiles", "tools", "engine", "mcp_servers", "default_profile"];
+const TOP_KEYS: [&str; 6] = [
+    "policy_packs",
+    "model_profiles",
+    "tools",
+    "engine",
+    "mcp_servers",
+    "default_profile",
+];
 
 pub fn apply(cfg: &mut Config, doc: &Table, file: &Path, prefix: &str) -> Result<(), ConfigError> {
     let cx = Ctx { file, prefix };
@@ -116,13 +143,21 @@ pub fn apply(cfg: &mut Config, doc: &Table, file: &Path, prefix: &str) -> Result
         ));
     }
     for p in cfg.packs.values() {
-        for t in p.tools_allowed.iter().chain(&p.checks).chain(proposer_tools(&p.proposer)) {
+        for t in p
+            .tools_allowed
+            .iter()
+            .chain(&p.checks)
+            .chain(proposer_tools(&p.proposer))
+        {
             if !cfg.tools.contains_key(t) {
                 let known: Vec<&str> = cfg.tools.keys().map(String::as_str).collect();
                 return Err(cx.err(
                     &format!("policy_packs.{}", p.name),
                     format!("refers to tool {t:?}, which is not defined"),
-                    format!("a tool defined under [tools.<name>] or a built-in: {}", known.join(", ")),
+                    format!(
+                        "a tool defined under [tools.<name>] or a built-in: {}",
+                        known.join(", ")
+                    ),
                 ));
             }
         }
@@ -177,7 +212,10 @@ fn pack(cx: &Ctx, cfg: &mut Config, name: &str, k: &str, t: &Table) -> Result<()
             commit_each_approval: false,
         }),
     };
-    let mut p = PolicyPack { name: name.to_string(), ..base };
+    let mut p = PolicyPack {
+        name: name.to_string(),
+        ..base
+    };
     let mut depth_override = None;
     for (key, v) in t {
         let fk = format!("{k}.{key}");
@@ -187,7 +225,11 @@ fn pack(cx: &Ctx, cfg: &mut Config, name: &str, k: &str, t: &Table) -> Result<()
                 let globs = cx.strings(&fk, v)?;
                 for (i, g) in globs.iter().enumerate() {
                     globset::Glob::new(g).map_err(|e| {
-                        cx.err(&format!("{fk}[{i}]"), format!("{g:?} is not a valid glob: {e}"), "a glob such as \"src/**/*.py\"")
+                        cx.err(
+                            &format!("{fk}[{i}]"),
+                            format!("{g:?} is not a valid glob: {e}"),
+                            "a glob such as \"src/**/*.py\"",
+                        )
                     })?;
                 }
                 p.allowed_globs = globs;
@@ -285,7 +327,9 @@ fn proposer(cx: &Ctx, k: &str, t: &Table) -> Result<ProposerSpec, ConfigError> {
             check_keys(&["tools"])?;
             let tools = match get("tools") {
                 Some(v) => cx.strings(&format!("{k}.tools"), v)?,
-                None => return Err(cx.err(&format!("{k}.tools"), "is missing", "a list of tool names")),
+                None => {
+                    return Err(cx.err(&format!("{k}.tools"), "is missing", "a list of tool names"));
+                }
             };
             Ok(ProposerSpec::Command { tools })
         }
@@ -305,7 +349,10 @@ fn proposer(cx: &Ctx, k: &str, t: &Table) -> Result<ProposerSpec, ConfigError> {
                 Some(v) => cx.uint(&format!("{k}.max_symbols"), v, 50)? as usize,
                 None => 3,
             };
-            Ok(ProposerSpec::Llm { instructions, max_symbols })
+            Ok(ProposerSpec::Llm {
+                instructions,
+                max_symbols,
+            })
         }
         "deps_bump" => {
             check_keys(&["index_url", "allow_major"])?;
@@ -327,7 +374,10 @@ fn proposer(cx: &Ctx, k: &str, t: &Table) -> Result<ProposerSpec, ConfigError> {
                 Some(v) => cx.bool(&format!("{k}.allow_major"), v)?,
                 None => false,
             };
-            Ok(ProposerSpec::DepsBump { index_url, allow_major })
+            Ok(ProposerSpec::DepsBump {
+                index_url,
+                allow_major,
+            })
         }
         other => Err(cx.err(
             &format!("{k}.kind"),
@@ -342,14 +392,21 @@ fn profile(cx: &Ctx, cfg: &mut Config, name: &str, k: &str, t: &Table) -> Result
         .profiles
         .get(name)
         .cloned()
-        .unwrap_or_else(|| ModelProfile { name: name.to_string(), ..ModelProfile::default_local() });
+        .unwrap_or_else(|| ModelProfile {
+            name: name.to_string(),
+            ..ModelProfile::default_local()
+        });
     for (key, v) in t {
         let fk = format!("{k}.{key}");
         match key.as_str() {
             "base_url" => {
                 let u = cx.string(&fk, v)?;
                 if !(u.starts_with("http://") || u.starts_with("https://")) {
-                    return Err(cx.err(&fk, format!("is {u:?}"), "an http(s) URL such as \"http://127.0.0.1:8080/v1\""));
+                    return Err(cx.err(
+                        &fk,
+                        format!("is {u:?}"),
+                        "an http(s) URL such as \"http://127.0.0.1:8080/v1\"",
+                    ));
                 }
                 p.base_url = u.trim_end_matches('/').to_string();
             }
@@ -372,7 +429,11 @@ fn profile(cx: &Ctx, cfg: &mut Config, name: &str, k: &str, t: &Table) -> Result
             "tool_mode" => {
                 let s = cx.string(&fk, v)?;
                 p.tool_mode = ToolMode::parse(&s).ok_or_else(|| {
-                    cx.err(&fk, format!("is {s:?}"), "\"auto\", \"native\" or \"prompt\"")
+                    cx.err(
+                        &fk,
+                        format!("is {s:?}"),
+                        "\"auto\", \"native\" or \"prompt\"",
+                    )
                 })?;
             }
             "api_key_env" => p.api_key_env = Some(cx.string(&fk, v)?),
@@ -381,8 +442,14 @@ fn profile(cx: &Ctx, cfg: &mut Config, name: &str, k: &str, t: &Table) -> Result
                 return Err(cx.unknown(
                     &fk,
                     &[
-                        "base_url", "model", "temperature", "max_tokens", "context_window",
-                        "tool_mode", "api_key_env", "timeout_secs",
+                        "base_url",
+                        "model",
+                        "temperature",
+                        "max_tokens",
+                        "context_window",
+                        "tool_mode",
+                        "api_key_env",
+                        "timeout_secs",
                     ],
                 ));
             }
@@ -405,7 +472,11 @@ fn tool(cx: &Ctx, cfg: &mut Config, name: &str, k: &str, t: &Table) -> Result<()
             "command" => {
                 let argv = cx.strings(&fk, v)?;
                 if argv.is_empty() || argv[0].is_empty() {
-                    return Err(cx.err(&fk, "is empty", "an argv list such as [\"python3\", \"-m\", \"pytest\"]"));
+                    return Err(cx.err(
+                        &fk,
+                        "is empty",
+                        "an argv list such as [\"python3\", \"-m\", \"pytest\"]",
+                    ));
                 }
                 d.command = argv;
             }

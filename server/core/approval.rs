@@ -32,12 +32,21 @@ pub fn content_sha(text: &str) -> String {
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Verdict {
     /// Outside `allowed_globs`: never applied, not even with a human's approval.
-    PolicyViolation { reason: String },
+    PolicyViolation {
+        reason: String,
+    },
     /// Over `max_diff_lines`: never applied.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
     /// Needs a human decision; `reasons` says which rules failed.
-    NeedsApproval { risk: u8, reasons: Vec<String> },
-    AutoApprove { risk: u8 },
+    NeedsApproval {
+        risk: u8,
+        reasons: Vec<String>,
+    },
+    AutoApprove {
+        risk: u8,
+    },
 }
 
 /// The one place that decides what happens to a proposed edit.
@@ -62,7 +71,10 @@ pub fn police(
     let lines = facts.lines_changed();
     if lines > pack.max_diff_lines {
         return Verdict::Refused {
-            reason: format!("{lines} changed lines exceed max_diff_lines = {}", pack.max_diff_lines),
+            reason: format!(
+                "{lines} changed lines exceed max_diff_lines = {}",
+                pack.max_diff_lines
+            ),
         };
     }
     let risk = risk_score(facts);
@@ -75,7 +87,10 @@ pub fn police(
         reasons.push(format!("risk {risk} > max_risk {}", aa.max_risk));
     }
     if lines > aa.max_lines {
-        reasons.push(format!("{lines} changed lines > auto_approve.max_lines {}", aa.max_lines));
+        reasons.push(format!(
+            "{lines} changed lines > auto_approve.max_lines {}",
+            aa.max_lines
+        ));
     }
     if aa.require_tests && !tests_available {
         reasons.push("require_tests is set but no test tool is allowed to run".to_string());
@@ -211,7 +226,9 @@ impl ApprovedEdit {
     ) -> Result<ApprovedEdit, DecisionError> {
         let facts = EditFacts::of(&req.proposal);
         match police(pack, in_allowed_globs, &facts, tests_available) {
-            Verdict::AutoApprove { .. } if approval_id(&pack.name, &req.proposal) == req.approval_id => {
+            Verdict::AutoApprove { .. }
+                if approval_id(&pack.name, &req.proposal) == req.approval_id =>
+            {
                 Ok(ApprovedEdit {
                     approval_id: req.approval_id.clone(),
                     proposal: req.proposal.clone(),

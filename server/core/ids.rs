@@ -24,9 +24,14 @@ impl RunId {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             && !s.starts_with('-');
-        if ok { Ok(RunId(s.to_string())) } else { Err(IdError::Run(s.to_string())) }
+        if ok {
+            Ok(RunId(s.to_string()))
+        } else {
+            Err(IdError::Run(s.to_string()))
+        }
     }
     /// Builds a new id from a UTC timestamp (`YYYYMMDDTHHMMSSZ`) and random bytes supplied by
     /// the caller, so that this module stays free of clocks and entropy sources.
@@ -63,8 +68,13 @@ pub struct ApprovalId(String);
 impl ApprovalId {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let ok = (16..=64).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if ok { Ok(ApprovalId(s.to_string())) } else { Err(IdError::Approval(s.to_string())) }
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ok {
+            Ok(ApprovalId(s.to_string()))
+        } else {
+            Err(IdError::Approval(s.to_string()))
+        }
     }
     pub(crate) fn from_hex(hex: String) -> Self {
         ApprovalId(hex)

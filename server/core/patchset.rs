@@ -16,7 +16,11 @@ pub struct GroupInput {
 /// ordered by their key (the module path); while there are more than `max`, the smallest group
 /// (fewest changed lines, then the earlier key) is merged into its smaller neighbour in key
 /// order, so related modules stay together.
-pub fn group_into_patchsets(edits: &[GroupInput], grouping: &Grouping, max: usize) -> Vec<Vec<usize>> {
+pub fn group_into_patchsets(
+    edits: &[GroupInput],
+    grouping: &Grouping,
+    max: usize,
+) -> Vec<Vec<usize>> {
     let max = max.max(1);
     let mut keyed: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
     for (i, e) in edits.iter().enumerate() {
@@ -42,7 +46,11 @@ pub fn group_into_patchsets(edits: &[GroupInput], grouping: &Grouping, max: usiz
             .expect("more than one group");
         let neighbour = match (smallest.checked_sub(1), groups.get(smallest + 1)) {
             (Some(l), Some(r)) => {
-                if size(&groups[l]) <= size(r) { l } else { smallest + 1 }
+                if size(&groups[l]) <= size(r) {
+                    l
+                } else {
+                    smallest + 1
+                }
             }
             (Some(l), None) => l,
             (None, _) => smallest + 1,
@@ -53,7 +61,11 @@ pub fn group_into_patchsets(edits: &[GroupInput], grouping: &Grouping, max: usiz
         let members = &mut groups[keep].1;
         members.sort_by(|a, b| edits[*a].file_path.cmp(&edits[*b].file_path).then(a.cmp(b)));
     }
-    groups.into_iter().map(|(_, m)| m).filter(|m| !m.is_empty()).collect()
+    groups
+        .into_iter()
+        .map(|(_, m)| m)
+        .filter(|m| !m.is_empty())
+        .collect()
 }
 
 /// The directory prefix of `path` with at most `depth` components; top-level files group
@@ -69,7 +81,10 @@ mod tests {
     use super::*;
 
     fn e(p: &str, n: u32) -> GroupInput {
-        GroupInput { file_path: p.into(), lines_changed: n }
+        GroupInput {
+            file_path: p.into(),
+            lines_changed: n,
+        }
     }
 
     fn paths(edits: &[GroupInput], groups: &[Vec<usize>]) -> Vec<Vec<String>> {
@@ -81,7 +96,12 @@ mod tests {
 
     #[test]
     fn per_module_groups_by_directory() {
-        let edits = vec![e("a/x.py", 1), e("b/y.py", 2), e("a/z.py", 3), e("top.py", 1)];
+        let edits = vec![
+            e("a/x.py", 1),
+            e("b/y.py", 2),
+            e("a/z.py", 3),
+            e("top.py", 1),
+        ];
         let g = group_into_patchsets(&edits, &Grouping::PerModule { depth: 1 }, 5);
         assert_eq!(
             paths(&edits, &g),

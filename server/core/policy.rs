@@ -32,7 +32,12 @@ fn default_max_lines() -> u32 {
 
 impl Default for AutoApprove {
     fn default() -> Self {
-        AutoApprove { enabled: true, max_risk: 30, max_lines: 20, require_tests: false }
+        AutoApprove {
+            enabled: true,
+            max_risk: 30,
+            max_lines: 20,
+            require_tests: false,
+        }
     }
 }
 
@@ -111,7 +116,9 @@ impl PolicyPack {
                 checks: vec!["pytest".into()],
                 auto_approve: AutoApprove::default(),
                 grouping: Grouping::PerModule { depth: 1 },
-                proposer: ProposerSpec::Command { tools: vec!["ruff".into(), "format".into()] },
+                proposer: ProposerSpec::Command {
+                    tools: vec!["ruff".into(), "format".into()],
+                },
                 patchset_max_commits: 5,
                 commit_each_approval: false,
             },
@@ -123,7 +130,9 @@ impl PolicyPack {
                 checks: vec!["pytest".into()],
                 auto_approve: AutoApprove::default(),
                 grouping: Grouping::PerModule { depth: 1 },
-                proposer: ProposerSpec::Command { tools: vec!["ruff_upgrade".into()] },
+                proposer: ProposerSpec::Command {
+                    tools: vec!["ruff_upgrade".into()],
+                },
                 patchset_max_commits: 5,
                 commit_each_approval: false,
             },
@@ -167,7 +176,10 @@ impl PolicyPack {
                     require_tests: true,
                 },
                 grouping: Grouping::PerPack,
-                proposer: ProposerSpec::DepsBump { index_url: default_index(), allow_major: false },
+                proposer: ProposerSpec::DepsBump {
+                    index_url: default_index(),
+                    allow_major: false,
+                },
                 patchset_max_commits: 5,
                 commit_each_approval: false,
             },

@@ -82,7 +82,9 @@ impl EditFacts {
                 || name.ends_with(".cfg")
                 || name.ends_with(".ini")
                 || name == "noctune.toml",
-            is_ci: lower.starts_with(".github/") || lower.contains("/.github/") || name == ".gitlab-ci.yml",
+            is_ci: lower.starts_with(".github/")
+                || lower.contains("/.github/")
+                || name == ".gitlab-ci.yml",
             is_test: name.starts_with("test_")
                 || name.ends_with("_test.py")
                 || lower.starts_with("tests/")
@@ -124,7 +126,9 @@ fn top_level_symbol(line: &str) -> Option<&str> {
         .strip_prefix("def ")
         .or_else(|| line.strip_prefix("async def "))
         .or_else(|| line.strip_prefix("class "))?;
-    let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
     Some(&rest[..end])
 }
 

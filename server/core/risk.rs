@@ -52,7 +52,11 @@ mod tests {
 
     #[test]
     fn small_private_fix_is_low_risk() {
-        let f = EditFacts { lines_added: 1, lines_removed: 1, ..Default::default() };
+        let f = EditFacts {
+            lines_added: 1,
+            lines_removed: 1,
+            ..Default::default()
+        };
         assert_eq!(risk_score(&f), 2);
     }
 
@@ -68,8 +72,18 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(risk_score(&f), 100);
-        let deletion_heavy = EditFacts { lines_added: 0, lines_removed: 10, ..Default::default() };
+        let deletion_heavy = EditFacts {
+            lines_added: 0,
+            lines_removed: 10,
+            ..Default::default()
+        };
         assert_eq!(risk_score(&deletion_heavy), 20);
-        assert_eq!(risk_score(&EditFacts { is_binary: true, ..Default::default() }), 100);
+        assert_eq!(
+            risk_score(&EditFacts {
+                is_binary: true,
+                ..Default::default()
+            }),
+            100
+        );
     }
 }

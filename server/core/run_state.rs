@@ -38,7 +38,10 @@ impl RunStatus {
     ];
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, RunStatus::Done | RunStatus::Failed | RunStatus::Stopped)
+        matches!(
+            self,
+            RunStatus::Done | RunStatus::Failed | RunStatus::Stopped
+        )
     }
 
     /// Whether a worker process is expected to exist for a run in this status.
@@ -75,7 +78,11 @@ impl RunStatus {
             (Stopped | Failed, Queued) => true,
             _ => false,
         };
-        if ok { Ok(to) } else { Err(TransitionError { from: self, to }) }
+        if ok {
+            Ok(to)
+        } else {
+            Err(TransitionError { from: self, to })
+        }
     }
 }
 
@@ -130,7 +137,13 @@ mod tests {
         for w in path.windows(2) {
             assert!(w[0].transition(w[1]).is_ok(), "{:?}", w);
         }
-        assert!(Running.transition(Stopping).unwrap().transition(Stopped).is_ok());
+        assert!(
+            Running
+                .transition(Stopping)
+                .unwrap()
+                .transition(Stopped)
+                .is_ok()
+        );
         assert!(Stopped.transition(Queued).is_ok());
     }
 
@@ -143,14 +156,20 @@ mod tests {
                 assert!(Stopped.transition(to).is_err(), "stopped -> {to}");
             }
         }
-        assert!(Stopping.transition(Done).is_err(), "a stop request must end in stopped");
+        assert!(
+            Stopping.transition(Done).is_err(),
+            "a stop request must end in stopped"
+        );
     }
 
     #[test]
     fn names_round_trip() {
         for s in RunStatus::ALL {
             assert_eq!(RunStatus::parse(s.as_str()), Some(s));
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
         }
     }
 }

@@ -24,7 +24,9 @@ pub enum EngineError {
     Id(#[from] IdError),
     #[error("unknown run {0}: no such run in the audit DB ({1}); list runs with `noctune runs`")]
     UnknownRun(String, String),
-    #[error("unknown pack {pack:?}; known packs: {known}. Define your own under [policy_packs.<name>] in noctune.toml")]
+    #[error(
+        "unknown pack {pack:?}; known packs: {known}. Define your own under [policy_packs.<name>] in noctune.toml"
+    )]
     UnknownPack { pack: String, known: String },
     #[error("unknown model profile {profile:?}; known profiles: {known}")]
     UnknownProfile { profile: String, known: String },
@@ -32,16 +34,27 @@ pub enum EngineError {
     Git(#[from] crate::git::GitError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("{repo} is outside the allowed roots ({roots}); set NOCTUNE_STUDIO_ALLOWED_ROOTS to include it")]
+    #[error(
+        "{repo} is outside the allowed roots ({roots}); set NOCTUNE_STUDIO_ALLOWED_ROOTS to include it"
+    )]
     OutsideRoots { repo: String, roots: String },
     #[error("run {run_id} has no approval {approval_id}; see `noctune approvals {run_id}`")]
     UnknownApproval { run_id: String, approval_id: String },
     #[error("approval {approval_id} was already decided: {decision} by {by} at {at}")]
-    AlreadyDecided { approval_id: String, decision: String, by: String, at: String },
+    AlreadyDecided {
+        approval_id: String,
+        decision: String,
+        by: String,
+        at: String,
+    },
     #[error("approval {0} was auto-approved by the pack's rules; there is nothing to decide")]
     AutoApproved(String),
     #[error("run {run_id} is {status}; {what}")]
-    WrongState { run_id: String, status: RunStatus, what: String },
+    WrongState {
+        run_id: String,
+        status: RunStatus,
+        what: String,
+    },
     #[error(transparent)]
     RunFile(#[from] RunFileError),
     #[error("audit DB: {0}")]
@@ -71,7 +84,11 @@ pub fn check_allowed(repo: &Path, roots: &[PathBuf]) -> Result<(), EngineError> 
     } else {
         Err(EngineError::OutsideRoots {
             repo: repo.display().to_string(),
-            roots: roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(":"),
+            roots: roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":"),
         })
     }
 }
@@ -88,7 +105,10 @@ pub fn start_run(store: &AuditStore, req: &StartRequest) -> Result<Started, Engi
             known: cfg.packs.keys().cloned().collect::<Vec<_>>().join(", "),
         });
     }
-    let profile = req.profile.clone().unwrap_or_else(|| cfg.default_profile.clone());
+    let profile = req
+        .profile
+        .clone()
+        .unwrap_or_else(|| cfg.default_profile.clone());
     if cfg.profile(Some(&profile)).is_none() {
         return Err(EngineError::UnknownProfile {
             profile,
@@ -137,12 +157,20 @@ fn spawn(store: &AuditStore, paths: RunPaths) -> Result<Started, EngineError> {
         None
     })?;
     store.upsert_run(&record)?;
-    Ok(Started { record, paths, worker })
+    Ok(Started {
+        record,
+        paths,
+        worker,
+    })
 }
 
 /// Waits for the worker to exit. A worker that dies before its run ended makes the run
 /// `failed` with an `error` that says how it died (checked every 100 ms, so within 2 s).
-pub fn supervise(store: &AuditStore, started: &mut Started, mut on_tick: impl FnMut()) -> Result<RunRecord, EngineError> {
+pub fn supervise(
+    store: &AuditStore,
+    started: &mut Started,
+    mut on_tick: impl FnMut(),
+) -> Result<RunRecord, EngineError> {
     loop {
         on_tick();
         if let Some(status) = started.worker.try_wait()? {
@@ -152,7 +180,15 @@ pub fn supervise(store: &AuditStore, started: &mut Started, mut on_tick: impl Fn
                 return Ok(rec);
             }
             let why = process::describe_exit(status);
-            return Ok(mark_dead(store, &started.paths, &format!("{why} (stage {}); logs kept in {}", rec.stage, started.paths.worker_log().display()))?);
+            return Ok(mark_dead(
+                store,
+                &started.paths,
+                &format!(
+                    "{why} (stage {}); logs kept in {}",
+                    rec.stage,
+                    started.paths.worker_log().display()
+                ),
+            )?);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -164,10 +200,17 @@ fn mark_dead(store: &AuditStore, paths: &RunPaths, error: &str) -> Result<RunRec
         return Ok(cur);
     }
     // A stop request that ends in a dead worker is still a stop.
-    let to = if cur.status == RunStatus::Stopping { RunStatus::Stopped } else { RunStatus::Failed };
+    let to = if cur.status == RunStatus::Stopping {
+        RunStatus::Stopped
+    } else {
+        RunStatus::Failed
+    };
     let events = EventLog::new(paths);
     if to == RunStatus::Stopped {
-        events.append(EventKind::Stopped, json!({"forced": true, "stage": cur.stage}))?;
+        events.append(
+            EventKind::Stopped,
+            json!({"forced": true, "stage": cur.stage}),
+        )?;
     } else {
         events.append(EventKind::RunFailed, json!({"error": error}))?;
     }
@@ -177,7 +220,10 @@ fn mark_dead(store: &AuditStore, paths: &RunPaths, error: &str) -> Result<RunRec
         }
         Some(to)
     })?;
-    events.append(EventKind::StatusChanged, json!({"status": to.as_str(), "error": rec.error}))?;
+    events.append(
+        EventKind::StatusChanged,
+        json!({"status": to.as_str(), "error": rec.error}),
+    )?;
     full_ingest(paths, store);
     Ok(rec)
 }
@@ -185,9 +231,9 @@ fn mark_dead(store: &AuditStore, paths: &RunPaths, error: &str) -> Result<RunRec
 /// Where a run lives, found through the audit DB.
 pub fn locate(store: &AuditStore, run_id: &str) -> Result<(RunPaths, RunRecord), EngineError> {
     let id = RunId::parse(run_id)?;
-    let rec = store
-        .get_run(&id)?
-        .ok_or_else(|| EngineError::UnknownRun(run_id.to_string(), store.path().display().to_string()))?;
+    let rec = store.get_run(&id)?.ok_or_else(|| {
+        EngineError::UnknownRun(run_id.to_string(), store.path().display().to_string())
+    })?;
     let paths = RunPaths::new(Path::new(&rec.repo_root), &id);
     Ok((paths, rec))
 }
@@ -204,11 +250,17 @@ pub fn status(store: &AuditStore, run_id: &str) -> Result<RunRecord, EngineError
 }
 
 /// Marks a live run whose worker is gone (or silent past the lease) as failed.
-pub fn check_liveness(store: &AuditStore, paths: &RunPaths, rec: RunRecord) -> Result<RunRecord, EngineError> {
+pub fn check_liveness(
+    store: &AuditStore,
+    paths: &RunPaths,
+    rec: RunRecord,
+) -> Result<RunRecord, EngineError> {
     if rec.status.is_terminal() {
         return Ok(rec);
     }
-    let lease = crate::config::load(Path::new(&rec.repo_root)).map(|c| c.engine.lease_secs).unwrap_or(30);
+    let lease = crate::config::load(Path::new(&rec.repo_root))
+        .map(|c| c.engine.lease_secs)
+        .unwrap_or(30);
     let age_ms = time::parse_rfc3339_millis(&rec.updated_at)
         .map(|t| time::unix_millis() as i64 - t)
         .unwrap_or(0);
@@ -233,7 +285,10 @@ pub fn check_liveness(store: &AuditStore, paths: &RunPaths, rec: RunRecord) -> R
 
 pub fn list_runs(store: &AuditStore, repo: Option<&Path>) -> Result<Vec<RunRecord>, EngineError> {
     let repo = match repo {
-        Some(r) => Some(std::fs::canonicalize(r).map_err(|_| crate::git::GitError::NotARepo(r.to_path_buf()))?),
+        Some(r) => Some(
+            std::fs::canonicalize(r)
+                .map_err(|_| crate::git::GitError::NotARepo(r.to_path_buf()))?,
+        ),
         None => None,
     };
     let repo_s = repo.as_ref().map(|r| r.display().to_string());
@@ -249,7 +304,12 @@ pub fn list_runs(store: &AuditStore, repo: Option<&Path>) -> Result<Vec<RunRecor
 }
 
 /// Events with `idx >= cursor` from `events.jsonl`, or from the audit DB when the file is gone.
-pub fn events(store: &AuditStore, run_id: &str, cursor: u64, limit: usize) -> Result<Vec<Event>, EngineError> {
+pub fn events(
+    store: &AuditStore,
+    run_id: &str,
+    cursor: u64,
+    limit: usize,
+) -> Result<Vec<Event>, EngineError> {
     let (paths, _) = locate(store, run_id)?;
     if paths.events().exists() {
         Ok(read_events(&paths, cursor, limit)?)
@@ -284,8 +344,12 @@ pub fn approvals(store: &AuditStore, run_id: &str) -> Result<Vec<ApprovalView>, 
     Ok(reqs
         .into_iter()
         .map(|r| {
-            let decision = load_decision(&paths, r.approval_id.as_str())
-                .or_else(|| db_decisions.iter().find(|d| d.approval_id == r.approval_id).cloned());
+            let decision = load_decision(&paths, r.approval_id.as_str()).or_else(|| {
+                db_decisions
+                    .iter()
+                    .find(|d| d.approval_id == r.approval_id)
+                    .cloned()
+            });
             let status = match (&decision, r.auto_approved) {
                 (_, true) => ApprovalStatus::AutoApproved,
                 (Some(d), _) if d.decision == Decision::Approve => ApprovalStatus::Approved,
@@ -328,10 +392,13 @@ pub fn decide(
         });
     }
     let reqs = load_requests(&paths)?;
-    let req = reqs.iter().find(|r| r.approval_id == id).ok_or_else(|| EngineError::UnknownApproval {
-        run_id: run_id.into(),
-        approval_id: approval_id.into(),
-    })?;
+    let req =
+        reqs.iter()
+            .find(|r| r.approval_id == id)
+            .ok_or_else(|| EngineError::UnknownApproval {
+                run_id: run_id.into(),
+                approval_id: approval_id.into(),
+            })?;
     if req.auto_approved {
         return Err(EngineError::AutoApproved(approval_id.into()));
     }
@@ -354,7 +421,9 @@ pub fn decide(
     // Write-once: the decision file is linked into place, which fails if another decision
     // got there first, so two surfaces deciding at once cannot both win.
     let target = paths.decision(approval_id);
-    let tmp = paths.approvals_dir().join(format!(".{approval_id}.{}.tmp", std::process::id()));
+    let tmp = paths
+        .approvals_dir()
+        .join(format!(".{approval_id}.{}.tmp", std::process::id()));
     fsx::write_json_atomic(&tmp, &d)?;
     let linked = std::fs::hard_link(&tmp, &target);
     let _ = std::fs::remove_file(&tmp);
@@ -374,7 +443,11 @@ pub fn decide(
 
 /// Asks a run to stop: cooperative first, then a kill after `grace`. Ends `stopped` with a
 /// `stopped` event either way.
-pub fn stop(store: &AuditStore, run_id: &str, grace: Option<Duration>) -> Result<RunRecord, EngineError> {
+pub fn stop(
+    store: &AuditStore,
+    run_id: &str,
+    grace: Option<Duration>,
+) -> Result<RunRecord, EngineError> {
     let rec = status(store, run_id)?;
     let (paths, _) = locate(store, run_id)?;
     if rec.status.is_terminal() {
@@ -385,12 +458,25 @@ pub fn stop(store: &AuditStore, run_id: &str, grace: Option<Duration>) -> Result
         });
     }
     let grace = grace.unwrap_or_else(|| {
-        Duration::from_secs(crate::config::load(&paths.repo_root).map(|c| c.engine.stop_grace_secs).unwrap_or(10))
+        Duration::from_secs(
+            crate::config::load(&paths.repo_root)
+                .map(|c| c.engine.stop_grace_secs)
+                .unwrap_or(10),
+        )
     });
     fsx::write_atomic(&paths.stop_request(), time::now_rfc3339().as_bytes())?;
     let events = EventLog::new(&paths);
-    events.append(EventKind::StopRequested, json!({"grace_secs": grace.as_secs()}))?;
-    let rec = runfile::update(&paths, |r| if r.status == RunStatus::Stopping { None } else { Some(RunStatus::Stopping) })?;
+    events.append(
+        EventKind::StopRequested,
+        json!({"grace_secs": grace.as_secs()}),
+    )?;
+    let rec = runfile::update(&paths, |r| {
+        if r.status == RunStatus::Stopping {
+            None
+        } else {
+            Some(RunStatus::Stopping)
+        }
+    })?;
     store.upsert_run(&rec)?;
     let deadline = Instant::now() + grace;
     loop {
@@ -398,13 +484,17 @@ pub fn stop(store: &AuditStore, run_id: &str, grace: Option<Duration>) -> Result
         if cur.status.is_terminal() {
             return Ok(cur);
         }
-        let alive = cur.worker_pid.is_some_and(|p| process::is_alive(p, cur.worker_start_time));
+        let alive = cur
+            .worker_pid
+            .is_some_and(|p| process::is_alive(p, cur.worker_start_time));
         if !alive || Instant::now() >= deadline {
             if let Some(pid) = cur.worker_pid {
                 process::kill(pid, cur.worker_start_time);
                 // Wait for the kill to land so nothing writes after our final record.
                 let t = Instant::now();
-                while process::is_alive(pid, cur.worker_start_time) && t.elapsed() < Duration::from_secs(2) {
+                while process::is_alive(pid, cur.worker_start_time)
+                    && t.elapsed() < Duration::from_secs(2)
+                {
                     std::thread::sleep(Duration::from_millis(20));
                 }
             }
@@ -438,7 +528,10 @@ pub fn resume(store: &AuditStore, run_id: &str) -> Result<Started, EngineError> 
     }
     let _ = std::fs::remove_file(paths.stop_request());
     let rec = runfile::update(&paths, |_| Some(RunStatus::Queued))?;
-    let ev = EventLog::new(&paths).append(EventKind::StatusChanged, json!({"status": "queued", "resumed": true}))?;
+    let ev = EventLog::new(&paths).append(
+        EventKind::StatusChanged,
+        json!({"status": "queued", "resumed": true}),
+    )?;
     store.upsert_run(&rec)?;
     store.ingest_events(&paths.run_id, &[ev])?;
     spawn(store, paths)
@@ -447,5 +540,9 @@ pub fn resume(store: &AuditStore, run_id: &str) -> Result<Started, EngineError> 
 /// Commits a run made on its branch after the head it started from: `(sha, summary)`.
 pub fn commits(rec: &RunRecord) -> Result<Vec<(String, String)>, EngineError> {
     let repo = crate::git::open_repo(Path::new(&rec.repo_root))?;
-    Ok(crate::git::commits_since(&repo, &rec.branch, &rec.head_sha)?)
+    Ok(crate::git::commits_since(
+        &repo,
+        &rec.branch,
+        &rec.head_sha,
+    )?)
 }

@@ -18,7 +18,10 @@ pub struct EventLog {
 
 impl EventLog {
     pub fn new(paths: &RunPaths) -> EventLog {
-        EventLog { paths: paths.clone(), cache: std::sync::Mutex::new(None) }
+        EventLog {
+            paths: paths.clone(),
+            cache: std::sync::Mutex::new(None),
+        }
     }
 
     /// Appends one event and returns it with its index.
@@ -29,7 +32,11 @@ impl EventLog {
     /// Appends one event of a type given by name.
     pub fn append_raw(&self, kind: &str, payload: Value) -> std::io::Result<Event> {
         let path = self.paths.events();
-        let mut f = File::options().create(true).append(true).read(true).open(&path)?;
+        let mut f = File::options()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)?;
         f.lock()?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let len = f.metadata()?.len();
@@ -37,7 +44,12 @@ impl EventLog {
             Some((end, next)) if end == len => next,
             _ => next_idx(&mut f)?,
         };
-        let ev = Event { idx, ts: time::now_rfc3339(), kind: kind.to_string(), payload };
+        let ev = Event {
+            idx,
+            ts: time::now_rfc3339(),
+            kind: kind.to_string(),
+            payload,
+        };
         let mut line = serde_json::to_vec(&ev).map_err(std::io::Error::other)?;
         line.push(b'\n');
         f.write_all(&line)?;
@@ -61,7 +73,11 @@ pub fn read_events(paths: &RunPaths, cursor: u64, limit: usize) -> std::io::Resu
     };
     // `idx` grows by one per line, so the line holding `cursor` can be found by bisecting
     // byte offsets: paging through a long log costs O(log n) seeks per page, not a rescan.
-    let start = if cursor == 0 { 0 } else { offset_of(&mut f, cursor)? };
+    let start = if cursor == 0 {
+        0
+    } else {
+        offset_of(&mut f, cursor)?
+    };
     f.seek(SeekFrom::Start(start))?;
     let mut out = Vec::new();
     for line in BufReader::new(f).lines() {
@@ -70,7 +86,9 @@ pub fn read_events(paths: &RunPaths, cursor: u64, limit: usize) -> std::io::Resu
             continue;
         }
         // A torn last line (a writer killed mid-write) is skipped, not fatal.
-        let Ok(ev) = serde_json::from_str::<Event>(&line) else { continue };
+        let Ok(ev) = serde_json::from_str::<Event>(&line) else {
+            continue;
+        };
         if ev.idx >= cursor {
             out.push(ev);
             if out.len() >= limit {
@@ -98,7 +116,9 @@ fn offset_of(f: &mut File, cursor: u64) -> std::io::Result<u64> {
         let mid = lo + (hi - lo) / 2;
         f.seek(SeekFrom::Start(mid))?;
         let n = f.read(&mut buf)?;
-        let Some(nl) = buf[..n].iter().position(|b| *b == b'\n') else { break };
+        let Some(nl) = buf[..n].iter().position(|b| *b == b'\n') else {
+            break;
+        };
         let line_start = mid + nl as u64 + 1;
         f.seek(SeekFrom::Start(line_start))?;
         let n = f.read(&mut buf)?;
@@ -146,7 +166,10 @@ pub struct EventTail {
 
 impl EventTail {
     pub fn new(paths: &RunPaths) -> EventTail {
-        EventTail { path: paths.events(), offset: 0 }
+        EventTail {
+            path: paths.events(),
+            offset: 0,
+        }
     }
 
     /// Complete lines appended since the last call.
@@ -159,7 +182,9 @@ impl EventTail {
         f.seek(SeekFrom::Start(self.offset))?;
         let mut buf = Vec::new();
         f.read_to_end(&mut buf)?;
-        let Some(last_nl) = buf.iter().rposition(|b| *b == b'\n') else { return Ok(Vec::new()) };
+        let Some(last_nl) = buf.iter().rposition(|b| *b == b'\n') else {
+            return Ok(Vec::new());
+        };
         self.offset += last_nl as u64 + 1;
         Ok(buf[..last_nl]
             .split(|b| *b == b'\n')
@@ -180,12 +205,20 @@ mod tests {
         std::fs::create_dir_all(&paths.run_dir).unwrap();
         let log = EventLog::new(&paths);
         for i in 0..3000u64 {
-            log.append(EventKind::Log, serde_json::json!({"i": i, "pad": "x".repeat((i % 97) as usize)})).unwrap();
+            log.append(
+                EventKind::Log,
+                serde_json::json!({"i": i, "pad": "x".repeat((i % 97) as usize)}),
+            )
+            .unwrap();
         }
         for cursor in [0u64, 1, 2, 999, 1000, 1777, 2998, 2999, 3000, 5000] {
             let page = read_events(&paths, cursor, 50).unwrap();
             let want: Vec<u64> = (cursor..3000.min(cursor + 50)).collect();
-            assert_eq!(page.iter().map(|e| e.idx).collect::<Vec<_>>(), want, "cursor {cursor}");
+            assert_eq!(
+                page.iter().map(|e| e.idx).collect::<Vec<_>>(),
+                want,
+                "cursor {cursor}"
+            );
         }
         assert_eq!(line_idx(b"{\"idx\":42,\"ts\":\"x\"}"), Some(42));
     }

@@ -42,7 +42,10 @@ pub fn kill(pid: u32, started: Option<u64>) {
 pub fn spawn_worker(run_dir: &Path, log: &Path) -> std::io::Result<Child> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe()?;
-    let out = std::fs::File::options().create(true).append(true).open(log)?;
+    let out = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(log)?;
     let err = out.try_clone()?;
     Command::new(exe)
         .arg("worker")
@@ -69,6 +72,9 @@ pub fn describe_exit(status: std::process::ExitStatus) -> String {
         };
         format!("worker was killed by signal {sig} ({name})")
     } else {
-        format!("worker exited with code {} before the run finished", status.code().unwrap_or(-1))
+        format!(
+            "worker exited with code {} before the run finished",
+            status.code().unwrap_or(-1)
+        )
     }
 }

@@ -13,14 +13,24 @@ use std::collections::BTreeMap;
 pub fn propose(ctx: &mut RunCtx, only: Option<&[String]>) -> Result<Vec<Proposal>, Halt> {
     let mut out = match ctx.pack.proposer.clone() {
         ProposerSpec::Command { tools } => command(ctx, &tools, only)?,
-        ProposerSpec::Llm { instructions, max_symbols } => llm(ctx, &instructions, max_symbols, only)?,
-        ProposerSpec::DepsBump { index_url, allow_major } => deps(ctx, &index_url, allow_major, only)?,
+        ProposerSpec::Llm {
+            instructions,
+            max_symbols,
+        } => llm(ctx, &instructions, max_symbols, only)?,
+        ProposerSpec::DepsBump {
+            index_url,
+            allow_major,
+        } => deps(ctx, &index_url, allow_major, only)?,
     };
     out.sort_by(|a, b| a.file_path.cmp(&b.file_path));
     Ok(out)
 }
 
-fn command(ctx: &mut RunCtx, tool_names: &[String], only: Option<&[String]>) -> Result<Vec<Proposal>, Halt> {
+fn command(
+    ctx: &mut RunCtx,
+    tool_names: &[String],
+    only: Option<&[String]>,
+) -> Result<Vec<Proposal>, Halt> {
     let files: Vec<String> = only.map(|o| o.to_vec()).unwrap_or_default();
     for name in tool_names {
         ctx.check_stop()?;
@@ -31,7 +41,10 @@ fn command(ctx: &mut RunCtx, tool_names: &[String], only: Option<&[String]>) -> 
         let tool = ctx.tool(name)?;
         let outcome = ctx.run_tool(&tool, &files, "propose")?;
         if let ToolOutcome::NotFound { .. } = outcome {
-            return Err(Halt::Fail(format!("fixer tool {name}: {}", outcome.describe())));
+            return Err(Halt::Fail(format!(
+                "fixer tool {name}: {}",
+                outcome.describe()
+            )));
         }
     }
     let changed = crate::git::changed_files(&ctx.wt).map_err(Halt::from_display)?;
@@ -40,11 +53,18 @@ fn command(ctx: &mut RunCtx, tool_names: &[String], only: Option<&[String]>) -> 
         None => changed,
     };
     // Gate: a fixer's output must still parse (checked on disk, in one batch, before restoring).
-    let py: Vec<String> = changed.iter().filter(|p| p.ends_with(".py")).cloned().collect();
+    let py: Vec<String> = changed
+        .iter()
+        .filter(|p| p.ends_with(".py"))
+        .cloned()
+        .collect();
     let parse_errors = match gates::ruff_parse_errors(&ctx.worktree_path(), &py) {
         Ok(errors) => errors,
         Err(gates::GateUnavailable::Missing(why)) => {
-            ctx.emit(EventKind::Log, json!({"level": "warn", "message": format!("parse gate skipped: {why}")}))?;
+            ctx.emit(
+                EventKind::Log,
+                json!({"level": "warn", "message": format!("parse gate skipped: {why}")}),
+            )?;
             BTreeMap::new()
         }
     };
@@ -75,17 +95,31 @@ fn command(ctx: &mut RunCtx, tool_names: &[String], only: Option<&[String]>) -> 
         if before == after {
             continue;
         }
-        proposals.push(Proposal { file_path: path.clone(), symbol: String::new(), before, after, source: ProposalSource::Command, major_bump: false });
+        proposals.push(Proposal {
+            file_path: path.clone(),
+            symbol: String::new(),
+            before,
+            after,
+            source: ProposalSource::Command,
+            major_bump: false,
+        });
     }
     // Gate: the edit may not add lint findings (the project's ruff rules, before vs after;
     // the worktree holds the pre-images again now).
-    let proposed_py: Vec<String> = proposals.iter().map(|p| p.file_path.clone()).filter(|p| p.ends_with(".py")).collect();
+    let proposed_py: Vec<String> = proposals
+        .iter()
+        .map(|p| p.file_path.clone())
+        .filter(|p| p.ends_with(".py"))
+        .collect();
     match (lint_after, gates::ruff_lint_counts(&wt_root, &proposed_py)) {
         (Ok(after), Ok(before)) => {
             let empty = BTreeMap::new();
             let mut dropped = Vec::new();
             for path in &proposed_py {
-                let new = gates::new_findings(before.get(path).unwrap_or(&empty), after.get(path).unwrap_or(&empty));
+                let new = gates::new_findings(
+                    before.get(path).unwrap_or(&empty),
+                    after.get(path).unwrap_or(&empty),
+                );
                 if !new.is_empty() {
                     ctx.emit(EventKind::EditDropped, json!({"file": path, "gate": "lint", "reason": format!("the edit adds lint findings {}", new.join(", "))}))?;
                     dropped.push(path.clone());
@@ -93,17 +127,28 @@ fn command(ctx: &mut RunCtx, tool_names: &[String], only: Option<&[String]>) -> 
             }
             proposals.retain(|p| !dropped.contains(&p.file_path));
         }
-        (Err(gates::GateUnavailable::Missing(why)), _) | (_, Err(gates::GateUnavailable::Missing(why))) => {
-            ctx.emit(EventKind::Log, json!({"level": "warn", "message": format!("lint gate skipped: {why}")}))?;
+        (Err(gates::GateUnavailable::Missing(why)), _)
+        | (_, Err(gates::GateUnavailable::Missing(why))) => {
+            ctx.emit(
+                EventKind::Log,
+                json!({"level": "warn", "message": format!("lint gate skipped: {why}")}),
+            )?;
         }
     }
     for p in &proposals {
-        ctx.emit(EventKind::EditProposed, json!({"file": p.file_path, "source": "command"}))?;
+        ctx.emit(
+            EventKind::EditProposed,
+            json!({"file": p.file_path, "source": "command"}),
+        )?;
     }
     Ok(proposals)
 }
 
-fn scope_files(ctx: &RunCtx, only: Option<&[String]>, filter: impl Fn(&str) -> bool) -> Result<Vec<String>, Halt> {
+fn scope_files(
+    ctx: &RunCtx,
+    only: Option<&[String]>,
+    filter: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, Halt> {
     let all = crate::git::head_files(&ctx.wt).map_err(Halt::from_display)?;
     Ok(all
         .into_iter()
@@ -117,14 +162,25 @@ fn read_wt(ctx: &RunCtx, path: &str) -> Option<String> {
     std::fs::read_to_string(ctx.worktree_path().join(path)).ok()
 }
 
-fn llm(ctx: &mut RunCtx, instructions: &str, max_symbols: usize, only: Option<&[String]>) -> Result<Vec<Proposal>, Halt> {
+fn llm(
+    ctx: &mut RunCtx,
+    instructions: &str,
+    max_symbols: usize,
+    only: Option<&[String]>,
+) -> Result<Vec<Proposal>, Halt> {
     let files = scope_files(ctx, only, |p| p.ends_with(".py"))?;
     let files: Vec<String> = files.into_iter().filter(|p| ctx.in_globs(p)).collect();
-    let corpus: String = files.iter().filter_map(|f| read_wt(ctx, f)).collect::<Vec<_>>().join("\n");
+    let corpus: String = files
+        .iter()
+        .filter_map(|f| read_wt(ctx, f))
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut proposals = Vec::new();
     for path in files {
         ctx.check_stop()?;
-        let Some(text) = read_wt(ctx, &path) else { continue };
+        let Some(text) = read_wt(ctx, &path) else {
+            continue;
+        };
         let chosen = symbols::choose(&text, &corpus, max_symbols);
         if chosen.is_empty() {
             continue;
@@ -150,7 +206,12 @@ fn llm(ctx: &mut RunCtx, instructions: &str, max_symbols: usize, only: Option<&[
             let mut repaired = None;
             let mut fixed = Vec::new();
             for (sym, code) in &rewrites {
-                match ctx.ask_model(instructions, &path, &symbols::source_of(&text, sym), Some((code, &err))) {
+                match ctx.ask_model(
+                    instructions,
+                    &path,
+                    &symbols::source_of(&text, sym),
+                    Some((code, &err)),
+                ) {
                     Ok(c) => fixed.push((sym.clone(), c)),
                     Err(_) => break,
                 }
@@ -176,7 +237,10 @@ fn llm(ctx: &mut RunCtx, instructions: &str, max_symbols: usize, only: Option<&[
         match lint_gate(&path, &text, &after) {
             Ok(LintGate::Pass) => {}
             Ok(LintGate::Repaired(fixed, codes)) => {
-                ctx.emit(EventKind::EditRepaired, json!({"file": path, "gate": "lint", "findings": codes, "how": "ruff --fix"}))?;
+                ctx.emit(
+                    EventKind::EditRepaired,
+                    json!({"file": path, "gate": "lint", "findings": codes, "how": "ruff --fix"}),
+                )?;
                 after = fixed;
             }
             Ok(LintGate::Fail(codes)) => {
@@ -190,8 +254,18 @@ fn llm(ctx: &mut RunCtx, instructions: &str, max_symbols: usize, only: Option<&[
         if after == text {
             continue;
         }
-        ctx.emit(EventKind::EditProposed, json!({"file": path, "source": "llm", "symbols": names}))?;
-        proposals.push(Proposal { file_path: path, symbol: names.join(", "), before: text, after, source: ProposalSource::Llm, major_bump: false });
+        ctx.emit(
+            EventKind::EditProposed,
+            json!({"file": path, "source": "llm", "symbols": names}),
+        )?;
+        proposals.push(Proposal {
+            file_path: path,
+            symbol: names.join(", "),
+            before: text,
+            after,
+            source: ProposalSource::Llm,
+            major_bump: false,
+        });
     }
     Ok(proposals)
 }
@@ -201,7 +275,10 @@ fn parse_error(ctx: &mut RunCtx, path: &str, src: &str) -> Result<Option<String>
     match gates::python_parse_errors(&one) {
         Ok(mut e) => Ok(e.remove(path)),
         Err(gates::GateUnavailable::Missing(why)) => {
-            ctx.emit(EventKind::Log, json!({"level": "warn", "message": format!("parse gate skipped: {why}")}))?;
+            ctx.emit(
+                EventKind::Log,
+                json!({"level": "warn", "message": format!("parse gate skipped: {why}")}),
+            )?;
             Ok(None)
         }
     }
@@ -230,15 +307,24 @@ fn lint_gate(path: &str, before: &str, after: &str) -> Result<LintGate, String> 
     }
 }
 
-fn deps(ctx: &mut RunCtx, index_url: &str, allow_major: bool, only: Option<&[String]>) -> Result<Vec<Proposal>, Halt> {
+fn deps(
+    ctx: &mut RunCtx,
+    index_url: &str,
+    allow_major: bool,
+    only: Option<&[String]>,
+) -> Result<Vec<Proposal>, Halt> {
     let files = scope_files(ctx, only, crate::deps::is_deps_file)?;
-    let contents: Vec<(String, String)> = files.iter().filter_map(|f| read_wt(ctx, f).map(|c| (f.clone(), c))).collect();
-    let (edits, warnings) = ctx.block_on_http(|client| {
-        let index_url = index_url.to_string();
-        async move { crate::deps::propose(&client, &index_url, allow_major, &contents).await }
-    })
-    .map_err(|e| Halt::Fail(format!("deps_bump: {e}")))?
-    .map_err(|e| Halt::Fail(format!("deps_bump: {e}")))?;
+    let contents: Vec<(String, String)> = files
+        .iter()
+        .filter_map(|f| read_wt(ctx, f).map(|c| (f.clone(), c)))
+        .collect();
+    let (edits, warnings) = ctx
+        .block_on_http(|client| {
+            let index_url = index_url.to_string();
+            async move { crate::deps::propose(&client, &index_url, allow_major, &contents).await }
+        })
+        .map_err(|e| Halt::Fail(format!("deps_bump: {e}")))?
+        .map_err(|e| Halt::Fail(format!("deps_bump: {e}")))?;
     for w in warnings {
         ctx.emit(EventKind::Log, json!({"level": "warn", "file": w.file_path, "project": w.project, "message": w.message}))?;
     }
@@ -250,18 +336,40 @@ fn deps(ctx: &mut RunCtx, index_url: &str, allow_major: bool, only: Option<&[Str
                 continue;
             }
         }
-        let symbol = e.bumps.iter().map(|b| format!("{} {}→{}", b.project, b.from, b.to)).collect::<Vec<_>>().join(", ");
+        let symbol = e
+            .bumps
+            .iter()
+            .map(|b| format!("{} {}→{}", b.project, b.from, b.to))
+            .collect::<Vec<_>>()
+            .join(", ");
         let major = e.bumps.iter().any(|b| b.major);
-        ctx.emit(EventKind::EditProposed, json!({"file": e.file_path, "source": "deps_bump", "bumps": symbol, "major": major}))?;
-        out.push(Proposal { file_path: e.file_path, symbol, before: e.before, after: e.after, source: ProposalSource::DepsBump, major_bump: major });
+        ctx.emit(
+            EventKind::EditProposed,
+            json!({"file": e.file_path, "source": "deps_bump", "bumps": symbol, "major": major}),
+        )?;
+        out.push(Proposal {
+            file_path: e.file_path,
+            symbol,
+            before: e.before,
+            after: e.after,
+            source: ProposalSource::DepsBump,
+            major_bump: major,
+        });
     }
     Ok(out)
 }
 
 /// Runs a check tool on a patchset's files (used by the worker before each commit).
-pub fn run_check(ctx: &mut RunCtx, name: &str, files: &[String]) -> Result<Option<ToolOutcome>, Halt> {
+pub fn run_check(
+    ctx: &mut RunCtx,
+    name: &str,
+    files: &[String],
+) -> Result<Option<ToolOutcome>, Halt> {
     if !ctx.pack.tool_allowed(name) {
-        ctx.emit(EventKind::ToolSkipped, json!({"tool": name, "reason": "not in the pack's tools_allowed", "stage": "check"}))?;
+        ctx.emit(
+            EventKind::ToolSkipped,
+            json!({"tool": name, "reason": "not in the pack's tools_allowed", "stage": "check"}),
+        )?;
         return Ok(None);
     }
     let tool = ctx.tool(name)?;

@@ -8,10 +8,18 @@ use std::fs::File;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunFileError {
-    #[error("run {run_id}: {path} is missing: the run was never started here or its folder was deleted")]
+    #[error(
+        "run {run_id}: {path} is missing: the run was never started here or its folder was deleted"
+    )]
     Missing { run_id: String, path: String },
-    #[error("run {run_id}: {path} is corrupt ({detail}); the audit DB still has the run's history: `noctune status {run_id}`")]
-    Corrupt { run_id: String, path: String, detail: String },
+    #[error(
+        "run {run_id}: {path} is corrupt ({detail}); the audit DB still has the run's history: `noctune status {run_id}`"
+    )]
+    Corrupt {
+        run_id: String,
+        path: String,
+        detail: String,
+    },
     #[error("run {run_id}: {0}", run_id = .1)]
     Transition(TransitionError, String),
     #[error("run file IO: {0}")]
@@ -49,7 +57,11 @@ pub struct RunLock(File);
 impl RunLock {
     pub fn acquire(paths: &RunPaths) -> std::io::Result<RunLock> {
         std::fs::create_dir_all(paths.state_dir())?;
-        let f = File::options().create(true).truncate(false).write(true).open(paths.lock_file())?;
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(paths.lock_file())?;
         f.lock()?;
         Ok(RunLock(f))
     }

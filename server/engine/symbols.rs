@@ -18,11 +18,17 @@ pub fn functions(text: &str) -> Vec<Symbol> {
     for (i, line) in lines.iter().enumerate() {
         let trimmed = line.trim_start();
         let indent = line.len() - trimmed.len();
-        let rest = match trimmed.strip_prefix("def ").or_else(|| trimmed.strip_prefix("async def ")) {
+        let rest = match trimmed
+            .strip_prefix("def ")
+            .or_else(|| trimmed.strip_prefix("async def "))
+        {
             Some(r) => r,
             None => continue,
         };
-        let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
         if name.is_empty() {
             continue;
         }
@@ -48,17 +54,24 @@ pub fn functions(text: &str) -> Vec<Symbol> {
         while end > i + 1 && lines[end - 1].trim().is_empty() {
             end -= 1;
         }
-        out.push(Symbol { name, start, end, indent });
+        out.push(Symbol {
+            name,
+            start,
+            end,
+            indent,
+        });
     }
     out
 }
 
 fn paren_delta(s: &str) -> i32 {
-    s.chars().map(|c| match c {
-        '(' | '[' | '{' => 1,
-        ')' | ']' | '}' => -1,
-        _ => 0,
-    }).sum()
+    s.chars()
+        .map(|c| match c {
+            '(' | '[' | '{' => 1,
+            ')' | ']' | '}' => -1,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Whether a function's signature lacks annotations (a parameter without `:` or no `->`).
@@ -71,7 +84,9 @@ pub fn needs_annotations(text: &str, s: &Symbol) -> bool {
         .map(|l| l.trim())
         .collect::<Vec<_>>()
         .join(" ");
-    let Some(open) = sig.find('(') else { return false };
+    let Some(open) = sig.find('(') else {
+        return false;
+    };
     let close = sig.rfind(')').unwrap_or(sig.len());
     let params = &sig[open + 1..close.max(open + 1)];
     let unannotated = params
@@ -142,21 +157,38 @@ mod tests {
     #[test]
     fn finds_functions_with_decorators() {
         let f = functions(SRC);
-        let names: Vec<_> = f.iter().map(|s| (s.name.as_str(), s.start, s.end)).collect();
+        let names: Vec<_> = f
+            .iter()
+            .map(|s| (s.name.as_str(), s.start, s.end))
+            .collect();
         assert_eq!(names, vec![("area", 2, 5), ("typed", 7, 9), ("m", 11, 13)]);
     }
 
     #[test]
     fn chooses_unannotated_top_level() {
         let c = choose(SRC, "area(1,2) area(3,4)", 3);
-        assert_eq!(c.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), vec!["area"]);
+        assert_eq!(
+            c.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            vec!["area"]
+        );
     }
 
     #[test]
     fn replace_keeps_rest() {
         let s = &functions(SRC)[0];
-        let out = replace(SRC, &[(s.clone(), "@cache\ndef area(w: int, h: int) -> int:\n    return w * h".into())]);
-        assert!(out.starts_with("import os\n\n@cache\ndef area(w: int, h: int) -> int:\n    return w * h\n\n\ndef typed"));
-        assert_eq!(extract_code("Sure:\n```python\ndef f(): pass\n```\n"), "def f(): pass");
+        let out = replace(
+            SRC,
+            &[(
+                s.clone(),
+                "@cache\ndef area(w: int, h: int) -> int:\n    return w * h".into(),
+            )],
+        );
+        assert!(out.starts_with(
+            "import os\n\n@cache\ndef area(w: int, h: int) -> int:\n    return w * h\n\n\ndef typed"
+        ));
+        assert_eq!(
+            extract_code("Sure:\n```python\ndef f(): pass\n```\n"),
+            "def f(): pass"
+        );
     }
 }

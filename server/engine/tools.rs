@@ -8,10 +8,20 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub enum ToolOutcome {
-    Finished { code: i32, tail: String, elapsed: Duration },
-    TimedOut { after: Duration, tail: String },
+    Finished {
+        code: i32,
+        tail: String,
+        elapsed: Duration,
+    },
+    TimedOut {
+        after: Duration,
+        tail: String,
+    },
     Interrupted,
-    NotFound { program: String, detail: String },
+    NotFound {
+        program: String,
+        detail: String,
+    },
 }
 
 impl ToolOutcome {
@@ -81,7 +91,10 @@ pub fn run_tool(
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(ToolOutcome::NotFound { program: args[0].clone(), detail: e.to_string() });
+            return Ok(ToolOutcome::NotFound {
+                program: args[0].clone(),
+                detail: e.to_string(),
+            });
         }
         Err(e) => return Err(e),
     };
@@ -109,20 +122,33 @@ pub fn run_tool(
         if start.elapsed() > limit {
             kill_group();
             let _ = child.wait();
-            return Ok(ToolOutcome::TimedOut { after: limit, tail: tail_of(log_path) });
+            return Ok(ToolOutcome::TimedOut {
+                after: limit,
+                tail: tail_of(log_path),
+            });
         }
-        std::thread::sleep(Duration::from_millis(if start.elapsed() < Duration::from_millis(200) { 5 } else { 50 }));
+        std::thread::sleep(Duration::from_millis(
+            if start.elapsed() < Duration::from_millis(200) {
+                5
+            } else {
+                50
+            },
+        ));
     }
 }
 
 /// The last 40 lines (at most 4 KB) of a log file.
 pub fn tail_of(path: &Path) -> String {
-    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let text = std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let mut tail = lines[lines.len().saturating_sub(40)..].join("\n");
     if tail.len() > 4096 {
         let cut = tail.len() - 4096;
-        let cut = (cut..tail.len()).find(|i| tail.is_char_boundary(*i)).unwrap_or(tail.len());
+        let cut = (cut..tail.len())
+            .find(|i| tail.is_char_boundary(*i))
+            .unwrap_or(tail.len());
         tail = tail[cut..].to_string();
     }
     tail

@@ -11,8 +11,8 @@ use super::tools::{self, ToolOutcome};
 use crate::config::{Config, ModelProfile, ToolDef};
 use crate::core::{
     ApprovalDecision, ApprovalRequest, ApprovedEdit, EditFacts, Event, EventKind, GroupInput,
-    PolicyPack, Proposal, RunRecord, RunStatus, Verdict, approval_id, group_into_patchsets,
-    police, unified_diff,
+    PolicyPack, Proposal, RunRecord, RunStatus, Verdict, approval_id, group_into_patchsets, police,
+    unified_diff,
 };
 use crate::store::AuditStore;
 use crate::util::{fsx, time};
@@ -108,7 +108,10 @@ impl RunCtx {
         if self.pending_db.is_empty() {
             return;
         }
-        if let Err(e) = self.store.ingest_events(&self.paths.run_id, &self.pending_db) {
+        if let Err(e) = self
+            .store
+            .ingest_events(&self.paths.run_id, &self.pending_db)
+        {
             tracing::warn!("audit DB ingest failed (will retry at run end): {e}");
         }
         self.pending_db.clear();
@@ -119,7 +122,11 @@ impl RunCtx {
     }
 
     pub fn check_stop(&self) -> Result<(), Halt> {
-        if self.stop_requested() { Err(Halt::Stop) } else { Ok(()) }
+        if self.stop_requested() {
+            Err(Halt::Stop)
+        } else {
+            Ok(())
+        }
     }
 
     pub fn worktree_path(&self) -> PathBuf {
@@ -131,11 +138,18 @@ impl RunCtx {
     }
 
     pub fn tests_available(&self) -> bool {
-        self.pack.checks.iter().any(|c| self.pack.tool_allowed(c) && self.cfg.tools.contains_key(c))
+        self.pack
+            .checks
+            .iter()
+            .any(|c| self.pack.tool_allowed(c) && self.cfg.tools.contains_key(c))
     }
 
     pub fn tool(&self, name: &str) -> Result<ToolDef, Halt> {
-        self.cfg.tools.get(name).cloned().ok_or_else(|| Halt::Fail(format!("tool {name:?} is not defined in [tools]")))
+        self.cfg
+            .tools
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Halt::Fail(format!("tool {name:?} is not defined in [tools]")))
     }
 
     pub fn set_stage(&mut self, stage: &str) -> Result<(), Halt> {
@@ -158,7 +172,10 @@ impl RunCtx {
             Some(to)
         })
         .map_err(Halt::from_display)?;
-        self.emit(EventKind::StatusChanged, json!({"status": to.as_str(), "error": error}))?;
+        self.emit(
+            EventKind::StatusChanged,
+            json!({"status": to.as_str(), "error": error}),
+        )?;
         self.sync_run(&rec);
         Ok(rec)
     }
@@ -170,16 +187,28 @@ impl RunCtx {
         }
     }
 
-    pub fn run_tool(&mut self, tool: &ToolDef, files: &[String], stage: &str) -> Result<ToolOutcome, Halt> {
+    pub fn run_tool(
+        &mut self,
+        tool: &ToolDef,
+        files: &[String],
+        stage: &str,
+    ) -> Result<ToolOutcome, Halt> {
         self.tool_seq += 1;
         let log_dir = self.paths.run_dir.join("tools");
         std::fs::create_dir_all(&log_dir)?;
         let log = log_dir.join(format!("{:03}-{}.log", self.tool_seq, tool.name));
-        self.emit(EventKind::ToolStarted, json!({"tool": tool.name, "stage": stage, "argv": tools::argv(tool, files)}))?;
+        self.emit(
+            EventKind::ToolStarted,
+            json!({"tool": tool.name, "stage": stage, "argv": tools::argv(tool, files)}),
+        )?;
         let stop_file = self.paths.stop_request();
-        let outcome = tools::run_tool(tool, files, &self.worktree_path(), &log, &|| stop_file.exists())?;
+        let outcome = tools::run_tool(tool, files, &self.worktree_path(), &log, &|| {
+            stop_file.exists()
+        })?;
         let (code, elapsed_ms) = match &outcome {
-            ToolOutcome::Finished { code, elapsed, .. } => (Some(*code), Some(elapsed.as_millis() as u64)),
+            ToolOutcome::Finished { code, elapsed, .. } => {
+                (Some(*code), Some(elapsed.as_millis() as u64))
+            }
             _ => (None, None),
         };
         self.emit(
@@ -195,10 +224,14 @@ impl RunCtx {
 
     fn runtime(&mut self) -> Result<&tokio::runtime::Runtime, Halt> {
         if self.runtime.is_none() {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             self.runtime = Some(rt);
         }
-        self.runtime.as_ref().ok_or_else(|| Halt::Fail("no runtime".into()))
+        self.runtime
+            .as_ref()
+            .ok_or_else(|| Halt::Fail("no runtime".into()))
     }
 
     /// Runs an async HTTP job on this worker's runtime with a shared client.
@@ -219,7 +252,13 @@ impl RunCtx {
 
     /// Asks the profile's model to rewrite one symbol; `retry` carries a previous attempt and
     /// the gate's error for a repair.
-    pub fn ask_model(&mut self, instructions: &str, path: &str, original: &str, retry: Option<(&str, &str)>) -> Result<String, String> {
+    pub fn ask_model(
+        &mut self,
+        instructions: &str,
+        path: &str,
+        original: &str,
+        retry: Option<(&str, &str)>,
+    ) -> Result<String, String> {
         use crate::llm::{ChatMessage, LlmClient, LlmEndpoint};
         let p = self.profile.clone();
         let mut endpoint = LlmEndpoint::new(&p.base_url, &p.model);
@@ -233,7 +272,9 @@ impl RunCtx {
                 "You rewrite one Python symbol at a time. Reply with the complete rewritten symbol \
                  (decorators, signature and body) in a single ```python fenced block and nothing else.",
             ),
-            ChatMessage::user(format!("{instructions}\n\nFile: {path}\n\n```python\n{original}\n```")),
+            ChatMessage::user(format!(
+                "{instructions}\n\nFile: {path}\n\n```python\n{original}\n```"
+            )),
         ];
         if let Some((attempt, err)) = retry {
             messages.push(ChatMessage::assistant(format!("```python\n{attempt}\n```")));
@@ -242,7 +283,9 @@ impl RunCtx {
             )));
         }
         let rt = self.runtime().map_err(|_| "no async runtime".to_string())?;
-        let reply = rt.block_on(client.complete_text(messages)).map_err(|e| e.to_string())?;
+        let reply = rt
+            .block_on(client.complete_text(messages))
+            .map_err(|e| e.to_string())?;
         let code = super::symbols::extract_code(&reply);
         if code.trim().is_empty() {
             return Err("the model's reply contained no code".into());
@@ -273,7 +316,11 @@ pub fn run_worker(run_dir: &Path) -> anyhow::Result<()> {
         Some(RunStatus::Running)
     })?;
     let ev = events.append(
-        if resumed { EventKind::RunResumed } else { EventKind::RunStarted },
+        if resumed {
+            EventKind::RunResumed
+        } else {
+            EventKind::RunStarted
+        },
         json!({"worker_pid": pid, "pack": rec.pack, "branch": rec.branch}),
     )?;
     let _ = store.ingest_events(&paths.run_id, &[ev]);
@@ -295,9 +342,16 @@ pub fn run_worker(run_dir: &Path) -> anyhow::Result<()> {
     }
 }
 
-fn spawn_heartbeat(paths: &RunPaths, beating: Arc<AtomicBool>, repo_root: &Path) -> std::thread::JoinHandle<()> {
+fn spawn_heartbeat(
+    paths: &RunPaths,
+    beating: Arc<AtomicBool>,
+    repo_root: &Path,
+) -> std::thread::JoinHandle<()> {
     let paths = paths.clone();
-    let every = crate::config::load(repo_root).map(|c| c.engine.heartbeat_secs).unwrap_or(2).max(1);
+    let every = crate::config::load(repo_root)
+        .map(|c| c.engine.heartbeat_secs)
+        .unwrap_or(2)
+        .max(1);
     std::thread::spawn(move || {
         let mut waited = Duration::ZERO;
         while beating.load(Ordering::SeqCst) {
@@ -311,10 +365,18 @@ fn spawn_heartbeat(paths: &RunPaths, beating: Arc<AtomicBool>, repo_root: &Path)
     })
 }
 
-fn setup(paths: &RunPaths, rec: &RunRecord, store: AuditStore, events: EventLog) -> Result<RunCtx, Halt> {
+fn setup(
+    paths: &RunPaths,
+    rec: &RunRecord,
+    store: AuditStore,
+    events: EventLog,
+) -> Result<RunCtx, Halt> {
     let repo_root = PathBuf::from(&rec.repo_root);
     let cfg = crate::config::load(&repo_root).map_err(Halt::from_display)?;
-    let pack = cfg.pack(&rec.pack).cloned().ok_or_else(|| Halt::Fail(format!("pack {:?} is no longer defined", rec.pack)))?;
+    let pack = cfg
+        .pack(&rec.pack)
+        .cloned()
+        .ok_or_else(|| Halt::Fail(format!("pack {:?} is no longer defined", rec.pack)))?;
     let profile = cfg
         .profile(Some(&rec.profile))
         .cloned()
@@ -324,10 +386,15 @@ fn setup(paths: &RunPaths, rec: &RunRecord, store: AuditStore, events: EventLog)
     let repo = crate::git::open_repo(&repo_root).map_err(Halt::from_display)?;
     let wt = match recycle_done_worktree(&repo, paths, &rec.branch) {
         Some(wt) => wt,
-        None => crate::git::ensure_worktree(&repo, rec.run_id.as_str(), &paths.worktree(), &rec.branch)
-            .map_err(Halt::from_display)?,
+        None => {
+            crate::git::ensure_worktree(&repo, rec.run_id.as_str(), &paths.worktree(), &rec.branch)
+                .map_err(Halt::from_display)?
+        }
     };
-    tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "worktree ready");
+    tracing::debug!(
+        elapsed_ms = t.elapsed().as_millis() as u64,
+        "worktree ready"
+    );
     Ok(RunCtx {
         paths: paths.clone(),
         cfg,
@@ -347,7 +414,11 @@ fn setup(paths: &RunPaths, rec: &RunRecord, store: AuditStore, events: EventLog)
 /// Takes over the worktree of a finished (`done`) run, if there is one, instead of checking out
 /// the whole repository again. The claim is an atomic rename of the run's marker file, so two
 /// starting runs cannot take the same worktree.
-fn recycle_done_worktree(repo: &git2::Repository, paths: &RunPaths, branch: &str) -> Option<git2::Repository> {
+fn recycle_done_worktree(
+    repo: &git2::Repository,
+    paths: &RunPaths,
+    branch: &str,
+) -> Option<git2::Repository> {
     if paths.worktree().exists() {
         return None;
     }
@@ -372,7 +443,10 @@ fn recycle_done_worktree(repo: &git2::Repository, paths: &RunPaths, branch: &str
                 tracing::debug!(from = %old.display(), "recycled a finished run's worktree");
                 return Some(wt);
             }
-            Err(e) => tracing::warn!("could not recycle worktree {}: {e}; checking out a new one", old.display()),
+            Err(e) => tracing::warn!(
+                "could not recycle worktree {}: {e}; checking out a new one",
+                old.display()
+            ),
         }
     }
     None
@@ -383,8 +457,14 @@ fn execute(ctx: &mut RunCtx) -> Result<(), Halt> {
     // branch's last commit, so recorded patchsets can be re-applied cleanly.
     let t = std::time::Instant::now();
     crate::git::ensure_clean(&ctx.wt).map_err(Halt::from_display)?;
-    tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "worktree checked clean");
-    ctx.emit(EventKind::WorktreeReady, json!({"path": ctx.worktree_path().display().to_string()}))?;
+    tracing::debug!(
+        elapsed_ms = t.elapsed().as_millis() as u64,
+        "worktree checked clean"
+    );
+    ctx.emit(
+        EventKind::WorktreeReady,
+        json!({"path": ctx.worktree_path().display().to_string()}),
+    )?;
     ctx.check_stop()?;
     if !ctx.paths.proposals_done().exists() {
         ctx.set_stage("propose")?;
@@ -397,7 +477,10 @@ fn execute(ctx: &mut RunCtx) -> Result<(), Halt> {
             }
         }
         fsx::sync_filesystem(&ctx.paths.approvals_dir())?;
-        fsx::write_json_atomic(&ctx.paths.proposals_done(), &json!({"approval_ids": ids, "at": time::now_rfc3339()}))?;
+        fsx::write_json_atomic(
+            &ctx.paths.proposals_done(),
+            &json!({"approval_ids": ids, "at": time::now_rfc3339()}),
+        )?;
     }
     loop {
         ctx.set_stage("approvals")?;
@@ -417,15 +500,25 @@ fn police_and_record(ctx: &mut RunCtx, p: Proposal) -> Result<Option<String>, Ha
     let id = approval_id(&ctx.pack.name, &p);
     let (risk, auto, reason) = match &verdict {
         Verdict::PolicyViolation { reason } => {
-            ctx.emit(EventKind::PolicyViolation, json!({"file": p.file_path, "reason": reason, "source": p.source}))?;
+            ctx.emit(
+                EventKind::PolicyViolation,
+                json!({"file": p.file_path, "reason": reason, "source": p.source}),
+            )?;
             return Ok(None);
         }
         Verdict::Refused { reason } => {
-            ctx.emit(EventKind::EditRefused, json!({"file": p.file_path, "reason": reason}))?;
+            ctx.emit(
+                EventKind::EditRefused,
+                json!({"file": p.file_path, "reason": reason}),
+            )?;
             return Ok(None);
         }
         Verdict::NeedsApproval { risk, reasons } => (*risk, false, reasons.join("; ")),
-        Verdict::AutoApprove { risk } => (*risk, true, format!("risk {risk} within the pack's auto_approve rules")),
+        Verdict::AutoApprove { risk } => (
+            *risk,
+            true,
+            format!("risk {risk} within the pack's auto_approve rules"),
+        ),
     };
     let req = ApprovalRequest {
         approval_id: id.clone(),
@@ -477,7 +570,11 @@ pub fn load_requests(paths: &RunPaths) -> std::io::Result<Vec<ApprovalRequest>> 
             out.push(req);
         }
     }
-    out.sort_by(|a, b| a.file_path.cmp(&b.file_path).then(a.approval_id.cmp(&b.approval_id)));
+    out.sort_by(|a, b| {
+        a.file_path
+            .cmp(&b.file_path)
+            .then(a.approval_id.cmp(&b.approval_id))
+    });
     Ok(out)
 }
 
@@ -491,7 +588,12 @@ fn announced_decisions(ctx: &RunCtx) -> BTreeSet<String> {
     events
         .into_iter()
         .filter(|e| e.kind == EventKind::ApprovalDecided.as_str())
-        .filter_map(|e| e.payload.get("approval_id").and_then(|v| v.as_str()).map(str::to_string))
+        .filter_map(|e| {
+            e.payload
+                .get("approval_id")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
         .collect()
 }
 
@@ -564,23 +666,43 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
         }
     }
     let mut plan = load_plan(&ctx.paths).unwrap_or_default();
-    let planned: BTreeSet<String> = plan.patchsets.iter().flat_map(|p| p.approval_ids.iter().cloned()).collect();
-    let fresh: Vec<&ApprovedEdit> = approved.iter().filter(|e| !planned.contains(e.approval_id().as_str())).collect();
+    let planned: BTreeSet<String> = plan
+        .patchsets
+        .iter()
+        .flat_map(|p| p.approval_ids.iter().cloned())
+        .collect();
+    let fresh: Vec<&ApprovedEdit> = approved
+        .iter()
+        .filter(|e| !planned.contains(e.approval_id().as_str()))
+        .collect();
     if !fresh.is_empty() {
         let groups: Vec<Vec<usize>> = if ctx.pack.commit_each_approval {
             (0..fresh.len()).map(|i| vec![i]).collect()
         } else {
             let inputs: Vec<GroupInput> = fresh
                 .iter()
-                .map(|e| GroupInput { file_path: e.proposal().file_path.clone(), lines_changed: EditFacts::of(e.proposal()).lines_changed() })
+                .map(|e| GroupInput {
+                    file_path: e.proposal().file_path.clone(),
+                    lines_changed: EditFacts::of(e.proposal()).lines_changed(),
+                })
                 .collect();
-            let room = ctx.pack.patchset_max_commits.saturating_sub(plan.patchsets.len()).max(1);
+            let room = ctx
+                .pack
+                .patchset_max_commits
+                .saturating_sub(plan.patchsets.len())
+                .max(1);
             group_into_patchsets(&inputs, &ctx.pack.grouping, room)
         };
         for g in groups {
             let ps = PlannedPatchset {
-                approval_ids: g.iter().map(|i| fresh[*i].approval_id().to_string()).collect(),
-                files: g.iter().map(|i| fresh[*i].proposal().file_path.clone()).collect(),
+                approval_ids: g
+                    .iter()
+                    .map(|i| fresh[*i].approval_id().to_string())
+                    .collect(),
+                files: g
+                    .iter()
+                    .map(|i| fresh[*i].proposal().file_path.clone())
+                    .collect(),
                 status: "planned".into(),
                 commit_sha: None,
                 reason: None,
@@ -602,12 +724,21 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
             continue;
         }
         ctx.check_stop()?;
-        let ids: BTreeSet<&str> = plan.patchsets[i].approval_ids.iter().map(String::as_str).collect();
-        let edits: Vec<&ApprovedEdit> = approved.iter().filter(|e| ids.contains(e.approval_id().as_str())).collect();
+        let ids: BTreeSet<&str> = plan.patchsets[i]
+            .approval_ids
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let edits: Vec<&ApprovedEdit> = approved
+            .iter()
+            .filter(|e| ids.contains(e.approval_id().as_str()))
+            .collect();
         // An approval is bound to its pre-image: a file that changed since is re-proposed.
         let mut stale = Vec::new();
         for e in &edits {
-            let current = std::fs::read_to_string(ctx.worktree_path().join(&e.proposal().file_path)).unwrap_or_default();
+            let current =
+                std::fs::read_to_string(ctx.worktree_path().join(&e.proposal().file_path))
+                    .unwrap_or_default();
             if current != e.proposal().before {
                 stale.push(e.proposal().file_path.clone());
             }
@@ -622,23 +753,34 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
             }
             fsx::sync_filesystem(&ctx.paths.approvals_dir())?;
             plan.patchsets[i].status = "failed".into();
-            plan.patchsets[i].reason = Some(format!("stale pre-image: {} re-proposed", stale.join(", ")));
+            plan.patchsets[i].reason =
+                Some(format!("stale pre-image: {} re-proposed", stale.join(", ")));
             fsx::write_json_atomic(&ctx.paths.patchsets(), &plan)?;
             need_decisions = true;
             continue;
         }
-        let files: Vec<String> = edits.iter().map(|e| e.proposal().file_path.clone()).collect();
+        let files: Vec<String> = edits
+            .iter()
+            .map(|e| e.proposal().file_path.clone())
+            .collect();
         for e in &edits {
             // The commit is the durable record; a crash before it is undone by restore_to_head.
             let target = ctx.worktree_path().join(&e.proposal().file_path);
             fsx::write_atomic_unsynced(&target, e.proposal().after.as_bytes())?;
         }
-        ctx.emit(EventKind::PatchsetApplied, json!({"n": i + 1, "of": total, "files": files}))?;
+        ctx.emit(
+            EventKind::PatchsetApplied,
+            json!({"n": i + 1, "of": total, "files": files}),
+        )?;
         let mut failure = None;
         for check in ctx.pack.checks.clone() {
             match proposers::run_check(ctx, &check, &files) {
                 Ok(Some(outcome)) if !outcome.succeeded() => {
-                    failure = Some((check.clone(), outcome.describe(), outcome.tail().to_string()));
+                    failure = Some((
+                        check.clone(),
+                        outcome.describe(),
+                        outcome.tail().to_string(),
+                    ));
                     break;
                 }
                 Ok(_) => {}
@@ -657,34 +799,59 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
             ctx.emit(EventKind::PatchsetFailed, json!({"n": i + 1, "of": total, "files": files, "tool": tool, "reason": reason, "output_tail": tail}))?;
             continue;
         }
-        let message = format!("Noctune Studio: {} (#{}) [patchset {}/{}]", ctx.pack.name, ctx.paths.run_id, i + 1, total);
+        let message = format!(
+            "Noctune Studio: {} (#{}) [patchset {}/{}]",
+            ctx.pack.name,
+            ctx.paths.run_id,
+            i + 1,
+            total
+        );
         let body = edits
             .iter()
-            .map(|e| format!("- {} (approval {}, by {})", e.proposal().file_path, e.approval_id(), e.approved_by()))
+            .map(|e| {
+                format!(
+                    "- {} (approval {}, by {})",
+                    e.proposal().file_path,
+                    e.approval_id(),
+                    e.approved_by()
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n");
-        let sha = crate::git::commit_paths(&ctx.wt, &files, &format!("{message}\n\n{body}\n")).map_err(Halt::from_display)?;
+        let sha = crate::git::commit_paths(&ctx.wt, &files, &format!("{message}\n\n{body}\n"))
+            .map_err(Halt::from_display)?;
         plan.patchsets[i].status = "committed".into();
         plan.patchsets[i].commit_sha = Some(sha.clone());
         fsx::write_json_atomic(&ctx.paths.patchsets(), &plan)?;
-        ctx.emit(EventKind::PatchsetCommitted, json!({"n": i + 1, "of": total, "sha": sha, "message": message, "files": files}))?;
+        ctx.emit(
+            EventKind::PatchsetCommitted,
+            json!({"n": i + 1, "of": total, "sha": sha, "message": message, "files": files}),
+        )?;
     }
     Ok(!need_decisions)
 }
 
 fn finish(ctx: &mut RunCtx, outcome: Result<(), Halt>) -> anyhow::Result<()> {
-    finish_inner(ctx, outcome).map_err(|h| anyhow::anyhow!("recording the end of the run failed: {h:?}"))?;
+    finish_inner(ctx, outcome)
+        .map_err(|h| anyhow::anyhow!("recording the end of the run failed: {h:?}"))?;
     full_ingest(&ctx.paths, &ctx.store);
     Ok(())
 }
 
 fn finish_inner(ctx: &mut RunCtx, outcome: Result<(), Halt>) -> Result<(), Halt> {
     let plan = load_plan(&ctx.paths).unwrap_or_default();
-    let commits: Vec<&String> = plan.patchsets.iter().filter_map(|p| p.commit_sha.as_ref()).collect();
+    let commits: Vec<&String> = plan
+        .patchsets
+        .iter()
+        .filter_map(|p| p.commit_sha.as_ref())
+        .collect();
     let stop = matches!(outcome, Err(Halt::Stop)) || ctx.stop_requested();
     match outcome {
         Ok(()) if !stop => {
-            ctx.emit(EventKind::RunDone, json!({"commits": commits, "branch": branch(ctx)}))?;
+            ctx.emit(
+                EventKind::RunDone,
+                json!({"commits": commits, "branch": branch(ctx)}),
+            )?;
             ctx.set_status(RunStatus::Done, None)?;
             // A done run is never resumed: the next run may take its worktree over.
             let _ = fsx::write_atomic_unsynced(&ctx.paths.recyclable_marker(), b"");
@@ -697,7 +864,9 @@ fn finish_inner(ctx: &mut RunCtx, outcome: Result<(), Halt>) -> Result<(), Halt>
         _ => {
             let _ = crate::git::restore_to_head(&ctx.wt);
             ctx.emit(EventKind::Stopped, json!({"stage": runfile::read(&ctx.paths).map(|r| r.stage).unwrap_or_default(), "forced": false}))?;
-            let cur = runfile::read(&ctx.paths).map_err(Halt::from_display)?.status;
+            let cur = runfile::read(&ctx.paths)
+                .map_err(Halt::from_display)?
+                .status;
             if cur != RunStatus::Stopping {
                 ctx.set_status(RunStatus::Stopping, None)?;
             }
@@ -708,7 +877,9 @@ fn finish_inner(ctx: &mut RunCtx, outcome: Result<(), Halt>) -> Result<(), Halt>
 }
 
 fn branch(ctx: &RunCtx) -> String {
-    runfile::read(&ctx.paths).map(|r| r.branch).unwrap_or_default()
+    runfile::read(&ctx.paths)
+        .map(|r| r.branch)
+        .unwrap_or_default()
 }
 
 /// When setup itself failed (bad config, not a repo any more) there is no context yet.

@@ -15,7 +15,10 @@ pub enum GitError {
     )]
     NotARepo(PathBuf),
     #[error("git: {context}: {source}")]
-    Git { context: String, source: git2::Error },
+    Git {
+        context: String,
+        source: git2::Error,
+    },
     #[error("git: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -30,7 +33,13 @@ pub type Result<T> = std::result::Result<T, GitError>;
 /// Opens the repository whose working tree root is `root` and checks it has a HEAD commit.
 pub fn open_repo(root: &Path) -> Result<Repository> {
     let repo = Repository::open(root).map_err(|_| GitError::NotARepo(root.to_path_buf()))?;
-    if repo.is_bare() || repo.head().ok().and_then(|h| h.peel_to_commit().ok()).is_none() {
+    if repo.is_bare()
+        || repo
+            .head()
+            .ok()
+            .and_then(|h| h.peel_to_commit().ok())
+            .is_none()
+    {
         return Err(GitError::NotARepo(root.to_path_buf()));
     }
     Ok(repo)
@@ -39,26 +48,41 @@ pub fn open_repo(root: &Path) -> Result<Repository> {
 /// The canonical working-tree root of the repository containing `dir`.
 pub fn discover_root(dir: &Path) -> Result<PathBuf> {
     let repo = Repository::discover(dir).map_err(|_| GitError::NotARepo(dir.to_path_buf()))?;
-    let wd = repo.workdir().ok_or_else(|| GitError::NotARepo(dir.to_path_buf()))?;
+    let wd = repo
+        .workdir()
+        .ok_or_else(|| GitError::NotARepo(dir.to_path_buf()))?;
     Ok(std::fs::canonicalize(wd)?)
 }
 
 pub fn head_sha(repo: &Repository) -> Result<String> {
-    let c = repo.head().and_then(|h| h.peel_to_commit()).map_err(ctx("read HEAD"))?;
+    let c = repo
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .map_err(ctx("read HEAD"))?;
     Ok(c.id().to_string())
 }
 
 /// Name of the branch HEAD points at, or `None` when detached.
 pub fn head_branch(repo: &Repository) -> Option<String> {
     let head = repo.head().ok()?;
-    if head.is_branch() { head.shorthand().ok().map(str::to_string) } else { None }
+    if head.is_branch() {
+        head.shorthand().ok().map(str::to_string)
+    } else {
+        None
+    }
 }
 
 /// Creates (or reuses) a worktree at `path` on a new branch `branch` started at the main
 /// repository's current HEAD. The user's own working tree and branch are not touched.
-pub fn ensure_worktree(repo: &Repository, name: &str, path: &Path, branch: &str) -> Result<Repository> {
+pub fn ensure_worktree(
+    repo: &Repository,
+    name: &str,
+    path: &Path,
+    branch: &str,
+) -> Result<Repository> {
     if path.join(".git").exists() {
-        let wt = Repository::open(path).map_err(ctx(format!("open worktree {}", path.display())))?;
+        let wt =
+            Repository::open(path).map_err(ctx(format!("open worktree {}", path.display())))?;
         // Commits go to HEAD: a worktree that is not on the run's branch must never be used.
         if head_branch(&wt).as_deref() != Some(branch) {
             return Err(GitError::Git {
@@ -68,10 +92,15 @@ pub fn ensure_worktree(repo: &Repository, name: &str, path: &Path, branch: &str)
         }
         return Ok(wt);
     }
-    let head = repo.head().and_then(|h| h.peel_to_commit()).map_err(ctx("read HEAD"))?;
+    let head = repo
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .map_err(ctx("read HEAD"))?;
     let br = match repo.find_branch(branch, BranchType::Local) {
         Ok(b) => b,
-        Err(_) => repo.branch(branch, &head, false).map_err(ctx(format!("create branch {branch}")))?,
+        Err(_) => repo
+            .branch(branch, &head, false)
+            .map_err(ctx(format!("create branch {branch}")))?,
     };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
@@ -97,7 +126,12 @@ pub fn ensure_worktree(repo: &Repository, name: &str, path: &Path, branch: &str)
 /// then checks out a new branch `branch` at the main repository's HEAD in it. Only files that
 /// differ between the old and the new commit are rewritten, which is what makes recycling a
 /// finished run's worktree much cheaper than a fresh checkout of a large repository.
-pub fn recycle_worktree(repo: &Repository, from: &Path, to: &Path, branch: &str) -> Result<Repository> {
+pub fn recycle_worktree(
+    repo: &Repository,
+    from: &Path,
+    to: &Path,
+    branch: &str,
+) -> Result<Repository> {
     let link = std::fs::read_to_string(from.join(".git"))?;
     let admin = PathBuf::from(
         link.trim()
@@ -109,21 +143,34 @@ pub fn recycle_worktree(repo: &Repository, from: &Path, to: &Path, branch: &str)
         return Err(GitError::NotARepo(from.to_path_buf()));
     }
     // Switch branches first, in place: if that fails nothing has moved.
-    let head = repo.head().and_then(|h| h.peel_to_commit()).map_err(ctx("read HEAD"))?;
+    let head = repo
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .map_err(ctx("read HEAD"))?;
     if repo.find_branch(branch, BranchType::Local).is_err() {
-        repo.branch(branch, &head, false).map_err(ctx(format!("create branch {branch}")))?;
+        repo.branch(branch, &head, false)
+            .map_err(ctx(format!("create branch {branch}")))?;
     }
     {
-        let wt = Repository::open(from).map_err(ctx(format!("open worktree {}", from.display())))?;
-        let target = wt.find_commit(head.id()).map_err(ctx("find HEAD commit in the worktree"))?;
+        let wt =
+            Repository::open(from).map_err(ctx(format!("open worktree {}", from.display())))?;
+        let target = wt
+            .find_commit(head.id())
+            .map_err(ctx("find HEAD commit in the worktree"))?;
         let mut cb = git2::build::CheckoutBuilder::new();
         cb.force().remove_untracked(true).remove_ignored(true);
-        wt.checkout_tree(target.as_object(), Some(&mut cb)).map_err(ctx("check out the new branch"))?;
-        wt.set_head(&format!("refs/heads/{branch}")).map_err(ctx(format!("switch to {branch}")))?;
+        wt.checkout_tree(target.as_object(), Some(&mut cb))
+            .map_err(ctx("check out the new branch"))?;
+        wt.set_head(&format!("refs/heads/{branch}"))
+            .map_err(ctx(format!("switch to {branch}")))?;
     }
     std::fs::rename(from, to)?;
-    std::fs::write(admin.join("gitdir"), format!("{}\n", to.join(".git").display()))?;
-    let wt = Repository::open(to).map_err(ctx(format!("open recycled worktree {}", to.display())))?;
+    std::fs::write(
+        admin.join("gitdir"),
+        format!("{}\n", to.join(".git").display()),
+    )?;
+    let wt =
+        Repository::open(to).map_err(ctx(format!("open recycled worktree {}", to.display())))?;
     if head_branch(&wt).as_deref() != Some(branch) {
         return Err(GitError::Git {
             context: format!("recycled worktree is not on {branch}"),
@@ -137,7 +184,9 @@ pub fn recycle_worktree(repo: &Repository, from: &Path, to: &Path, branch: &str)
 /// including new untracked files (but not ignored ones).
 pub fn changed_files(wt: &Repository) -> Result<Vec<String>> {
     let mut opts = git2::StatusOptions::new();
-    opts.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false);
     let statuses = wt.statuses(Some(&mut opts)).map_err(ctx("status"))?;
     let mut out: Vec<String> = statuses
         .iter()
@@ -151,7 +200,10 @@ pub fn changed_files(wt: &Repository) -> Result<Vec<String>> {
 
 /// The content of `path` in HEAD, or `None` when HEAD has no such file.
 pub fn head_blob(wt: &Repository, path: &str) -> Result<Option<Vec<u8>>> {
-    let tree = wt.head().and_then(|h| h.peel_to_tree()).map_err(ctx("read HEAD tree"))?;
+    let tree = wt
+        .head()
+        .and_then(|h| h.peel_to_tree())
+        .map_err(ctx("read HEAD tree"))?;
     match tree.get_path(Path::new(path)) {
         Ok(entry) => {
             let obj = entry.to_object(wt).map_err(ctx(format!("read {path}")))?;
@@ -163,7 +215,10 @@ pub fn head_blob(wt: &Repository, path: &str) -> Result<Option<Vec<u8>>> {
 
 /// Every file path in HEAD's tree, sorted.
 pub fn head_files(wt: &Repository) -> Result<Vec<String>> {
-    let tree = wt.head().and_then(|h| h.peel_to_tree()).map_err(ctx("read HEAD tree"))?;
+    let tree = wt
+        .head()
+        .and_then(|h| h.peel_to_tree())
+        .map_err(ctx("read HEAD tree"))?;
     let mut out = Vec::new();
     tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
         if entry.kind() == Some(git2::ObjectType::Blob) {
@@ -183,9 +238,13 @@ pub fn head_files(wt: &Repository) -> Result<Vec<String>> {
 pub fn restore_to_head(wt: &Repository) -> Result<()> {
     let mut cb = git2::build::CheckoutBuilder::new();
     cb.force().remove_untracked(true);
-    wt.checkout_head(Some(&mut cb)).map_err(ctx("restore worktree to HEAD"))?;
+    wt.checkout_head(Some(&mut cb))
+        .map_err(ctx("restore worktree to HEAD"))?;
     let mut idx = wt.index().map_err(ctx("index"))?;
-    let tree = wt.head().and_then(|h| h.peel_to_tree()).map_err(ctx("HEAD tree"))?;
+    let tree = wt
+        .head()
+        .and_then(|h| h.peel_to_tree())
+        .map_err(ctx("HEAD tree"))?;
     idx.read_tree(&tree).map_err(ctx("reset index"))?;
     idx.write().map_err(ctx("write index"))?;
     Ok(())
@@ -197,8 +256,14 @@ pub fn restore_paths(wt: &Repository, paths: &[String]) -> Result<()> {
     if paths.is_empty() {
         return Ok(());
     }
-    let workdir = wt.workdir().ok_or_else(|| GitError::NotARepo(wt.path().to_path_buf()))?.to_path_buf();
-    let tree = wt.head().and_then(|h| h.peel_to_tree()).map_err(ctx("HEAD tree"))?;
+    let workdir = wt
+        .workdir()
+        .ok_or_else(|| GitError::NotARepo(wt.path().to_path_buf()))?
+        .to_path_buf();
+    let tree = wt
+        .head()
+        .and_then(|h| h.peel_to_tree())
+        .map_err(ctx("HEAD tree"))?;
     let mut cb = git2::build::CheckoutBuilder::new();
     cb.force().disable_pathspec_match(true);
     let mut any_tracked = false;
@@ -211,7 +276,8 @@ pub fn restore_paths(wt: &Repository, paths: &[String]) -> Result<()> {
         }
     }
     if any_tracked {
-        wt.checkout_head(Some(&mut cb)).map_err(ctx("restore files to HEAD"))?;
+        wt.checkout_head(Some(&mut cb))
+            .map_err(ctx("restore files to HEAD"))?;
     }
     Ok(())
 }
@@ -220,24 +286,35 @@ pub fn restore_paths(wt: &Repository, paths: &[String]) -> Result<()> {
 /// cheaper than a forced checkout of every file).
 pub fn ensure_clean(wt: &Repository) -> Result<()> {
     let dirty = changed_files(wt)?;
-    if dirty.is_empty() { Ok(()) } else { restore_to_head(wt) }
+    if dirty.is_empty() {
+        Ok(())
+    } else {
+        restore_to_head(wt)
+    }
 }
 
 /// Stages `paths` (added, modified or deleted) and commits them on the worktree's branch.
 pub fn commit_paths(wt: &Repository, paths: &[String], message: &str) -> Result<String> {
     let mut idx = wt.index().map_err(ctx("index"))?;
-    let workdir = wt.workdir().ok_or_else(|| GitError::NotARepo(wt.path().to_path_buf()))?;
+    let workdir = wt
+        .workdir()
+        .ok_or_else(|| GitError::NotARepo(wt.path().to_path_buf()))?;
     for p in paths {
         if workdir.join(p).exists() {
-            idx.add_path(Path::new(p)).map_err(ctx(format!("stage {p}")))?;
+            idx.add_path(Path::new(p))
+                .map_err(ctx(format!("stage {p}")))?;
         } else {
-            idx.remove_path(Path::new(p)).map_err(ctx(format!("stage removal of {p}")))?;
+            idx.remove_path(Path::new(p))
+                .map_err(ctx(format!("stage removal of {p}")))?;
         }
     }
     idx.write().map_err(ctx("write index"))?;
     let tree_id = idx.write_tree().map_err(ctx("write tree"))?;
     let tree = wt.find_tree(tree_id).map_err(ctx("find tree"))?;
-    let parent = wt.head().and_then(|h| h.peel_to_commit()).map_err(ctx("read HEAD"))?;
+    let parent = wt
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .map_err(ctx("read HEAD"))?;
     let sig = signature(wt);
     let id = wt
         .commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent])
@@ -250,8 +327,12 @@ fn signature(repo: &Repository) -> Signature<'static> {
         .map(|s| s.to_owned())
         .or_else(|_| Signature::now("Noctune Studio", "noctune@localhost"))
         .unwrap_or_else(|_| {
-            Signature::new("Noctune Studio", "noctune@localhost", &git2::Time::new(0, 0))
-                .expect("static signature is valid")
+            Signature::new(
+                "Noctune Studio",
+                "noctune@localhost",
+                &git2::Time::new(0, 0),
+            )
+            .expect("static signature is valid")
         })
 }
 
@@ -266,12 +347,16 @@ pub fn commits_since(repo: &Repository, branch: &str, base: &str) -> Result<Vec<
     if let Ok(base) = git2::Oid::from_str(base) {
         let _ = walk.hide(base);
     }
-    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE).map_err(ctx("revwalk"))?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)
+        .map_err(ctx("revwalk"))?;
     let mut out = Vec::new();
     for oid in walk {
         let oid = oid.map_err(ctx("revwalk"))?;
         let c = repo.find_commit(oid).map_err(ctx("find commit"))?;
-        out.push((oid.to_string(), c.summary().ok().flatten().unwrap_or("").to_string()));
+        out.push((
+            oid.to_string(),
+            c.summary().ok().flatten().unwrap_or("").to_string(),
+        ));
     }
     Ok(out)
 }

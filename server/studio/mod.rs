@@ -19,7 +19,9 @@ pub struct Studio {
 
 impl Studio {
     pub fn open(db: &Path) -> Result<Studio, EngineError> {
-        Ok(Studio { store: Mutex::new(AuditStore::open(db)?) })
+        Ok(Studio {
+            store: Mutex::new(AuditStore::open(db)?),
+        })
     }
 
     pub fn open_default() -> Result<Studio, EngineError> {
@@ -40,7 +42,11 @@ impl Studio {
     }
 
     /// Waits for a started run's worker, calling `on_tick` about every 100 ms.
-    pub fn supervise(&self, started: &mut Started, on_tick: impl FnMut()) -> Result<RunRecord, EngineError> {
+    pub fn supervise(
+        &self,
+        started: &mut Started,
+        on_tick: impl FnMut(),
+    ) -> Result<RunRecord, EngineError> {
         // The store lock is taken per call inside, not held across the wait.
         let db = self.db_path();
         let store = AuditStore::open(&db)?;
@@ -55,7 +61,12 @@ impl Studio {
         api::list_runs(&self.store(), repo)
     }
 
-    pub fn events(&self, run_id: &str, cursor: u64, limit: usize) -> Result<Vec<Event>, EngineError> {
+    pub fn events(
+        &self,
+        run_id: &str,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, EngineError> {
         api::events(&self.store(), run_id, cursor, limit)
     }
 
@@ -71,7 +82,14 @@ impl Studio {
         reason: &str,
         decided_by: &str,
     ) -> Result<ApprovalDecision, EngineError> {
-        api::decide(&self.store(), run_id, approval_id, decision, reason, decided_by)
+        api::decide(
+            &self.store(),
+            run_id,
+            approval_id,
+            decision,
+            reason,
+            decided_by,
+        )
     }
 
     pub fn stop(&self, run_id: &str, grace: Option<Duration>) -> Result<RunRecord, EngineError> {

@@ -19,13 +19,20 @@ pub fn sync_filesystem(path: &Path) -> std::io::Result<()> {
     let f = std::fs::File::open(path)?;
     // SAFETY: syncfs on a descriptor we own for the duration of the call.
     let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
-    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 fn write_atomic_with(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), unique()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;

@@ -8,10 +8,18 @@ use std::collections::BTreeMap;
 
 fn run_to_done(nt: &Noctune, repo: &FixtureRepo, pack: &str) -> (String, Value) {
     let run_id = nt.start(&repo.path(), pack);
-    nt.wait_for(&run_id, 90, |s| s["status"] == "waiting_approval" || s["status"] == "done");
+    nt.wait_for(&run_id, 90, |s| {
+        s["status"] == "waiting_approval" || s["status"] == "done"
+    });
     for a in nt.approvals(&run_id) {
         if a["status"] == "pending" {
-            nt.decide(&run_id, a["approval_id"].as_str().unwrap(), "approve", "fine").ok();
+            nt.decide(
+                &run_id,
+                a["approval_id"].as_str().unwrap(),
+                "approve",
+                "fine",
+            )
+            .ok();
         }
     }
     let done = nt.wait_status(&run_id, "done", 120);
@@ -19,9 +27,16 @@ fn run_to_done(nt: &Noctune, repo: &FixtureRepo, pack: &str) -> (String, Value) 
 }
 
 fn patchset_files(repo: &FixtureRepo, run_id: &str) -> Vec<Value> {
-    let p = repo.path().join(format!(".noctune_cache/runs/{run_id}/state/patchsets.json"));
+    let p = repo
+        .path()
+        .join(format!(".noctune_cache/runs/{run_id}/state/patchsets.json"));
     let plan: Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
-    plan["patchsets"].as_array().unwrap().iter().map(|p| p["files"].clone()).collect()
+    plan["patchsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["files"].clone())
+        .collect()
 }
 
 #[test]
@@ -36,12 +51,24 @@ fn same_inputs_give_identical_approval_ids_and_patchset_grouping() {
     let wt = |run: &str| a.path().join(format!(".noctune_cache/worktrees/{run}"));
     assert!(!wt(&run_a).exists(), "run_a's worktree was recycled");
     let recycled = git2::Repository::open(wt(&run_a2)).unwrap();
-    assert_eq!(recycled.head().unwrap().shorthand().unwrap(), done_a2["branch"].as_str().unwrap());
-    assert_eq!(recycled.statuses(None).unwrap().len(), 0, "recycled worktree is clean");
+    assert_eq!(
+        recycled.head().unwrap().shorthand().unwrap(),
+        done_a2["branch"].as_str().unwrap()
+    );
+    assert_eq!(
+        recycled.statuses(None).unwrap().len(),
+        0,
+        "recycled worktree is clean"
+    );
     let ids = |run: &str| -> BTreeMap<String, String> {
         nt.approvals(run)
             .iter()
-            .map(|x| (x["file_path"].as_str().unwrap().to_string(), x["approval_id"].as_str().unwrap().to_string()))
+            .map(|x| {
+                (
+                    x["file_path"].as_str().unwrap().to_string(),
+                    x["approval_id"].as_str().unwrap().to_string(),
+                )
+            })
             .collect()
     };
     assert_eq!(ids(&run_a).len(), 4);
@@ -51,7 +78,14 @@ fn same_inputs_give_identical_approval_ids_and_patchset_grouping() {
     assert_eq!(patchset_files(&a, &run_a), patchset_files(&a, &run_a2));
     assert_eq!(
         patchset_files(&a, &run_a),
-        vec![serde_json::json!(["scripts/report.py"]), serde_json::json!(["shapes/geometry.py", "shapes/render.py", "shapes/util/helpers.py"])]
+        vec![
+            serde_json::json!(["scripts/report.py"]),
+            serde_json::json!([
+                "shapes/geometry.py",
+                "shapes/render.py",
+                "shapes/util/helpers.py"
+            ])
+        ]
     );
 }
 
@@ -66,13 +100,20 @@ fn status_approvals_and_decisions_are_rebuilt_from_sqlite_when_files_are_gone() 
 
     let run_dir = repo.path().join(format!(".noctune_cache/runs/{run_id}"));
     std::fs::remove_file(run_dir.join("events.jsonl")).unwrap();
-    assert_eq!(nt.events(&run_id), events_before, "events come from SQLite, same idx/ts/type/payload");
+    assert_eq!(
+        nt.events(&run_id),
+        events_before,
+        "events come from SQLite, same idx/ts/type/payload"
+    );
     // Even with the whole run folder gone.
     std::fs::remove_dir_all(&run_dir).unwrap();
     let status = nt.status(&run_id);
     assert_eq!(status, done);
     assert_eq!(nt.approvals(&run_id), approvals_before);
-    let approved = approvals_before.iter().find(|a| a["status"] == "approved").unwrap();
+    let approved = approvals_before
+        .iter()
+        .find(|a| a["status"] == "approved")
+        .unwrap();
     assert_eq!(approved["decision"]["decided_by"], "cli:tester");
     assert_eq!(approved["decision"]["reason"], "fine");
     // Cursor paging over the DB.
@@ -96,7 +137,16 @@ fn a_repository_whose_git_config_and_hooks_run_commands_never_gets_them_run() {
          [commit]\n\tgpgsign = true\n[gpg]\n\tprogram = {touch}\n[credential]\n\thelper = !{touch}\n"
     ));
     std::fs::write(git_dir.join("config"), config).unwrap();
-    for hook in ["pre-commit", "prepare-commit-msg", "commit-msg", "post-commit", "post-checkout", "reference-transaction", "post-index-change", "pre-auto-gc"] {
+    for hook in [
+        "pre-commit",
+        "prepare-commit-msg",
+        "commit-msg",
+        "post-commit",
+        "post-checkout",
+        "reference-transaction",
+        "post-index-change",
+        "pre-auto-gc",
+    ] {
         let p = git_dir.join("hooks").join(hook);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, format!("#!/bin/sh\n{touch}\n")).unwrap();
@@ -105,10 +155,25 @@ fn a_repository_whose_git_config_and_hooks_run_commands_never_gets_them_run() {
     }
     let nt = Noctune::new();
     let (run_id, done) = run_to_done(&nt, &repo, "lint_fix");
-    assert!(!repo.branch_commits(done["branch"].as_str().unwrap()).is_empty(), "the run did commit");
+    assert!(
+        !repo
+            .branch_commits(done["branch"].as_str().unwrap())
+            .is_empty(),
+        "the run did commit"
+    );
     nt.run(&["approvals", &run_id]).ok();
-    assert!(!sentinel.exists(), "a repository hook or command-valued config was executed");
+    assert!(
+        !sentinel.exists(),
+        "a repository hook or command-valued config was executed"
+    );
     // Control: the trap is armed. The git CLI, which honours core.fsmonitor, does trip it.
-    let _ = std::process::Command::new("git").arg("-C").arg(repo.path()).arg("status").output();
-    assert!(sentinel.exists(), "the booby trap did not work, so this test proves nothing");
+    let _ = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo.path())
+        .arg("status")
+        .output();
+    assert!(
+        sentinel.exists(),
+        "the booby trap did not work, so this test proves nothing"
+    );
 }

@@ -17,27 +17,65 @@ fn failing_tests_keep_a_patchset_out_and_edits_outside_globs_are_refused() {
     nt.wait_status(&run_id, "waiting_approval", 60);
     for a in nt.approvals(&run_id) {
         if a["status"] == "pending" {
-            nt.decide(&run_id, a["approval_id"].as_str().unwrap(), "approve", "ok").ok();
+            nt.decide(&run_id, a["approval_id"].as_str().unwrap(), "approve", "ok")
+                .ok();
         }
     }
     let done = nt.wait_status(&run_id, "done", 120);
     let events = nt.events(&run_id);
 
-    let violation = events.iter().find(|e| e["type"] == "policy_violation").expect("policy_violation event");
+    let violation = events
+        .iter()
+        .find(|e| e["type"] == "policy_violation")
+        .expect("policy_violation event");
     assert_eq!(violation["payload"]["file"], "scripts/report.py");
-    assert!(nt.approvals(&run_id).iter().all(|a| a["file_path"] != "scripts/report.py"));
+    assert!(
+        nt.approvals(&run_id)
+            .iter()
+            .all(|a| a["file_path"] != "scripts/report.py")
+    );
 
-    let failed = events.iter().find(|e| e["type"] == "patchset_failed").expect("patchset_failed event");
-    assert_eq!(failed["payload"]["files"], serde_json::json!(["shapes/util/helpers.py"]));
-    assert!(failed["payload"]["reason"].as_str().unwrap().contains("pytest failed"), "{failed:#}");
-    assert!(failed["payload"]["output_tail"].as_str().unwrap().contains("test_helpers_reexports_sys"), "{failed:#}");
+    let failed = events
+        .iter()
+        .find(|e| e["type"] == "patchset_failed")
+        .expect("patchset_failed event");
+    assert_eq!(
+        failed["payload"]["files"],
+        serde_json::json!(["shapes/util/helpers.py"])
+    );
+    assert!(
+        failed["payload"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("pytest failed"),
+        "{failed:#}"
+    );
+    assert!(
+        failed["payload"]["output_tail"]
+            .as_str()
+            .unwrap()
+            .contains("test_helpers_reexports_sys"),
+        "{failed:#}"
+    );
 
     let branch = done["branch"].as_str().unwrap();
     let commits = repo.branch_commits(branch);
     assert_eq!(commits.len(), 1, "{commits:#?}");
-    assert!(repo.read_at(branch, "shapes/util/helpers.py").contains("import sys"), "failed patchset not committed");
-    assert!(repo.read_at(branch, "scripts/report.py").contains("import json"), "outside the globs: untouched");
-    assert!(!repo.read_at(branch, "shapes/geometry.py").contains("import os"));
+    assert!(
+        repo.read_at(branch, "shapes/util/helpers.py")
+            .contains("import sys"),
+        "failed patchset not committed"
+    );
+    assert!(
+        repo.read_at(branch, "scripts/report.py")
+            .contains("import json"),
+        "outside the globs: untouched"
+    );
+    assert!(
+        !repo
+            .read_at(branch, "shapes/geometry.py")
+            .contains("import os")
+    );
 }
 
 /// A check tool that blocks until `release` exists (so a test can act while it runs).
@@ -67,7 +105,9 @@ fn worker_pid(nt: &Noctune, run_id: &str) -> i32 {
 }
 
 fn wait_gate_running(nt: &Noctune, run_id: &str) {
-    nt.wait_event(run_id, 60, |e| e["type"] == "tool_started" && e["payload"]["tool"] == "gate");
+    nt.wait_event(run_id, 60, |e| {
+        e["type"] == "tool_started" && e["payload"]["tool"] == "gate"
+    });
 }
 
 #[test]
@@ -79,7 +119,14 @@ fn killing_a_supervised_worker_fails_the_run_within_two_seconds() {
     // Foreground `run`: the host process supervises its worker.
     let mut host = nt
         .cmd()
-        .args(["run", "--repo", repo.path().to_str().unwrap(), "--pack", "gated", "--json"])
+        .args([
+            "run",
+            "--repo",
+            repo.path().to_str().unwrap(),
+            "--pack",
+            "gated",
+            "--json",
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -98,7 +145,9 @@ fn killing_a_supervised_worker_fails_the_run_within_two_seconds() {
     let pid = worker_pid(&nt, &run_id);
     unsafe { libc::kill(pid, libc::SIGKILL) };
     let killed_at = Instant::now();
-    let run_json = repo.path().join(format!(".noctune_cache/runs/{run_id}/state/run.json"));
+    let run_json = repo
+        .path()
+        .join(format!(".noctune_cache/runs/{run_id}/state/run.json"));
     loop {
         let rec: Value = serde_json::from_slice(&std::fs::read(&run_json).unwrap()).unwrap();
         if rec["status"] == "failed" {
@@ -106,13 +155,20 @@ fn killing_a_supervised_worker_fails_the_run_within_two_seconds() {
             assert!(err.contains("signal 9") && err.contains("SIGKILL"), "{err}");
             break;
         }
-        assert!(killed_at.elapsed() < Duration::from_secs(2), "not failed within 2 s: {rec:#}");
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(2),
+            "not failed within 2 s: {rec:#}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let status = host.wait().unwrap();
     assert_eq!(status.code(), Some(1), "host reports the failure");
     // Logs are kept.
-    assert!(repo.path().join(format!(".noctune_cache/runs/{run_id}/worker.log")).is_file());
+    assert!(
+        repo.path()
+            .join(format!(".noctune_cache/runs/{run_id}/worker.log"))
+            .is_file()
+    );
     assert!(event_types(&nt.events(&run_id)).contains(&"run_failed".to_string()));
 }
 
@@ -129,8 +185,14 @@ fn killing_a_detached_worker_is_detected_at_the_next_read() {
     // Give the kernel a moment to reap (the worker's parent has exited).
     let s = nt.wait_status(&run_id, "failed", 10);
     let err = s["error"].as_str().unwrap();
-    assert!(err.contains(&format!("worker process {pid} is gone")), "{err}");
-    assert!(nt.status(&run_id)["status"] == "failed", "stays failed, never done");
+    assert!(
+        err.contains(&format!("worker process {pid} is gone")),
+        "{err}"
+    );
+    assert!(
+        nt.status(&run_id)["status"] == "failed",
+        "stays failed, never done"
+    );
 }
 
 #[test]
@@ -148,13 +210,28 @@ fn stop_mid_apply_leaves_a_consistent_worktree_and_resume_finishes() {
     assert_eq!(s["status"], "stopped");
     assert_eq!(s["error"], Value::Null, "a stop is not a failure");
     let types = event_types(&nt.events(&run_id));
-    assert!(types.contains(&"stop_requested".to_string()) && types.contains(&"stopped".to_string()), "{types:?}");
+    assert!(
+        types.contains(&"stop_requested".to_string()) && types.contains(&"stopped".to_string()),
+        "{types:?}"
+    );
 
     // The worktree is back at its branch's last commit: nothing half-applied.
-    let wt = git2::Repository::open(repo.path().join(format!(".noctune_cache/worktrees/{run_id}"))).unwrap();
-    let dirty: Vec<String> = wt.statuses(None).unwrap().iter().map(|e| e.path().unwrap().to_string()).collect();
+    let wt = git2::Repository::open(
+        repo.path()
+            .join(format!(".noctune_cache/worktrees/{run_id}")),
+    )
+    .unwrap();
+    let dirty: Vec<String> = wt
+        .statuses(None)
+        .unwrap()
+        .iter()
+        .map(|e| e.path().unwrap().to_string())
+        .collect();
     assert!(dirty.is_empty(), "worktree dirty after stop: {dirty:?}");
-    assert!(repo.branch_commits(s["branch"].as_str().unwrap()).is_empty());
+    assert!(
+        repo.branch_commits(s["branch"].as_str().unwrap())
+            .is_empty()
+    );
     let proposed_before = types.iter().filter(|t| *t == "edit_proposed").count();
 
     std::fs::write(&release, "go").unwrap();
@@ -179,17 +256,34 @@ fn stop_of_a_waiting_run_is_cooperative() {
     nt.wait_status(&run_id, "waiting_approval", 60);
     let t = Instant::now();
     nt.run(&["stop", &run_id]).ok();
-    assert!(t.elapsed() < Duration::from_secs(5), "cooperative stop, no kill needed");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "cooperative stop, no kill needed"
+    );
     let events = nt.events(&run_id);
     let stopped = events.iter().find(|e| e["type"] == "stopped").unwrap();
     assert_eq!(stopped["payload"]["forced"], false);
     // A decision made while stopped is used by resume.
-    let pending: Vec<Value> = nt.approvals(&run_id).into_iter().filter(|a| a["status"] == "pending").collect();
+    let pending: Vec<Value> = nt
+        .approvals(&run_id)
+        .into_iter()
+        .filter(|a| a["status"] == "pending")
+        .collect();
     for a in &pending {
-        nt.decide(&run_id, a["approval_id"].as_str().unwrap(), "reject", "not now").ok();
+        nt.decide(
+            &run_id,
+            a["approval_id"].as_str().unwrap(),
+            "reject",
+            "not now",
+        )
+        .ok();
     }
     nt.run(&["resume", &run_id, "--detach"]).ok();
     let done = nt.wait_status(&run_id, "done", 60);
     let branch = done["branch"].as_str().unwrap();
-    assert!(repo.read_at(branch, "shapes/render.py").contains("def describe(w,h):"), "rejected edit not applied");
+    assert!(
+        repo.read_at(branch, "shapes/render.py")
+            .contains("def describe(w,h):"),
+        "rejected edit not applied"
+    );
 }

@@ -11,7 +11,10 @@ fn deps_bump_raises_pins_to_the_newest_non_major_versions_of_the_index() {
         ("requests", &["2.31.0", "2.32.3", "3.0.0"]),
         ("attrs", &["23.1.0", "23.2.0", "24.2.0"]),
     ]);
-    let cfg = format!("[policy_packs.deps_bump.proposer]\nkind = \"deps_bump\"\nindex_url = \"{}\"\n", index.url());
+    let cfg = format!(
+        "[policy_packs.deps_bump.proposer]\nkind = \"deps_bump\"\nindex_url = \"{}\"\n",
+        index.url()
+    );
     let repo = FixtureRepo::new("pyproj", &[("noctune.toml", &cfg)]);
     let nt = Noctune::new();
     let run_id = nt.start(&repo.path(), "deps_bump");
@@ -19,18 +22,40 @@ fn deps_bump_raises_pins_to_the_newest_non_major_versions_of_the_index() {
     let approvals = nt.approvals(&run_id);
     assert_eq!(approvals.len(), 2, "{approvals:#?}");
     for a in &approvals {
-        assert_eq!(a["status"], "pending", "deps_bump never auto-approves: {a:#}");
-        assert!(a["risk_score"].as_u64().unwrap() >= 25, "dependency files are risky: {a:#}");
-        nt.decide(&run_id, a["approval_id"].as_str().unwrap(), "approve", "bump").ok();
+        assert_eq!(
+            a["status"], "pending",
+            "deps_bump never auto-approves: {a:#}"
+        );
+        assert!(
+            a["risk_score"].as_u64().unwrap() >= 25,
+            "dependency files are risky: {a:#}"
+        );
+        nt.decide(
+            &run_id,
+            a["approval_id"].as_str().unwrap(),
+            "approve",
+            "bump",
+        )
+        .ok();
     }
     let done = nt.wait_status(&run_id, "done", 60);
     let branch = done["branch"].as_str().unwrap();
     let req = repo.read_at(branch, "requirements.txt");
     assert_eq!(req, "# runtime pins\nrequests==2.32.3\nattrs==23.2.0\n");
     let py = repo.read_at(branch, "pyproject.toml");
-    assert!(py.contains("\"requests==2.32.3\",  # HTTP") && py.contains("\"attrs>=23.2.0\""), "{py}");
-    assert!(!py.contains("3.0.0") && !py.contains("24.2.0"), "no major bumps unless allowed");
-    assert_eq!(repo.branch_commits(branch).len(), 1, "per_pack grouping: one commit");
+    assert!(
+        py.contains("\"requests==2.32.3\",  # HTTP") && py.contains("\"attrs>=23.2.0\""),
+        "{py}"
+    );
+    assert!(
+        !py.contains("3.0.0") && !py.contains("24.2.0"),
+        "no major bumps unless allowed"
+    );
+    assert_eq!(
+        repo.branch_commits(branch).len(),
+        1,
+        "per_pack grouping: one commit"
+    );
     // The user's files are untouched.
     assert!(repo.read("requirements.txt").contains("requests==2.31.0"));
 }
@@ -45,13 +70,19 @@ fn typing_model() -> crate::support::llm_server::ScriptedLlm {
             "def clamp(x: int, lo: int, hi: int) -> int\n    return max(lo, min(hi, x))".to_string()
         } else {
             let start = text.find("```python\n").map(|i| i + 10).unwrap_or(0);
-            let end = text[start..].find("```").map(|i| start + i).unwrap_or(text.len());
+            let end = text[start..]
+                .find("```")
+                .map(|i| start + i)
+                .unwrap_or(text.len());
             let original = text[start..end].trim_end();
             let mut lines: Vec<String> = original.lines().map(str::to_string).collect();
             if let Some(sig) = lines.iter_mut().find(|l| l.starts_with("def ")) {
                 let open = sig.find('(').unwrap();
                 let close = sig.rfind(')').unwrap();
-                let params: Vec<String> = sig[open + 1..close].split(',').map(|p| format!("{}: float", p.trim())).collect();
+                let params: Vec<String> = sig[open + 1..close]
+                    .split(',')
+                    .map(|p| format!("{}: float", p.trim()))
+                    .collect();
                 *sig = format!("{}({}) -> float:", &sig[..open], params.join(", "));
             }
             lines.join("\n")
@@ -68,36 +99,82 @@ fn typing_pass_rewrites_chosen_symbols_and_drops_a_reply_that_is_not_valid_code(
     let nt = Noctune::new();
     let out = nt
         .cmd()
-        .args(["run", "--repo", repo.path().to_str().unwrap(), "--pack", "typing_small", "--detach", "--json"])
+        .args([
+            "run",
+            "--repo",
+            repo.path().to_str().unwrap(),
+            "--pack",
+            "typing_small",
+            "--detach",
+            "--json",
+        ])
         .env("NOCTUNE_STUDIO_LLM_BASE_URL", model.base_url())
         .output()
         .unwrap();
-    let run_id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["run_id"].as_str().unwrap().to_string();
+    let run_id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     nt.wait_status(&run_id, "waiting_approval", 60);
 
     let events = nt.events(&run_id);
-    let dropped = events.iter().find(|e| e["type"] == "edit_dropped").expect("edit_dropped");
+    let dropped = events
+        .iter()
+        .find(|e| e["type"] == "edit_dropped")
+        .expect("edit_dropped");
     assert_eq!(dropped["payload"]["file"], "shapes/util/helpers.py");
     assert_eq!(dropped["payload"]["gate"], "parse");
-    assert!(dropped["payload"]["reason"].as_str().unwrap().contains("does not parse"), "{dropped:#}");
-    let skipped: Vec<_> = events.iter().filter(|e| e["type"] == "tool_skipped").collect();
-    assert!(skipped.is_empty(), "no checks run before approval: {skipped:#?}");
+    assert!(
+        dropped["payload"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not parse"),
+        "{dropped:#}"
+    );
+    let skipped: Vec<_> = events
+        .iter()
+        .filter(|e| e["type"] == "tool_skipped")
+        .collect();
+    assert!(
+        skipped.is_empty(),
+        "no checks run before approval: {skipped:#?}"
+    );
 
     let approvals = nt.approvals(&run_id);
     assert_eq!(approvals.len(), 1, "{approvals:#?}");
     let a = &approvals[0];
     assert_eq!(a["file_path"], "shapes/geometry.py");
     assert_eq!(a["symbol"], "area, perimeter, circle_area");
-    assert_eq!(a["status"], "pending", "a model's rewrite of public functions needs a human");
-    nt.decide(&run_id, a["approval_id"].as_str().unwrap(), "approve", "types ok").ok();
+    assert_eq!(
+        a["status"], "pending",
+        "a model's rewrite of public functions needs a human"
+    );
+    nt.decide(
+        &run_id,
+        a["approval_id"].as_str().unwrap(),
+        "approve",
+        "types ok",
+    )
+    .ok();
     let done = nt.wait_status(&run_id, "done", 60);
     let branch = done["branch"].as_str().unwrap();
     let geometry = repo.read_at(branch, "shapes/geometry.py");
-    assert!(geometry.contains("def area(w: float, h: float) -> float:"), "{geometry}");
-    assert!(geometry.contains("import os\nimport math\n"), "the rest of the file is kept byte for byte: {geometry}");
+    assert!(
+        geometry.contains("def area(w: float, h: float) -> float:"),
+        "{geometry}"
+    );
+    assert!(
+        geometry.contains("import os\nimport math\n"),
+        "the rest of the file is kept byte for byte: {geometry}"
+    );
     let events = nt.events(&run_id);
-    let mypy_skipped = events.iter().any(|e| e["type"] == "tool_skipped" && e["payload"]["tool"] == "mypy");
-    assert!(mypy_skipped, "mypy is a check of typing_pass but not in its tools_allowed");
+    let mypy_skipped = events
+        .iter()
+        .any(|e| e["type"] == "tool_skipped" && e["payload"]["tool"] == "mypy");
+    assert!(
+        mypy_skipped,
+        "mypy is a check of typing_pass but not in its tools_allowed"
+    );
     // 3 symbols of geometry.py, plus clamp and its repair attempt.
     assert_eq!(model.requests().len(), 5);
 }
@@ -123,15 +200,31 @@ auto_approve = { enabled = true, max_risk = 100, max_lines = 100 }
     let dropped: Vec<(String, String)> = events
         .iter()
         .filter(|e| e["type"] == "edit_dropped")
-        .map(|e| (e["payload"]["file"].as_str().unwrap().to_string(), e["payload"]["gate"].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e["payload"]["file"].as_str().unwrap().to_string(),
+                e["payload"]["gate"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         dropped,
-        vec![("shapes/render.py".to_string(), "parse".to_string()), ("shapes/geometry.py".to_string(), "lint".to_string())],
+        vec![
+            ("shapes/render.py".to_string(), "parse".to_string()),
+            ("shapes/geometry.py".to_string(), "lint".to_string())
+        ],
         "{events:#?}"
     );
     let branch = done["branch"].as_str().unwrap();
-    assert!(repo.read_at(branch, "shapes/util/helpers.py").contains("TIMEOUT = 30"), "the clean edit went through");
-    assert!(!repo.read_at(branch, "shapes/geometry.py").contains("import json"));
+    assert!(
+        repo.read_at(branch, "shapes/util/helpers.py")
+            .contains("TIMEOUT = 30"),
+        "the clean edit went through"
+    );
+    assert!(
+        !repo
+            .read_at(branch, "shapes/geometry.py")
+            .contains("import json")
+    );
     assert!(!repo.read_at(branch, "shapes/render.py").contains("broken"));
 }

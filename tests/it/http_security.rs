@@ -520,3 +520,43 @@ fn raw_http_without_host_is_refused() {
     );
     assert!(r.status == 400 || r.status == 403, "{}", r.status);
 }
+
+#[test]
+fn loopback_by_default_another_address_only_with_the_flag_and_a_warning() {
+    let repo = FixtureRepo::new("pyproj", &[]);
+    let nt = Noctune::new();
+    let st = StudioProc::start(&nt, &repo.path());
+    assert!(st.url.starts_with("http://127.0.0.1:"));
+    let quiet = st.stop();
+    assert!(!quiet.contains("not loopback"), "{quiet}");
+    // --host 0.0.0.0: a warning, the URL still names loopback, and the Host rules still hold.
+    let st = StudioProc::start_full(&nt, &repo.path(), &["--host", "0.0.0.0"], &[]);
+    assert!(st.url.starts_with("http://127.0.0.1:"), "{}", st.url);
+    assert_eq!(st.get("/api/runs").status, 200);
+    let r = st.raw(
+        "GET",
+        "/api/runs",
+        &[
+            ("Host", &format!("evil.example:{}", st.port)),
+            ("Authorization", &st.bearer()),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 403);
+    let stderr = st.stop();
+    assert!(
+        stderr.contains("not loopback") && stderr.contains("0.0.0.0"),
+        "{stderr}"
+    );
+    // A bad address is refused by the flag's parser.
+    let r = nt.run(&[
+        "studio",
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "--host",
+        "evil.example",
+        "--no-open",
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("--host"), "{}", r.stderr);
+}

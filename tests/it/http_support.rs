@@ -29,6 +29,16 @@ impl StudioProc {
     }
 
     pub fn start_with(nt: &Noctune, repo: &Path, env: &[(&str, &str)]) -> StudioProc {
+        StudioProc::start_full(nt, repo, &[], env)
+    }
+
+    /// With extra command-line arguments (e.g. `--host`).
+    pub fn start_full(
+        nt: &Noctune,
+        repo: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> StudioProc {
         let mut cmd = nt.cmd();
         cmd.args([
             "studio",
@@ -38,6 +48,7 @@ impl StudioProc {
             "0",
             "--no-open",
         ])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -190,7 +190,9 @@ async fn chat_uses_a_third_party_mcp_server_with_a_permission_prompt_and_survive
 /// and runs one with `--allow once`.
 #[test]
 fn noctune_chat_cli_registers_configured_mcp_servers_tools() {
-    let Some(index) = filesystem_server() else { return };
+    let Some(index) = filesystem_server() else {
+        return;
+    };
     let repo = FixtureRepo::new("pyproj", &[]);
     let root = repo.path();
     let cfg = format!(
@@ -201,26 +203,53 @@ fn noctune_chat_cli_registers_configured_mcp_servers_tools() {
     std::fs::write(root.join("noctune.toml"), cfg).unwrap();
     let target = root.join("README.md").display().to_string();
     let llm = ScriptedLlm::start(vec![
-        Reply::tool_call("call_1", "fs__read_text_file", &json!({"path": target}).to_string()),
+        Reply::tool_call(
+            "call_1",
+            "fs__read_text_file",
+            &json!({"path": target}).to_string(),
+        ),
         Reply::text(&["The README says it is a fixture."]),
     ]);
     let nt = crate::support::cli::Noctune::new();
     let out = nt
         .cmd()
-        .args(["chat", "--repo", root.to_str().unwrap(), "--json", "--allow", "once", "What is in the README?"])
+        .args([
+            "chat",
+            "--repo",
+            root.to_str().unwrap(),
+            "--json",
+            "--allow",
+            "once",
+            "What is in the README?",
+        ])
         .env("NOCTUNE_STUDIO_LLM_BASE_URL", llm.base_url())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let first = &llm.requests()[0];
-    let names: Vec<&str> = first["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"fs__read_text_file") && names.contains(&"readFile"), "{names:?}");
+    let names: Vec<&str> = first["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"fs__read_text_file") && names.contains(&"readFile"),
+        "{names:?}"
+    );
     let result = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find(|e| e["type"] == "tool_result")
         .expect("a tool_result event");
     assert_eq!(result["ok"], true, "{result}");
-    assert!(result.to_string().contains("small fixture project"), "{result}");
+    assert!(
+        result.to_string().contains("small fixture project"),
+        "{result}"
+    );
 }

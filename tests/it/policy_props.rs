@@ -7,9 +7,20 @@ use noctune::core::{
 };
 use proptest::prelude::*;
 
-fn pack(enabled: bool, max_risk: u8, max_lines: u32, require_tests: bool, max_diff_lines: u32) -> PolicyPack {
+fn pack(
+    enabled: bool,
+    max_risk: u8,
+    max_lines: u32,
+    require_tests: bool,
+    max_diff_lines: u32,
+) -> PolicyPack {
     let mut p = PolicyPack::builtins().into_iter().next().unwrap();
-    p.auto_approve = AutoApprove { enabled, max_risk, max_lines, require_tests };
+    p.auto_approve = AutoApprove {
+        enabled,
+        max_risk,
+        max_lines,
+        require_tests,
+    };
     p.max_diff_lines = max_diff_lines;
     p
 }
@@ -71,7 +82,14 @@ proptest! {
 
 #[test]
 fn approval_ids_are_stable_and_bound_to_the_pre_image() {
-    let p = Proposal { file_path: "a.py".into(), symbol: "f".into(), before: "x = 1\n".into(), after: "x = 2\n".into(), source: ProposalSource::Llm, major_bump: false };
+    let p = Proposal {
+        file_path: "a.py".into(),
+        symbol: "f".into(),
+        before: "x = 1\n".into(),
+        after: "x = 2\n".into(),
+        source: ProposalSource::Llm,
+        major_bump: false,
+    };
     let id = approval_id("lint_fix", &p);
     assert_eq!(id, approval_id("lint_fix", &p.clone()));
     let mut other = p.clone();

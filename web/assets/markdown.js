@@ -13,7 +13,7 @@ function inline(text) {
   const codes = [];
   let s = text.replace(/`([^`\n]+)`/g, (_, c) => { codes.push(c); return `\u0000${codes.length - 1}\u0000`; });
   s = s.replace(/\[([^\]\n]+)\]\(([^)\s]+)\)/g, (m, label, url) => {
-    const ok = /^(https?:\/\/|\/(?!\/)|\.{0,2}\/|#)/i.test(url) && !/^javascript:/i.test(url);
+    const ok = /^(https?:\/\/|\/(?!\/)|\.{1,2}\/|#)/i.test(url) && !/^javascript:/i.test(url);
     return ok ? `<a href="${url}" rel="noopener noreferrer" target="_blank">${label}</a>` : m;
   });
   s = s.replace(/\*\*([^*\n]+)\*\*/g, '<strong>$1</strong>')

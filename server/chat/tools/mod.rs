@@ -1,5 +1,5 @@
 //! The built-in chat tools.
 
 pub mod files;
-pub mod search;
 pub mod runs;
+pub mod search;

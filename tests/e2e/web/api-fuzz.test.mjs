@@ -4,7 +4,7 @@
 // passes its path in SCHEMATHESIS.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { makeRepo, startStudio } from './support/harness.mjs';
 import { ScriptedLlm, Reply } from './support/llm-server.mjs';
 
@@ -18,9 +18,17 @@ test('schemathesis finds no 5xx and no contract violation in /api/openapi.json',
   const studio = await startStudio(makeRepo(), { llmBaseUrl: llm.baseUrl });
   try {
     const checks = ['not_a_server_error', 'status_code_conformance', 'content_type_conformance', 'response_schema_conformance', 'negative_data_rejection'];
-    const r = spawnSync(ST, ['run', `${studio.origin}/api/openapi.json`, '-H', `Authorization: Bearer ${studio.token}`,
-      '--checks', checks.join(','), '--max-examples', process.env.FUZZ_EXAMPLES || '20', '--seed', '1', '--no-color'],
-    { encoding: 'utf8', timeout: 600000 });
+    // Not spawnSync: the scripted model server lives in this process's event loop.
+    const r = await new Promise((resolve) => {
+      const child = spawn(ST, ['run', `${studio.origin}/api/openapi.json`, '-H', `Authorization: Bearer ${studio.token}`,
+        '--checks', checks.join(','), '--max-examples', process.env.FUZZ_EXAMPLES || '20', '--seed', '1', '--no-color']);
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => { stdout += d; });
+      child.stderr.on('data', (d) => { stderr += d; });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 600000);
+      child.on('close', (status) => { clearTimeout(timer); resolve({ status, stdout, stderr }); });
+    });
     const out = `${r.stdout}\n${r.stderr}`;
     const summary = out.split('\n').filter((l) => /generated|passed|failed|ST\d{3}/.test(l)).join('\n');
     console.log(summary);

@@ -17,12 +17,20 @@ pub struct Ran {
 
 impl Ran {
     pub fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
     #[track_caller]
     pub fn ok(self) -> Ran {
-        assert_eq!(self.code, 0, "exit {}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
         self
     }
 }
@@ -43,7 +51,12 @@ pub fn bin() -> PathBuf {
 
 impl Noctune {
     pub fn new() -> Noctune {
-        Noctune { db_dir: tempfile::Builder::new().prefix("noctune-db-").tempdir().unwrap() }
+        Noctune {
+            db_dir: tempfile::Builder::new()
+                .prefix("noctune-db-")
+                .tempdir()
+                .unwrap(),
+        }
     }
 
     pub fn db(&self) -> PathBuf {
@@ -65,7 +78,17 @@ impl Noctune {
 
     /// `noctune run --detach --json` and the run id.
     pub fn start(&self, repo: &Path, pack: &str) -> String {
-        let r = self.run(&["run", "--repo", repo.to_str().unwrap(), "--pack", pack, "--detach", "--json"]).ok();
+        let r = self
+            .run(&[
+                "run",
+                "--repo",
+                repo.to_str().unwrap(),
+                "--pack",
+                pack,
+                "--detach",
+                "--json",
+            ])
+            .ok();
         r.json()["run_id"].as_str().unwrap().to_string()
     }
 
@@ -104,7 +127,10 @@ impl Noctune {
                 return e;
             }
             if Instant::now() > deadline {
-                panic!("timed out waiting for an event; events: {:#?}", self.events(run_id));
+                panic!(
+                    "timed out waiting for an event; events: {:#?}",
+                    self.events(run_id)
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -112,18 +138,38 @@ impl Noctune {
 
     pub fn events(&self, run_id: &str) -> Vec<Value> {
         let r = self.run(&["events", run_id, "--json"]).ok();
-        r.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        r.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     pub fn approvals(&self, run_id: &str) -> Vec<Value> {
-        self.run(&["approvals", run_id, "--json"]).ok().json().as_array().unwrap().clone()
+        self.run(&["approvals", run_id, "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     pub fn decide(&self, run_id: &str, approval_id: &str, decision: &str, reason: &str) -> Ran {
-        self.run(&["decide", run_id, approval_id, decision, "--reason", reason, "--by", "tester"])
+        self.run(&[
+            "decide",
+            run_id,
+            approval_id,
+            decision,
+            "--reason",
+            reason,
+            "--by",
+            "tester",
+        ])
     }
 }
 
 pub fn event_types(events: &[Value]) -> Vec<String> {
-    events.iter().map(|e| e["type"].as_str().unwrap().to_string()).collect()
+    events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
 }

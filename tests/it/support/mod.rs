@@ -1,6 +1,6 @@
 //! Shared test support.
 pub mod cli;
-pub mod repo;
-pub mod pkg_index;
 pub mod llm_server;
 pub mod lsp_client;
+pub mod pkg_index;
+pub mod repo;

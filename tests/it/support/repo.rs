@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 pub fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -12,7 +14,11 @@ fn copy_dir(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name();
-        if name == "__pycache__" || name == ".pytest_cache" || name == ".ruff_cache" || name == ".noctune_cache" {
+        if name == "__pycache__"
+            || name == ".pytest_cache"
+            || name == ".ruff_cache"
+            || name == ".noctune_cache"
+        {
             continue;
         }
         let target = to.join(&name);
@@ -32,7 +38,10 @@ pub struct FixtureRepo {
 impl FixtureRepo {
     /// `extra`: files (path, content) written before the first commit.
     pub fn new(fixture: &str, extra: &[(&str, &str)]) -> FixtureRepo {
-        let dir = tempfile::Builder::new().prefix("noctune-repo-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("noctune-repo-")
+            .tempdir()
+            .unwrap();
         copy_dir(&fixture_dir(fixture), dir.path());
         for (path, content) in extra {
             let p = dir.path().join(path);
@@ -57,7 +66,13 @@ impl FixtureRepo {
     }
 
     pub fn head_sha(&self) -> String {
-        self.repo().head().unwrap().peel_to_commit().unwrap().id().to_string()
+        self.repo()
+            .head()
+            .unwrap()
+            .peel_to_commit()
+            .unwrap()
+            .id()
+            .to_string()
     }
 
     pub fn head_branch(&self) -> String {
@@ -83,11 +98,18 @@ impl FixtureRepo {
     /// Commits on `branch` after the fixture's first commit: (sha, full message).
     pub fn branch_commits(&self, branch: &str) -> Vec<(String, String)> {
         let repo = self.repo();
-        let tip = repo.find_branch(branch, git2::BranchType::Local).unwrap().get().peel_to_commit().unwrap();
+        let tip = repo
+            .find_branch(branch, git2::BranchType::Local)
+            .unwrap()
+            .get()
+            .peel_to_commit()
+            .unwrap();
         let mut walk = repo.revwalk().unwrap();
         walk.push(tip.id()).unwrap();
-        walk.hide(repo.head().unwrap().peel_to_commit().unwrap().id()).unwrap();
-        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE).unwrap();
+        walk.hide(repo.head().unwrap().peel_to_commit().unwrap().id())
+            .unwrap();
+        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)
+            .unwrap();
         walk.map(|oid| {
             let c = repo.find_commit(oid.unwrap()).unwrap();
             (c.id().to_string(), c.message().unwrap().to_string())
@@ -98,19 +120,37 @@ impl FixtureRepo {
     /// A file's content at the tip of `branch`.
     pub fn read_at(&self, branch: &str, path: &str) -> String {
         let repo = self.repo();
-        let tree = repo.find_branch(branch, git2::BranchType::Local).unwrap().get().peel_to_tree().unwrap();
-        let blob = tree.get_path(Path::new(path)).unwrap().to_object(&repo).unwrap().peel_to_blob().unwrap();
+        let tree = repo
+            .find_branch(branch, git2::BranchType::Local)
+            .unwrap()
+            .get()
+            .peel_to_tree()
+            .unwrap();
+        let blob = tree
+            .get_path(Path::new(path))
+            .unwrap()
+            .to_object(&repo)
+            .unwrap()
+            .peel_to_blob()
+            .unwrap();
         String::from_utf8(blob.content().to_vec()).unwrap()
     }
 }
 
 pub fn commit_all(repo: &git2::Repository, message: &str) {
     let mut idx = repo.index().unwrap();
-    idx.add_all(["*"].iter(), git2::IndexAddOption::DEFAULT, None).unwrap();
+    idx.add_all(["*"].iter(), git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
     idx.write().unwrap();
     let tree = repo.find_tree(idx.write_tree().unwrap()).unwrap();
     let sig = git2::Signature::now("Fixture", "fixture@example.com").unwrap();
-    let parents: Vec<git2::Commit> = repo.head().ok().and_then(|h| h.peel_to_commit().ok()).into_iter().collect();
+    let parents: Vec<git2::Commit> = repo
+        .head()
+        .ok()
+        .and_then(|h| h.peel_to_commit().ok())
+        .into_iter()
+        .collect();
     let parent_refs: Vec<&git2::Commit> = parents.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parent_refs).unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parent_refs)
+        .unwrap();
 }
