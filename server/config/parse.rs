@@ -328,7 +328,11 @@ fn proposer(cx: &Ctx, k: &str, t: &Table) -> Result<ProposerSpec, ConfigError> {
             let tools = match get("tools") {
                 Some(v) => cx.strings(&format!("{k}.tools"), v)?,
                 None => {
-                    return Err(cx.err(&format!("{k}.tools"), "is missing", "a list of tool names"));
+                    return Err(cx.err(
+                        &format!("{k}.tools"),
+                        "is missing",
+                        "a list of tool names",
+                    ));
                 }
             };
             Ok(ProposerSpec::Command { tools })

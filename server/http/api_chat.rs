@@ -453,9 +453,18 @@ pub async fn send(
     tokio::spawn(async move {
         let prompter = WebPrompter(prompts.clone());
         let events = tx.clone();
+        // `done`/`error` go out only once `send` returned, i.e. once the session is saved: a
+        // client that reloads the session on `done` sees the whole turn.
+        let held: Arc<Mutex<Vec<ChatEvent>>> = Arc::default();
+        let hold = held.clone();
         let mut on_event = move |ev: ChatEvent| {
-            if let ChatEvent::PermissionRequest(req) = &ev {
-                prompts.expect(&req.id);
+            match &ev {
+                ChatEvent::PermissionRequest(req) => prompts.expect(&req.id),
+                ChatEvent::Done { .. } | ChatEvent::Error { .. } => {
+                    hold.lock().unwrap_or_else(|p| p.into_inner()).push(ev);
+                    return;
+                }
+                _ => {}
             }
             let _ = events.send(ev);
         };
@@ -474,6 +483,9 @@ pub async fn send(
                 &turn_cancel,
             )
             .await;
+        for ev in std::mem::take(&mut *held.lock().unwrap_or_else(|p| p.into_inner())) {
+            let _ = tx.send(ev);
+        }
         if let Err(e) = res {
             let _ = tx.send(ChatEvent::Error {
                 message: e.to_string(),
