@@ -172,13 +172,13 @@ impl SseClient {
     /// is printed.
     fn next(&mut self) -> Option<(String, Option<u64>)> {
         loop {
-            if !self.head_done {
-                if let Some(i) = Self::find(&self.raw, b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&self.raw[..i]).to_string();
-                    assert!(head.starts_with("HTTP/1.1 200"), "SSE answer: {head}");
-                    self.raw.drain(..i + 4);
-                    self.head_done = true;
-                }
+            if !self.head_done
+                && let Some(i) = Self::find(&self.raw, b"\r\n\r\n")
+            {
+                let head = String::from_utf8_lossy(&self.raw[..i]).to_string();
+                assert!(head.starts_with("HTTP/1.1 200"), "SSE answer: {head}");
+                self.raw.drain(..i + 4);
+                self.head_done = true;
             }
             if self.head_done {
                 loop {

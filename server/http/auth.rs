@@ -76,13 +76,24 @@ pub async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) ->
     let resp = match check(&st, &req) {
         Ok(None) => next.run(req).await,
         Ok(Some(early)) => early,
-        Err(denied) => denied,
+        Err(Denied::Forbidden(code, message)) => {
+            ApiError::new(StatusCode::FORBIDDEN, code, message).into_response()
+        }
+        Err(Denied::Unauthorized(message)) => unauthorized(req.headers(), message),
+        Err(Denied::TooLarge) => ApiError::body_too_large(super::BODY_LIMIT).into_response(),
     };
     tracing::debug!("{method} {path} -> {}", resp.status().as_u16());
     harden(resp)
 }
 
-fn check(st: &AppState, req: &Request) -> Result<Option<Response>, Response> {
+/// Why a request is refused (turned into the answer by [`guard`]).
+enum Denied {
+    Forbidden(&'static str, String),
+    Unauthorized(&'static str),
+    TooLarge,
+}
+
+fn check(st: &AppState, req: &Request) -> Result<Option<Response>, Denied> {
     let headers = req.headers();
     let host = check_host(st, req)?;
     check_origin(headers, &host)?;
@@ -91,22 +102,19 @@ fn check(st: &AppState, req: &Request) -> Result<Option<Response>, Response> {
     if let Some(candidate) = query_token {
         // The first visit trades the token in the URL for a cookie and drops it from the URL.
         if !st.token.matches(candidate) {
-            return Err(unauthorized(
-                headers,
+            return Err(Denied::Unauthorized(
                 "the token in the URL is wrong (it changes at every launch of `noctune studio`)",
             ));
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
-            return Err(unauthorized(
-                headers,
+            return Err(Denied::Unauthorized(
                 "a token in the URL is only accepted to open a page; send `Authorization: Bearer <token>`",
             ));
         }
         return Ok(Some(trade_for_cookie(st, req, candidate)));
     }
     if !has_valid_token(st, headers) {
-        return Err(unauthorized(
-            headers,
+        return Err(Denied::Unauthorized(
             "missing or wrong access token: open the URL that `noctune studio` printed, or send `Authorization: Bearer <token>`",
         ));
     }
@@ -116,17 +124,17 @@ fn check(st: &AppState, req: &Request) -> Result<Option<Response>, Response> {
         .and_then(|v| v.parse::<u64>().ok())
         && len > super::BODY_LIMIT as u64
     {
-        return Err(ApiError::body_too_large(super::BODY_LIMIT).into_response());
+        return Err(Denied::TooLarge);
     }
     Ok(None)
 }
 
-fn forbidden(code: &'static str, message: String) -> Response {
-    ApiError::new(StatusCode::FORBIDDEN, code, message).into_response()
+fn forbidden(code: &'static str, message: String) -> Denied {
+    Denied::Forbidden(code, message)
 }
 
 /// The request's host (from `Host`, or the URI's authority) if it is one of ours.
-fn check_host(st: &AppState, req: &Request) -> Result<String, Response> {
+fn check_host(st: &AppState, req: &Request) -> Result<String, Denied> {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let from_header = hosts.next();
     if hosts.next().is_some() {
@@ -147,7 +155,7 @@ fn check_host(st: &AppState, req: &Request) -> Result<String, Response> {
         (None, Some(a)) => a.as_str().to_ascii_lowercase(),
         (None, None) => return Err(forbidden("bad_host", "no Host header".into())),
     };
-    if st.allowed_hosts.iter().any(|h| *h == host) {
+    if st.allowed_hosts.contains(&host) {
         Ok(host)
     } else {
         Err(forbidden(
@@ -160,7 +168,7 @@ fn check_host(st: &AppState, req: &Request) -> Result<String, Response> {
     }
 }
 
-fn check_origin(headers: &HeaderMap, host: &str) -> Result<(), Response> {
+fn check_origin(headers: &HeaderMap, host: &str) -> Result<(), Denied> {
     let mut origins = headers.get_all(header::ORIGIN).iter();
     let Some(origin) = origins.next() else {
         return Ok(());
@@ -184,7 +192,7 @@ fn check_origin(headers: &HeaderMap, host: &str) -> Result<(), Response> {
     }
 }
 
-fn check_fetch_site(headers: &HeaderMap) -> Result<(), Response> {
+fn check_fetch_site(headers: &HeaderMap) -> Result<(), Denied> {
     match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         Some("cross-site") | Some("same-site") => Err(forbidden(
             "bad_origin",

@@ -9,7 +9,7 @@ async function loadConfig() {
     const cfg = await api('/api/config');
     $('repo-root').textContent = cfg.repo_root;
     const pack = $('pack');
-    for (const p of cfg.packs) pack.append(el('option', { value: p.name }, p.name));
+    for (const p of cfg.packs) pack.append(el('option', { value: p.name, selected: p.name === 'lint_fix' }, p.name));
     const prof = $('profile');
     for (const p of cfg.profiles) {
       prof.append(el('option', { value: p.name, selected: p.name === cfg.default_profile }, `${p.name} (${p.model})`));

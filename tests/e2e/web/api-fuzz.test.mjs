@@ -5,6 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { makeRepo, startStudio } from './support/harness.mjs';
 import { ScriptedLlm, Reply } from './support/llm-server.mjs';
 
@@ -20,8 +23,10 @@ test('schemathesis finds no 5xx and no contract violation in /api/openapi.json',
     const checks = ['not_a_server_error', 'status_code_conformance', 'content_type_conformance', 'response_schema_conformance', 'negative_data_rejection'];
     // Not spawnSync: the scripted model server lives in this process's event loop.
     const r = await new Promise((resolve) => {
+      // schemathesis keeps a cache in its working directory: not in the repository.
+      const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'noctune-fuzz-'));
       const child = spawn(ST, ['run', `${studio.origin}/api/openapi.json`, '-H', `Authorization: Bearer ${studio.token}`,
-        '--checks', checks.join(','), '--max-examples', process.env.FUZZ_EXAMPLES || '20', '--seed', '1', '--no-color']);
+        '--checks', checks.join(','), '--max-examples', process.env.FUZZ_EXAMPLES || '20', '--seed', '1', '--no-color'], { cwd });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d) => { stdout += d; });

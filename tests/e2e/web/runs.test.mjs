@@ -109,6 +109,10 @@ test('a risky edit blocks the run, is approved in the browser, the run ends done
   await page.goto(`${studio.origin}/studio/runs`);
   const row = page.locator(`tr[data-run-id="${runId}"]`);
   await waitFor(async () => (await row.locator('.badge').getAttribute('data-status')) === 'done', { what: 'done in the list' });
+  await page.setViewportSize({ width: 400, height: 860 });
+  await screenshot(page, 'runs-list-400');
+  const listOverflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(listOverflow <= 0, `no horizontal page scrolling at 400 px (${listOverflow}px)`);
   assert.deepEqual(page.errors, []);
   await context.close();
 });
