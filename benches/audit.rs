@@ -11,8 +11,8 @@
 //!
 //! Files go to a temporary folder (`NOCTUNE_BENCH_DIR` to choose the disk). Takes ~30-60 s.
 
-use noctune::core::{Event, ResumePolicy, RunId, RunRecord, RunStatus};
-use noctune::store::AuditStore;
+use noctune_core::{Event, ResumePolicy, RunId, RunRecord, RunStatus};
+use noctune_store::AuditStore;
 use serde_json::json;
 use std::io::Write;
 use std::path::Path;

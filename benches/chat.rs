@@ -7,10 +7,10 @@
 //! - `bench_permission_check`: sandbox `resolve` + `PermissionGate::check` per tool call, on
 //!   realistic paths. Target: p99 ≤ 1 ms.
 
-use noctune::chat::permissions::{Check, PermissionAnswer, PermissionGate};
-use noctune::chat::tool::{Tool, ToolClass, ToolContext};
-use noctune::chat::tools::search::Search;
-use noctune::sandbox::{Intent, Sandbox};
+use noctune_chat::permissions::{Check, PermissionAnswer, PermissionGate};
+use noctune_chat::tool::{Tool, ToolClass, ToolContext};
+use noctune_chat::tools::search::Search;
+use noctune_sandbox::{Intent, Sandbox};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;

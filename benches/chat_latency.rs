@@ -13,9 +13,9 @@
 mod llm_server;
 
 use llm_server::{Reply, Script, ScriptedLlm};
-use noctune::chat::agent::{ChatEvent, NoPrompter, TurnContext};
-use noctune::chat::service::ChatService;
-use noctune::llm::{CancelToken, ChatRequest, LlmClient, StreamEvent};
+use noctune_chat::agent::{ChatEvent, NoPrompter, TurnContext};
+use noctune_chat::service::ChatService;
+use noctune_llm::{CancelToken, ChatRequest, LlmClient, StreamEvent};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;

@@ -129,7 +129,7 @@ struct Measured {
 
 fn ts(v: &serde_json::Value) -> f64 {
     let s = v["ts"].as_str().unwrap_or("");
-    noctune::util::time::parse_rfc3339_millis(s).unwrap_or(0) as f64 / 1000.0
+    noctune_util::time::parse_rfc3339_millis(s).unwrap_or(0) as f64 / 1000.0
 }
 
 fn engine_run(bin: &Path, repo: &Path, db: &Path) -> Measured {

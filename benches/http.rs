@@ -11,11 +11,11 @@
 //!
 //! Prints the figures and PASS/MISS for each; exits non-zero on a MISS.
 
-use noctune::core::{EventKind, ResumePolicy, RunId, RunRecord, RunStatus};
-use noctune::engine::RunPaths;
-use noctune::engine::events::EventLog;
-use noctune::engine::{process, runfile};
-use noctune::store::AuditStore;
+use noctune_core::{EventKind, ResumePolicy, RunId, RunRecord, RunStatus};
+use noctune_engine::RunPaths;
+use noctune_engine::events::EventLog;
+use noctune_engine::{process, runfile};
+use noctune_store::AuditStore;
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -99,13 +99,13 @@ fn make_run(repo: &Path, store: &AuditStore) -> (RunPaths, EventLog) {
     let head = git
         .commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
         .unwrap();
-    noctune::engine::paths::ensure_cache_dir(repo).unwrap();
+    noctune_engine::paths::ensure_cache_dir(repo).unwrap();
     let run_id = RunId::new_from(
-        &noctune::util::time::now_compact(),
-        noctune::util::fsx::random_bytes::<4>(),
+        &noctune_util::time::now_compact(),
+        noctune_util::fsx::random_bytes::<4>(),
     );
     let paths = RunPaths::new(repo, &run_id);
-    let now = noctune::util::time::now_rfc3339();
+    let now = noctune_util::time::now_rfc3339();
     let pid = std::process::id();
     let rec = RunRecord {
         run_id: run_id.clone(),

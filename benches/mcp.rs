@@ -1,6 +1,6 @@
 //! MCP benchmarks (`cargo bench --bench mcp`), issue 6's "Benchmarks" section.
 //!
-//! The server is the real `/mcp` router (`noctune::mcp::http_router`) served by axum on
+//! The server is the real `/mcp` router (`noctune_mcp::http_router`) served by axum on
 //! 127.0.0.1, the client the real rmcp Streamable HTTP client, the run a live one
 //! (`waiting_approval`, a worker pid that is alive, a heartbeat every 2 s) so `get_status` does
 //! its whole liveness check.
@@ -10,8 +10,8 @@
 //! - `tail_events` over 100k events from cursor 0 to the end in pages (1000 and 5000 per page):
 //!   total time, compared with reading and parsing `events.jsonl` directly.
 
-use noctune::core::{Event, ResumePolicy, RunId, RunRecord, RunStatus};
-use noctune::engine::{RunPaths, runfile};
+use noctune_core::{Event, ResumePolicy, RunId, RunRecord, RunStatus};
+use noctune_engine::{RunPaths, runfile};
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, ProtocolVersion,
 };
@@ -50,7 +50,7 @@ fn make_run(repo: &Path, db: &Path) -> RunRecord {
     let run_id = RunId::parse("20260101T000000Z-bench001").unwrap();
     let paths = RunPaths::new(repo, &run_id);
     let pid = std::process::id();
-    let now = noctune::util::time::now_rfc3339();
+    let now = noctune_util::time::now_rfc3339();
     let rec = RunRecord {
         run_id: run_id.clone(),
         status: RunStatus::WaitingApproval,
@@ -65,7 +65,7 @@ fn make_run(repo: &Path, db: &Path) -> RunRecord {
         error: None,
         resume_policy: ResumePolicy::Continue,
         worker_pid: Some(pid),
-        worker_start_time: noctune::engine::process::start_time(pid),
+        worker_start_time: noctune_engine::process::start_time(pid),
         stage: "propose".into(),
     };
     runfile::create(&paths, &rec).unwrap();
@@ -88,7 +88,7 @@ fn make_run(repo: &Path, db: &Path) -> RunRecord {
         out.write_all(b"\n").unwrap();
     }
     out.flush().unwrap();
-    noctune::store::AuditStore::open(db)
+    noctune_store::AuditStore::open(db)
         .unwrap()
         .upsert_run(&rec)
         .unwrap();
@@ -217,7 +217,7 @@ async fn bench_tail(url: &str, run_id: &str, events_file: &Path) {
 
     // Where the time goes: the same paging through `Studio::events` (the call tail_events
     // makes), without MCP.
-    let studio = noctune::studio::Studio::open(
+    let studio = noctune_studio::Studio::open(
         &std::env::var_os("NOCTUNE_BENCH_DB")
             .map(std::path::PathBuf::from)
             .unwrap(),
@@ -305,8 +305,8 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let studio = Arc::new(noctune::studio::Studio::open(&db).unwrap());
-        let app = noctune::mcp::http_router(studio);
+        let studio = Arc::new(noctune_studio::Studio::open(&db).unwrap());
+        let app = noctune_mcp::http_router(studio);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/mcp", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });

@@ -1,13 +1,5 @@
-use clap::Parser;
+//! `noctune`: the binary. All of it is in `noctune-cli`; see docs/architecture.md.
 
 fn main() {
-    noctune::util::logging::init();
-    let cli = noctune::cli::Cli::parse();
-    match noctune::cli::dispatch(cli) {
-        Ok(code) => std::process::exit(code),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::exit(2);
-        }
-    }
+    std::process::exit(noctune_cli::main());
 }

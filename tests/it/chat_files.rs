@@ -1,10 +1,10 @@
 //! The file tools through the `Tool` trait on real files: edits with a backup and undo,
 //! conflicts, line ranges, caps, .gitignore, search, and the editor's edit sink and buffers.
 
-use noctune::chat::backups::{self, BackupError};
-use noctune::chat::tool::{BufferOverlay, EditSink, Tool, ToolClass, ToolContext, ToolError};
-use noctune::chat::tools::files::file_tools;
-use noctune::sandbox::Sandbox;
+use noctune_chat::backups::{self, BackupError};
+use noctune_chat::tool::{BufferOverlay, EditSink, Tool, ToolClass, ToolContext, ToolError};
+use noctune_chat::tools::files::file_tools;
+use noctune_sandbox::Sandbox;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

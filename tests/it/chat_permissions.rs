@@ -2,11 +2,11 @@
 //! what needs a grant, how long each grant lasts, what survives a restart, what no grant can
 //! allow, and that every decision lands in the audit.
 
-use noctune::chat::permissions::{
+use noctune_chat::permissions::{
     ALLOW_FILE, Check, GrantScope, PermissionAnswer, PermissionGate, PermissionRequest,
 };
-use noctune::chat::tool::ToolClass;
-use noctune::store::AuditStore;
+use noctune_chat::tool::ToolClass;
+use noctune_store::AuditStore;
 use std::path::PathBuf;
 
 struct Repo {

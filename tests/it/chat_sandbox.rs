@@ -2,7 +2,7 @@
 //! each attack is refused with an error that names the input and says what is allowed, and
 //! legitimate paths inside the root (relative, absolute, new files in new folders) pass.
 
-use noctune::sandbox::{Intent, Sandbox, SandboxError};
+use noctune_sandbox::{Intent, Sandbox, SandboxError};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;

@@ -2,11 +2,11 @@
 
 use crate::chat_turns::{ChatEnv, allow, send_on};
 use crate::support::llm_server::Reply;
-use noctune::chat::agent::NoPrompter;
-use noctune::chat::permissions::PermissionAnswer;
-use noctune::chat::service::{ChatError, ChatService};
-use noctune::chat::session::{Session, SessionError};
-use noctune::llm::Role;
+use noctune_chat::agent::NoPrompter;
+use noctune_chat::permissions::PermissionAnswer;
+use noctune_chat::service::{ChatError, ChatService};
+use noctune_chat::session::{Session, SessionError};
+use noctune_llm::Role;
 use serde_json::Value;
 
 #[tokio::test]

@@ -4,14 +4,14 @@
 
 use crate::support::llm_server::{self, Reply, Script, ScriptedLlm};
 use crate::support::repo::FixtureRepo;
-use noctune::chat::agent::{
+use noctune_chat::agent::{
     ChatEvent, FixedPrompter, NoPrompter, Prompter, TurnContext, TurnSummary,
 };
-use noctune::chat::context::TRIM_NOTE;
-use noctune::chat::permissions::PermissionAnswer;
-use noctune::chat::service::ChatService;
-use noctune::chat::tools::runs::RunControl;
-use noctune::llm::{CancelToken, Role};
+use noctune_chat::context::TRIM_NOTE;
+use noctune_chat::permissions::PermissionAnswer;
+use noctune_chat::service::ChatService;
+use noctune_chat::tools::runs::RunControl;
+use noctune_llm::{CancelToken, Role};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -957,11 +957,11 @@ async fn tool_rounds_are_capped() {
     });
     let env = ChatEnv::new(script, "native");
     let turn = env.send("s1", "loop forever", &NoPrompter).await;
-    assert_eq!(turn.summary.rounds, noctune::chat::agent::MAX_TOOL_ROUNDS);
+    assert_eq!(turn.summary.rounds, noctune_chat::agent::MAX_TOOL_ROUNDS);
     assert_eq!(turn.text(), "Enough.");
     assert_eq!(
         env.llm.requests().len(),
-        noctune::chat::agent::MAX_TOOL_ROUNDS + 1
+        noctune_chat::agent::MAX_TOOL_ROUNDS + 1
     );
 }
 
@@ -977,15 +977,15 @@ struct FakeRuns {
 impl RunControl for FakeRuns {
     fn start(
         &self,
-        _req: &noctune::engine::api::StartRequest,
-    ) -> Result<noctune::core::RunRecord, noctune::engine::api::EngineError> {
+        _req: &noctune_engine::api::StartRequest,
+    ) -> Result<noctune_core::RunRecord, noctune_engine::api::EngineError> {
         unimplemented!("not used")
     }
     fn status(
         &self,
         run_id: &str,
-    ) -> Result<noctune::core::RunRecord, noctune::engine::api::EngineError> {
-        let rec: noctune::core::RunRecord = serde_json::from_value(json!({
+    ) -> Result<noctune_core::RunRecord, noctune_engine::api::EngineError> {
+        let rec: noctune_core::RunRecord = serde_json::from_value(json!({
             "run_id": run_id, "status": "waiting_approval", "started_at": "2026-01-01T00:00:00.000Z",
             "updated_at": "2026-01-01T00:00:00.000Z", "ended_at": null, "repo_root": self.repo,
             "pack": "lint_fix", "profile": "default", "branch": "b", "head_sha": "0", "error": null,
@@ -997,7 +997,7 @@ impl RunControl for FakeRuns {
     fn stop(
         &self,
         run_id: &str,
-    ) -> Result<noctune::core::RunRecord, noctune::engine::api::EngineError> {
+    ) -> Result<noctune_core::RunRecord, noctune_engine::api::EngineError> {
         self.status(run_id)
     }
     fn events(
@@ -1005,23 +1005,23 @@ impl RunControl for FakeRuns {
         _run_id: &str,
         _c: u64,
         _l: usize,
-    ) -> Result<Vec<noctune::core::Event>, noctune::engine::api::EngineError> {
+    ) -> Result<Vec<noctune_core::Event>, noctune_engine::api::EngineError> {
         Ok(Vec::new())
     }
     fn approvals(
         &self,
         _run_id: &str,
-    ) -> Result<Vec<noctune::engine::api::ApprovalView>, noctune::engine::api::EngineError> {
+    ) -> Result<Vec<noctune_engine::api::ApprovalView>, noctune_engine::api::EngineError> {
         Ok(Vec::new())
     }
     fn decide(
         &self,
         run_id: &str,
         approval_id: &str,
-        decision: noctune::core::Decision,
+        decision: noctune_core::Decision,
         reason: &str,
         decided_by: &str,
-    ) -> Result<noctune::core::ApprovalDecision, noctune::engine::api::EngineError> {
+    ) -> Result<noctune_core::ApprovalDecision, noctune_engine::api::EngineError> {
         self.decided
             .lock()
             .unwrap()

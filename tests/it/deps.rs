@@ -2,7 +2,8 @@
 //! yanked and pre-release filtering, the major-bump rule, unknown projects, caching,
 //! and index failures.
 
-use noctune::deps::{self, DepsError, DepsWarning, Version};
+use noctune_deps as deps;
+use noctune_deps::{DepsError, DepsWarning, Version};
 
 use crate::support::pkg_index::{Format, Options, PkgIndex};
 

@@ -14,7 +14,7 @@ fn openapi_documents_every_route_and_only_those() {
     let doc = s.studio.json("/api/openapi.json");
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
-    let served: BTreeSet<(String, String)> = noctune::http::route_table()
+    let served: BTreeSet<(String, String)> = noctune_http::route_table()
         .into_iter()
         .map(|r| (r.method.to_lowercase(), r.path.to_string()))
         .collect();

@@ -20,7 +20,7 @@ fn concrete(path: &str) -> String {
 fn no_token_is_401_on_every_route_and_unknown_paths() {
     let s = Setup::new();
     let st = &s.studio;
-    let table = noctune::http::route_table();
+    let table = noctune_http::route_table();
     assert!(table.len() >= 15, "{table:?}");
     for r in &table {
         let path = concrete(r.path);

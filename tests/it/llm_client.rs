@@ -1,8 +1,8 @@
-//! `noctune::llm` against the scripted model server, over real HTTP; and the scripted server
+//! `noctune_llm` against the scripted model server, over real HTTP; and the scripted server
 //! against llama-server's recorded output, so the stand-in provably matches the real server.
 
 use crate::support::llm_server::{self, MODEL, Reply, Script, ScriptTimings, ScriptedLlm};
-use noctune::llm::{
+use noctune_llm::{
     CancelToken, ChatMessage, ChatOutcome, ChatRequest, LlmClient, LlmError, StreamEvent,
     TimeoutPhase, ToolCall, ToolSpec,
 };
@@ -401,7 +401,7 @@ async fn server_down_is_unreachable_and_names_the_url() {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}/v1");
-    let client = LlmClient::new(noctune::llm::LlmEndpoint::new(&url, "m")).expect("client");
+    let client = LlmClient::new(noctune_llm::LlmEndpoint::new(&url, "m")).expect("client");
     let (result, events) = chat(&client, &request()).await;
     let err = result.expect_err("nothing listens");
     assert!(

@@ -9,9 +9,9 @@
 
 use crate::chat_turns::{ChatEnv, profile_toml, send_on};
 use crate::support::llm_server::Reply;
-use noctune::chat::agent::{ChatEvent, NoPrompter};
-use noctune::chat::service::ChatService;
-use noctune::llm::{
+use noctune_chat::agent::{ChatEvent, NoPrompter};
+use noctune_chat::service::ChatService;
+use noctune_llm::{
     CancelToken, ChatMessage, ChatRequest, LlmClient, LlmEndpoint, LlmError, StreamEvent,
 };
 use serde_json::{Value, json};

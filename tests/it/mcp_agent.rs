@@ -118,8 +118,8 @@ fn check_agrees(nt: &Noctune, repo: &FixtureRepo, seen: &Value) {
         .map(|t| t.as_str().unwrap())
         .collect();
     assert_eq!(types, agent_types, "events.jsonl vs what the agent tailed");
-    let store = noctune::store::AuditStore::open(&nt.db()).unwrap();
-    let id = noctune::core::RunId::parse(run_id).unwrap();
+    let store = noctune_store::AuditStore::open(&nt.db()).unwrap();
+    let id = noctune_core::RunId::parse(run_id).unwrap();
     assert_eq!(
         store.event_count(&id).unwrap(),
         events.len() as u64,
@@ -164,7 +164,7 @@ fn check_agrees(nt: &Noctune, repo: &FixtureRepo, seen: &Value) {
         .map(|t| t.as_str().unwrap().to_string())
         .collect();
     assert_eq!(stop_types, seen_types);
-    let sid = noctune::core::RunId::parse(stop_id).unwrap();
+    let sid = noctune_core::RunId::parse(stop_id).unwrap();
     assert_eq!(
         store.get_run(&sid).unwrap().unwrap().status.as_str(),
         "stopped"

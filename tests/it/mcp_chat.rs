@@ -8,10 +8,10 @@ use crate::chat_turns::{allow, profile_toml, send_on};
 use crate::mcp_client::e2e_dir;
 use crate::support::llm_server::{Reply, ScriptedLlm};
 use crate::support::repo::FixtureRepo;
-use noctune::chat::agent::ChatEvent;
-use noctune::chat::permissions::PermissionAnswer;
-use noctune::chat::service::ChatService;
-use noctune::chat::tool::ToolClass;
+use noctune_chat::agent::ChatEvent;
+use noctune_chat::permissions::PermissionAnswer;
+use noctune_chat::service::ChatService;
+use noctune_chat::tool::ToolClass;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -74,7 +74,7 @@ async fn chat_uses_a_third_party_mcp_server_with_a_permission_prompt_and_survive
     let db = tempfile::tempdir().unwrap();
     let service =
         ChatService::open(&repo.path(), Some(&db.path().join("audit.sqlite")), None).unwrap();
-    let clients = noctune::mcp::connect_all(service.config()).await;
+    let clients = noctune_mcp_client::connect_all(service.config()).await;
     let status = &clients.statuses()[0];
     assert_eq!(status.state.label(), "ready", "{status:?}");
     assert!(

@@ -5,8 +5,8 @@
 use crate::support::cli::{Noctune, bin};
 use crate::support::repo::FixtureRepo;
 use axum::response::IntoResponse;
-use noctune::chat::tool::{Tool, ToolClass, ToolContext};
-use noctune::mcp::{McpClients, ServerState};
+use noctune_chat::tool::{Tool, ToolClass, ToolContext};
+use noctune_mcp_client::{McpClients, ServerState};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,10 +27,10 @@ fn self_server(db: &Path) -> String {
 }
 
 fn ctx(repo: &Path) -> ToolContext {
-    let cfg = noctune::config::load(repo).unwrap();
+    let cfg = noctune_config::load(repo).unwrap();
     ToolContext {
         repo_root: repo.to_path_buf(),
-        sandbox: Arc::new(noctune::sandbox::Sandbox::from_config(&cfg).unwrap()),
+        sandbox: Arc::new(noctune_sandbox::Sandbox::from_config(&cfg).unwrap()),
         session_id: "mcp-test".into(),
         edit_sink: None,
         overlay: None,
@@ -159,7 +159,7 @@ fn list_servers_shows_each_server_its_state_and_tools() {
 fn bridged_tools_call_a_stdio_server_and_a_killed_server_is_a_clean_tool_error() {
     let nt = Noctune::new();
     let repo = FixtureRepo::new("pyproj", &[("noctune.toml", &self_server(&nt.db()))]);
-    let cfg = noctune::config::load(&repo.path()).unwrap();
+    let cfg = noctune_config::load(&repo.path()).unwrap();
     let clients = McpClients::connect_all_blocking(&cfg);
     let status = tool(&clients, "self__get_status");
     assert_eq!(
@@ -223,7 +223,7 @@ fn a_server_that_never_answers_a_call_times_out_cleanly() {
         script.display().to_string()
     );
     let repo = FixtureRepo::new("pyproj", &[("noctune.toml", &config)]);
-    let cfg = noctune::config::load(&repo.path()).unwrap();
+    let cfg = noctune_config::load(&repo.path()).unwrap();
     let clients = McpClients::connect_all_blocking(&cfg);
     let t = tool(&clients, "slow__wait_forever");
     let started = std::time::Instant::now();
@@ -249,9 +249,9 @@ fn a_server_that_never_answers_a_call_times_out_cleanly() {
 #[test]
 fn a_streamable_http_server_is_reached_with_the_configured_headers() {
     let nt = Noctune::new();
-    let studio = Arc::new(noctune::studio::Studio::open(&nt.db()).unwrap());
+    let studio = Arc::new(noctune_studio::Studio::open(&nt.db()).unwrap());
     // Our own /mcp behind a check of the header the config must send.
-    let app = noctune::mcp::http_router(studio).layer(axum::middleware::from_fn(
+    let app = noctune_mcp::http_router(studio).layer(axum::middleware::from_fn(
         |req: axum::extract::Request, next: axum::middleware::Next| async move {
             if req
                 .headers()
@@ -284,7 +284,7 @@ fn a_streamable_http_server_is_reached_with_the_configured_headers() {
          [mcp_servers.nokey]\nurl = \"http://{addr}/mcp\"\nstartup_timeout_secs = 5\n"
     );
     let repo = FixtureRepo::new("pyproj", &[("noctune.toml", &config)]);
-    let cfg = noctune::config::load(&repo.path()).unwrap();
+    let cfg = noctune_config::load(&repo.path()).unwrap();
     let clients = McpClients::connect_all_blocking(&cfg);
     let statuses = clients.statuses();
     let web = statuses.iter().find(|s| s.name == "web").unwrap();

@@ -201,8 +201,8 @@ async fn an_rmcp_client_uses_studio_mcp_with_the_bearer_token() {
 #[test]
 fn http_router_itself_refuses_foreign_hosts_and_origins() {
     let nt = Noctune::new();
-    let studio = Arc::new(noctune::studio::Studio::open(&nt.db()).unwrap());
-    let app = noctune::mcp::http_router(studio);
+    let studio = Arc::new(noctune_studio::Studio::open(&nt.db()).unwrap());
+    let app = noctune_mcp::http_router(studio);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -1,7 +1,7 @@
 //! Property: auto-approval is impossible whenever a pack constraint is violated, and
 //! `ApprovedEdit::from_verdict` (the only way an undecided edit reaches apply/commit) agrees.
 
-use noctune::core::{
+use noctune_core::{
     ApprovalRequest, ApprovedEdit, AutoApprove, EditFacts, PolicyPack, Proposal, ProposalSource,
     RunId, Verdict, approval_id, police, risk_score,
 };

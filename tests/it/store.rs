@@ -2,11 +2,11 @@
 //! touch, exact round trips, idempotent ingest, cursor pages, final decisions, several writers,
 //! and rebuilding a run's state from the DB alone.
 
-use noctune::core::{
+use noctune_core::{
     ApprovalDecision, ApprovalRequest, Decision, Event, Proposal, ProposalSource, ResumePolicy,
     RunId, RunRecord, RunStatus, approval_id,
 };
-use noctune::store::{AuditStore, GrantRecord, StoreError};
+use noctune_store::{AuditStore, GrantRecord, StoreError};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 

@@ -27,7 +27,7 @@
 //!         .reply(Reply::text(&["Let me ", "look."]).with_tool_calls([("call_1", "readFile", r#"{"path":"a.rs"}"#)]))
 //!         .reply(Reply::text(&["Done."]).delay(50)),
 //! );
-//! let client = noctune::llm::LlmClient::new(server.endpoint())?; // base_url() ends in /v1
+//! let client = noctune_llm::LlmClient::new(server.endpoint())?; // base_url() ends in /v1
 //! // ... run the code under test ...
 //! assert_eq!(server.requests()[1]["messages"][2]["role"], "tool");
 //! ```
@@ -724,9 +724,9 @@ impl ScriptedLlm {
 
     /// An endpoint for this server with test-sized timeouts (30 s request, 2 s connect,
     /// 10 s idle).
-    pub fn endpoint(&self) -> noctune::llm::LlmEndpoint {
+    pub fn endpoint(&self) -> noctune_llm::LlmEndpoint {
         let mut endpoint =
-            noctune::llm::LlmEndpoint::new(self.base_url(), self.shared.model.clone());
+            noctune_llm::LlmEndpoint::new(self.base_url(), self.shared.model.clone());
         endpoint.request_timeout = Duration::from_secs(30);
         endpoint.connect_timeout = Duration::from_secs(2);
         endpoint.idle_timeout = Duration::from_secs(10);

@@ -1,0 +1,807 @@
+//! The turn loop: one user message in, a streamed answer out, with as many tool rounds as the
+//! model needs (capped).
+//!
+//! Per round: build the request (system prompt with the repo overview, the conversation trimmed
+//! to the context window, native `tools` or the prompt-mode protocol), stream it, then run the
+//! calls the model made, each through the permission gate, and loop with their results.
+//!
+//! What keeps a session consistent whatever happens: the messages of a round (the assistant's
+//! calls and their results) are appended only once the round's answer is complete, so a model
+//! error (server down, HTTP 500, malformed chunk, stream cut mid-call) or a cancel never leaves
+//! half a call in the history; a turn that produced nothing at all is rolled back entirely.
+//!
+//! Tool modes (`ModelProfile::tool_mode`): `native` sends OpenAI `tools`; `prompt` teaches a
+//! text protocol and parses calls from the answer (`prompt_tools`); `auto` starts native and
+//! falls back to prompt mode for the rest of the session when the server rejects `tools` (the
+//! same round is retried at once) or the model prints a call as text instead of calling.
+
+use super::context::{self, Budget};
+use super::permissions::{Check, PermissionAnswer, PermissionGate, PermissionRequest};
+use super::prompt_tools::{self, StreamFilter};
+use super::session::{GrantNote, Session};
+use super::tool::{Tool, ToolClass, ToolContext, ToolError};
+use noctune_config::{ModelProfile, ToolMode};
+use noctune_llm::{
+    CancelToken, ChatMessage, ChatOutcome, ChatRequest, LlmClient, LlmError, Role, StreamEvent,
+    Timings, ToolCall, ToolSpec, Usage,
+};
+use noctune_sandbox::Intent;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// Tool rounds per turn; the round after the last gets no tools, so the model must answer.
+pub const MAX_TOOL_ROUNDS: usize = 8;
+/// The key under which arguments that are no JSON object are kept (see `gated_call`).
+const INVALID_ARGS: &str = "_unreadable_arguments";
+/// A selection attached to a message is cut to this many characters.
+const MAX_SELECTION_CHARS: usize = 8000;
+
+/// What a surface sees of a turn, in order. Serialised as `{"type": "delta", ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChatEvent {
+    /// A piece of the visible answer.
+    Delta { text: String },
+    /// A piece of the model's thinking (`reasoning_content`), not part of the answer.
+    Reasoning { text: String },
+    /// A tool call about to run (after its permission check, if any, is asked for).
+    ToolCall {
+        id: String,
+        name: String,
+        arguments: Value,
+    },
+    ToolResult {
+        id: String,
+        name: String,
+        ok: bool,
+        result: Value,
+    },
+    /// The gate asks the user; the surface's [`Prompter`] is called right after.
+    PermissionRequest(PermissionRequest),
+    /// Something the user should know that is not an answer: a tool-mode fallback, trimming.
+    Notice { message: String },
+    /// The turn ended normally (`finish_reason` `cancelled` when stopped by the user).
+    Done {
+        finish_reason: String,
+        usage: Option<Usage>,
+        timings: Option<Timings>,
+    },
+    /// The turn ended on an error; the session stays usable.
+    Error { message: String },
+}
+
+/// How a surface answers permission prompts. A boxed future instead of `async fn` keeps the
+/// trait object-safe without the async-trait crate.
+pub trait Prompter: Send + Sync {
+    fn ask<'a>(
+        &'a self,
+        req: &'a PermissionRequest,
+    ) -> Pin<Box<dyn Future<Output = PermissionAnswer> + Send + 'a>>;
+
+    /// Who answers, for the audit DB (`granted_by`).
+    fn actor(&self) -> String {
+        "user".to_string()
+    }
+}
+
+/// Nobody can answer (a non-interactive surface without `--allow`): every ask is denied, so
+/// the model gets `*_not_allowed` and asks the user in its answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPrompter;
+
+impl Prompter for NoPrompter {
+    fn ask<'a>(
+        &'a self,
+        _req: &'a PermissionRequest,
+    ) -> Pin<Box<dyn Future<Output = PermissionAnswer> + Send + 'a>> {
+        Box::pin(std::future::ready(PermissionAnswer::Deny))
+    }
+    fn actor(&self) -> String {
+        "nobody (no prompter)".to_string()
+    }
+}
+
+/// Answers every ask the same way (`noctune chat --allow once|session|always`). The gate
+/// itself turns any grant for a protected path into a one-time one.
+#[derive(Debug, Clone)]
+pub struct FixedPrompter {
+    pub answer: PermissionAnswer,
+    pub actor: String,
+}
+
+impl Prompter for FixedPrompter {
+    fn ask<'a>(
+        &'a self,
+        _req: &'a PermissionRequest,
+    ) -> Pin<Box<dyn Future<Output = PermissionAnswer> + Send + 'a>> {
+        Box::pin(std::future::ready(self.answer))
+    }
+    fn actor(&self) -> String {
+        self.actor.clone()
+    }
+}
+
+/// Where the user is, attached to a message by an editor or the web page, plus the editor's
+/// hooks for this turn.
+#[derive(Clone, Default)]
+pub struct TurnContext {
+    /// The document the user is looking at (repository-relative or absolute).
+    pub document: Option<String>,
+    /// The text selected in it.
+    pub selection: Option<String>,
+    /// Where edits land (an editor's `workspace/applyEdit`); default: the file on disk.
+    pub edit_sink: Option<Arc<dyn super::tool::EditSink>>,
+    /// Unsaved editor buffers.
+    pub overlay: Option<Arc<dyn super::tool::BufferOverlay>>,
+}
+
+/// The tool mode a round actually used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeUsed {
+    Native,
+    Prompt,
+}
+
+/// How a turn went, for the caller (the events carry the same, as it happens).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TurnSummary {
+    pub session_id: String,
+    /// The visible answer of the last round.
+    pub answer: String,
+    pub finish_reason: Option<String>,
+    pub rounds: usize,
+    pub tool_calls: usize,
+    pub usage: Option<Usage>,
+    pub timings: Option<Timings>,
+    pub tool_mode: ModeUsed,
+    /// Set when the turn ended on an error (the same message as the `Error` event).
+    pub error: Option<String>,
+}
+
+/// Everything one turn uses, borrowed from the service.
+pub struct TurnDeps<'a> {
+    pub client: &'a LlmClient,
+    pub profile: &'a ModelProfile,
+    pub tools: &'a [Arc<dyn Tool>],
+    pub gate: &'a PermissionGate,
+    pub tool_ctx: ToolContext,
+    pub overview: &'a str,
+    pub prompter: &'a dyn Prompter,
+    pub cancel: &'a CancelToken,
+}
+
+type Sink<'s> = &'s mut (dyn FnMut(ChatEvent) + Send);
+
+/// Runs one turn on `session`. Never fails: errors end the turn with an `Error` event (and
+/// `TurnSummary::error`), leaving the session consistent.
+pub async fn run_turn(
+    deps: &TurnDeps<'_>,
+    session: &mut Session,
+    message: &str,
+    context: &TurnContext,
+    on_event: Sink<'_>,
+) -> TurnSummary {
+    let before = session.messages.len();
+    session
+        .messages
+        .push(ChatMessage::user(user_content(message, context)));
+    let mut turn = Turn {
+        deps,
+        rounds: 0,
+        calls: 0,
+        usage: None,
+        noticed_trim: false,
+    };
+    let result = turn.run(session, on_event).await;
+    let mut summary = TurnSummary {
+        session_id: session.id.clone(),
+        answer: String::new(),
+        finish_reason: None,
+        rounds: turn.rounds,
+        tool_calls: turn.calls,
+        usage: turn.usage.clone(),
+        timings: None,
+        tool_mode: turn.mode(session),
+        error: None,
+    };
+    match result {
+        Ok(end) => {
+            if end.finish_reason == "cancelled" && session.messages.len() == before + 1 {
+                session.messages.truncate(before); // stopped before the model said anything
+            }
+            summary.answer = end.answer;
+            summary.finish_reason = Some(end.finish_reason.clone());
+            summary.timings = end.timings.clone();
+            on_event(ChatEvent::Done {
+                finish_reason: end.finish_reason,
+                usage: summary.usage.clone(),
+                timings: end.timings,
+            });
+        }
+        Err(message) => {
+            // Nothing from the model at all: the turn never happened (the user can resend).
+            if session.messages.len() == before + 1 {
+                session.messages.truncate(before);
+            }
+            summary.error = Some(message.clone());
+            on_event(ChatEvent::Error { message });
+        }
+    }
+    summary
+}
+
+/// The message as sent: the user's text plus where they are.
+fn user_content(message: &str, context: &TurnContext) -> String {
+    let mut out = message.to_string();
+    if let Some(doc) = context.document.as_deref().filter(|d| !d.is_empty()) {
+        out.push_str(&format!("\n\n[The user is looking at `{doc}`.]"));
+    }
+    if let Some(sel) = context
+        .selection
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+    {
+        let cut = match sel.char_indices().nth(MAX_SELECTION_CHARS) {
+            Some((end, _)) => format!("{}\n[… selection cut]", &sel[..end]),
+            None => sel.to_string(),
+        };
+        out.push_str(&format!("\n\n[Selected text:]\n```\n{cut}\n```"));
+    }
+    out
+}
+
+struct RoundEnd {
+    answer: String,
+    finish_reason: String,
+    timings: Option<Timings>,
+}
+
+struct Turn<'d, 'a> {
+    deps: &'d TurnDeps<'a>,
+    rounds: usize,
+    calls: usize,
+    usage: Option<Usage>,
+    noticed_trim: bool,
+}
+
+impl Turn<'_, '_> {
+    fn mode(&self, session: &Session) -> ModeUsed {
+        match self.deps.profile.tool_mode {
+            ToolMode::Native => ModeUsed::Native,
+            ToolMode::Prompt => ModeUsed::Prompt,
+            ToolMode::Auto if session.prompt_tools => ModeUsed::Prompt,
+            ToolMode::Auto => ModeUsed::Native,
+        }
+    }
+
+    fn known_names(&self) -> Vec<&'static str> {
+        self.deps.tools.iter().map(|t| t.name()).collect()
+    }
+
+    async fn run(&mut self, session: &mut Session, on_event: Sink<'_>) -> Result<RoundEnd, String> {
+        loop {
+            if self.deps.cancel.is_cancelled() {
+                return Ok(self.cancelled());
+            }
+            let offer_tools = self.rounds < MAX_TOOL_ROUNDS && !self.deps.tools.is_empty();
+            let outcome = match self.stream_round(session, offer_tools, on_event).await {
+                Ok(o) => o,
+                Err(LlmError::Cancelled) => return Ok(self.cancelled()),
+                Err(e) => return Err(e.to_string()),
+            };
+            self.add_usage(outcome.usage.as_ref());
+            let mode = self.mode(session);
+            let known = self.known_names();
+
+            // The calls of this round: native ones, or calls printed as text.
+            let mut visible = outcome.content.clone();
+            let mut calls: Vec<ToolCall> = Vec::new();
+            for c in &outcome.tool_calls {
+                // Stored and sent back as valid JSON whatever the model wrote: servers parse
+                // the arguments of earlier calls when they render the chat template.
+                let args = prompt_tools::parse_arguments(&c.function.arguments)
+                    .unwrap_or_else(|| json!({ INVALID_ARGS: c.function.arguments }))
+                    .to_string();
+                calls.push(ToolCall::function(
+                    c.id.clone(),
+                    c.function.name.clone(),
+                    args,
+                ));
+            }
+            let texts_may_call =
+                mode == ModeUsed::Prompt || self.deps.profile.tool_mode == ToolMode::Auto;
+            if calls.is_empty() && texts_may_call && offer_tools {
+                let parsed = prompt_tools::parse_reply(&outcome.content, &known);
+                if !parsed.calls.is_empty() {
+                    if mode == ModeUsed::Native {
+                        session.prompt_tools = true;
+                        session.fallback_reason =
+                            Some("the model printed a tool call as text".into());
+                        on_event(ChatEvent::Notice {
+                            message: "the model printed a tool call as text instead of calling \
+                                      it; using prompt-mode tool calls for the rest of this session"
+                                .into(),
+                        });
+                    }
+                    visible = parsed.visible;
+                    let base = session.messages.len();
+                    for (i, c) in parsed.calls.into_iter().enumerate() {
+                        let args = match c.arguments {
+                            Value::Object(_) => c.arguments.to_string(),
+                            other => json!({ INVALID_ARGS: other }).to_string(),
+                        };
+                        calls.push(ToolCall::function(
+                            format!("call_t{base}_{i}"),
+                            c.name,
+                            args,
+                        ));
+                    }
+                }
+            }
+            if !offer_tools {
+                calls.clear(); // the last round: an answer is all we take
+            }
+
+            let finish_reason = outcome
+                .finish_reason
+                .clone()
+                .unwrap_or_else(|| "stop".into());
+            session.messages.push(ChatMessage {
+                role: Role::Assistant,
+                content: (!visible.is_empty() || calls.is_empty()).then(|| visible.clone()),
+                reasoning_content: (!outcome.reasoning.is_empty())
+                    .then(|| outcome.reasoning.clone()),
+                tool_calls: (!calls.is_empty()).then(|| calls.clone()),
+                ..ChatMessage::default()
+            });
+            if calls.is_empty() {
+                return Ok(RoundEnd {
+                    answer: visible,
+                    finish_reason,
+                    timings: outcome.timings,
+                });
+            }
+            self.rounds += 1;
+            for call in &calls {
+                let (name, result) = self.run_call(session, call, on_event).await;
+                self.calls += 1;
+                let mut msg = ChatMessage::tool_result(call.id.clone(), result.to_string());
+                msg.name = Some(name);
+                session.messages.push(msg);
+            }
+        }
+    }
+
+    fn cancelled(&self) -> RoundEnd {
+        RoundEnd {
+            answer: String::new(),
+            finish_reason: "cancelled".into(),
+            timings: None,
+        }
+    }
+
+    fn add_usage(&mut self, usage: Option<&Usage>) {
+        let Some(u) = usage else { return };
+        let total = self.usage.get_or_insert_with(Usage::default);
+        total.prompt_tokens += u.prompt_tokens;
+        total.completion_tokens += u.completion_tokens;
+        total.total_tokens += u.total_tokens;
+    }
+
+    /// One model request with its retries: once in prompt mode when `auto` finds native tools
+    /// rejected, once with a harder trim when the server reports a context overflow.
+    async fn stream_round(
+        &mut self,
+        session: &mut Session,
+        offer_tools: bool,
+        on_event: Sink<'_>,
+    ) -> Result<ChatOutcome, LlmError> {
+        let mut budget: Option<Budget> = None;
+        let mut overflow_retried = false;
+        loop {
+            let mode = self.mode(session);
+            let (request, used_budget, estimated) =
+                self.build_request(session, mode, offer_tools, budget, on_event);
+            let known = self.known_names();
+            let filter_text =
+                mode == ModeUsed::Prompt || self.deps.profile.tool_mode == ToolMode::Auto;
+            let mut filter = filter_text.then(|| StreamFilter::new(&known));
+            let result = {
+                let filter = &mut filter;
+                let mut forward = |e: StreamEvent| match e {
+                    StreamEvent::ContentDelta(text) => {
+                        let shown = match filter.as_mut() {
+                            Some(f) => f.feed(&text),
+                            None => text,
+                        };
+                        if !shown.is_empty() {
+                            on_event(ChatEvent::Delta { text: shown });
+                        }
+                    }
+                    StreamEvent::ReasoningDelta(text) => on_event(ChatEvent::Reasoning { text }),
+                    _ => {}
+                };
+                self.deps
+                    .client
+                    .stream_chat(&request, self.deps.cancel, &mut forward)
+                    .await
+            };
+            if let Some(f) = filter.as_mut() {
+                let rest = f.finish();
+                if !rest.is_empty() && result.is_ok() {
+                    on_event(ChatEvent::Delta { text: rest });
+                }
+            }
+            match result {
+                Err(e)
+                    if e.is_tools_rejected()
+                        && mode == ModeUsed::Native
+                        && request.tools.is_some()
+                        && self.deps.profile.tool_mode == ToolMode::Auto =>
+                {
+                    session.prompt_tools = true;
+                    session.fallback_reason = Some(e.to_string());
+                    on_event(ChatEvent::Notice {
+                        message: format!(
+                            "the model server does not accept native tools ({e}); using \
+                             prompt-mode tool calls for the rest of this session"
+                        ),
+                    });
+                }
+                Err(LlmError::ContextOverflow {
+                    n_prompt_tokens,
+                    n_ctx,
+                }) if !overflow_retried => {
+                    overflow_retried = true;
+                    budget = Some(used_budget.scaled(estimated, n_prompt_tokens, n_ctx));
+                    let mut message = format!(
+                        "the prompt ({n_prompt_tokens} tokens) did not fit the server's context \
+                         ({n_ctx}); trimming harder and retrying"
+                    );
+                    if u64::from(self.deps.profile.context_window) > n_ctx {
+                        message.push_str(&format!(
+                            "; the profile's context_window ({}) is larger than the server's \
+                             --ctx-size ({n_ctx}): lower it to match",
+                            self.deps.profile.context_window
+                        ));
+                    }
+                    on_event(ChatEvent::Notice { message });
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The request for the current state of the session: `(request, budget, estimated tokens)`.
+    fn build_request(
+        &mut self,
+        session: &Session,
+        mode: ModeUsed,
+        offer_tools: bool,
+        budget: Option<Budget>,
+        on_event: Sink<'_>,
+    ) -> (ChatRequest, Budget, usize) {
+        let specs: Vec<ToolSpec> = self
+            .deps
+            .tools
+            .iter()
+            .map(|t| ToolSpec::function(t.name(), t.description(), t.parameters()))
+            .collect();
+        let native = mode == ModeUsed::Native && offer_tools;
+        let mut system = system_prompt(&self.deps.tool_ctx.repo_root, self.deps.overview);
+        if mode == ModeUsed::Prompt && offer_tools {
+            system.push_str("\n\n");
+            system.push_str(&prompt_tools::protocol_prompt(&specs));
+        }
+        if !offer_tools {
+            system.push_str(
+                "\n\nYou have used all tool rounds of this turn: answer now with what you know, \
+                 without calling tools.",
+            );
+        }
+        let tools_tokens = if native {
+            context::estimate_text(&serde_json::to_string(&specs).unwrap_or_default())
+        } else {
+            0
+        };
+        let budget = budget.unwrap_or_else(|| {
+            Budget::for_window(
+                self.deps.profile.context_window,
+                self.deps.profile.max_tokens,
+                tools_tokens,
+            )
+        });
+        let (mut messages, report) =
+            context::fit(ChatMessage::system(system), &session.messages, budget);
+        if report.trimmed_anything() && !self.noticed_trim {
+            self.noticed_trim = true;
+            on_event(ChatEvent::Notice {
+                message: format!(
+                    "the conversation was trimmed to fit the context window ({} tokens): {} older \
+                     tool output(s) replaced by a note, {} older message(s) left out",
+                    self.deps.profile.context_window,
+                    report.trimmed_tool_results + report.trimmed_tool_arguments,
+                    report.dropped_messages
+                ),
+            });
+        }
+        for m in &mut messages {
+            m.reasoning_content = None; // thinking is never sent back
+        }
+        if mode == ModeUsed::Prompt {
+            messages = prompt_tools::render_for_prompt_mode(&messages);
+        } else {
+            // The tool's name on a result is ours (for prompt-mode rendering and exports);
+            // OpenAI's schema has no `name` on tool messages and strict servers refuse it.
+            for m in messages.iter_mut().filter(|m| m.role == Role::Tool) {
+                m.name = None;
+            }
+        }
+        let messages = merge_consecutive_users(messages);
+        let request = ChatRequest {
+            messages,
+            tools: native.then_some(specs),
+            ..ChatRequest::default()
+        };
+        (request, budget, report.estimated_tokens)
+    }
+
+    /// Runs one call through the gate; returns the tool's name and the result the model sees.
+    async fn run_call(
+        &mut self,
+        session: &mut Session,
+        call: &ToolCall,
+        on_event: Sink<'_>,
+    ) -> (String, Value) {
+        let name = call.function.name.clone();
+        let args: Value = serde_json::from_str(&call.function.arguments).unwrap_or(Value::Null);
+        on_event(ChatEvent::ToolCall {
+            id: call.id.clone(),
+            name: name.clone(),
+            arguments: args.clone(),
+        });
+        let result = self.gated_call(session, &name, args, on_event).await;
+        let (ok, value) = match result {
+            Ok(v) => (true, v),
+            Err(e) => (false, e.to_json()),
+        };
+        on_event(ChatEvent::ToolResult {
+            id: call.id.clone(),
+            name: name.clone(),
+            ok,
+            result: value.clone(),
+        });
+        (name, value)
+    }
+
+    async fn gated_call(
+        &mut self,
+        session: &mut Session,
+        name: &str,
+        args: Value,
+        on_event: Sink<'_>,
+    ) -> Result<Value, ToolError> {
+        let deps = self.deps;
+        let Some(tool) = deps.tools.iter().find(|t| t.name() == name).cloned() else {
+            let known = self.known_names().join(", ");
+            return Err(ToolError::new(
+                "unknown_tool",
+                format!("there is no tool named {name:?}; the tools are: {known}"),
+            ));
+        };
+        if !args.is_object() || args.get(INVALID_ARGS).is_some() {
+            return Err(ToolError::new(
+                "invalid_arguments",
+                format!(
+                    "could not read the arguments of {name} as a JSON object ({}); they must \
+                     match its schema: {}",
+                    cut_chars(&args.get(INVALID_ARGS).unwrap_or(&args).to_string(), 200),
+                    tool.parameters()
+                ),
+            ));
+        }
+        let class = tool.class();
+        // The path a gated call touches, checked by the sandbox before anyone is asked.
+        let rel = match (class, tool.target_path(&args)) {
+            (ToolClass::Read, _) | (_, None) => None,
+            (_, Some(p)) => {
+                let intent = if class == ToolClass::Write {
+                    Intent::Write
+                } else {
+                    Intent::Read
+                };
+                let safe = deps
+                    .tool_ctx
+                    .sandbox
+                    .resolve(&deps.tool_ctx.repo_root, &p, intent)
+                    .map_err(|e| ToolError::new(e.code(), e.to_string()))?;
+                Some(safe.rel().to_string())
+            }
+        };
+        let session_id = session.id.clone();
+        let mut check = deps.gate.check(&session_id, name, class, rel.as_deref());
+        if let Check::Ask(req) = check {
+            on_event(ChatEvent::PermissionRequest(req.clone()));
+            let answer = tokio::select! {
+                a = deps.prompter.ask(&req) => a,
+                _ = deps.cancel.cancelled() => PermissionAnswer::Deny,
+            };
+            session.grants.push(GrantNote {
+                at: noctune_util::time::now_rfc3339(),
+                tool: name.to_string(),
+                class: class.as_str().to_string(),
+                path: rel.clone(),
+                answer: answer_str(answer).to_string(),
+                protected: req.protected,
+            });
+            if let Err(e) = deps.gate.answer(&req, answer, &deps.prompter.actor()) {
+                return Err(ToolError::new("permission_error", e.to_string()));
+            }
+            check = if answer == PermissionAnswer::Deny {
+                Check::Ask(req)
+            } else {
+                deps.gate.check(&session_id, name, class, rel.as_deref())
+            };
+        }
+        match check {
+            Check::Forbidden { code, message } => Err(ToolError::new(code, message)),
+            Check::Ask(req) => Err(not_allowed(class, &req)),
+            Check::Allowed { scope } => {
+                let ctx = deps.tool_ctx.clone();
+                let joined = tokio::task::spawn_blocking(move || tool.call(&ctx, &args)).await;
+                if scope.is_some() {
+                    deps.gate
+                        .consume_once(&session_id, name, class, rel.as_deref());
+                }
+                match joined {
+                    Ok(result) => result,
+                    Err(e) => Err(ToolError::new(
+                        "tool_crashed",
+                        format!("{name} failed unexpectedly ({e}); the error was logged"),
+                    )),
+                }
+            }
+        }
+    }
+}
+
+fn cut_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
+    }
+}
+
+fn answer_str(a: PermissionAnswer) -> &'static str {
+    match a {
+        PermissionAnswer::Once => "once",
+        PermissionAnswer::Session => "session",
+        PermissionAnswer::Always => "always",
+        PermissionAnswer::Deny => "deny",
+    }
+}
+
+/// The error a denied (or unanswerable) call returns, worded so that the model asks the user.
+fn not_allowed(class: ToolClass, req: &PermissionRequest) -> ToolError {
+    let what = match class {
+        ToolClass::Write => "write files",
+        ToolClass::Run => "start or stop runs",
+        ToolClass::Decide => "decide approvals",
+        ToolClass::Read => "read",
+    };
+    let scopes = if req.protected {
+        "this path is protected, so only a one-time approval is possible"
+    } else {
+        "once, for this session, or always"
+    };
+    ToolError::new(
+        class.not_allowed_code(),
+        format!(
+            "{} was not run: the user has not allowed you to {what} ({}). Tell the user what you \
+             want to do and why, and ask them to allow it ({scopes}); then try again.",
+            req.summary, req.tool
+        ),
+    )
+}
+
+/// The system prompt: role, rules, the repository overview.
+pub fn system_prompt(repo_root: &std::path::Path, overview: &str) -> String {
+    format!(
+        "You are Noctune, a coding assistant working in the repository at {}.\n\
+         - Answer questions about the code by reading it with the tools (listFiles, search, \
+         readFile); do not guess what a file contains.\n\
+         - When you refer to code, cite it as path:line (e.g. src/app.py:42), with paths \
+         relative to the repository root.\n\
+         - Edits (writeFile, replaceLines), runs (noctuneStart, noctuneStop) and decisions \
+         (noctuneDecide) need the user's permission. If a tool answers with an error ending in \
+         _not_allowed, say what you wanted to do and ask the user to allow it.\n\
+         - Keep answers short and concrete.\n\n\
+         ## Repository overview\n{overview}",
+        repo_root.display()
+    )
+}
+
+/// Joins consecutive user messages: strict chat templates require alternating roles, and a
+/// turn that failed before any answer may leave two user messages in a row.
+fn merge_consecutive_users(messages: Vec<ChatMessage>) -> Vec<ChatMessage> {
+    let mut out: Vec<ChatMessage> = Vec::with_capacity(messages.len());
+    for m in messages {
+        match out.last_mut() {
+            Some(last) if last.role == Role::User && m.role == Role::User => {
+                let c = last.content.get_or_insert_with(String::new);
+                c.push_str("\n\n");
+                c.push_str(m.content.as_deref().unwrap_or_default());
+            }
+            _ => out.push(m),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialise_with_a_snake_case_type() {
+        let v = serde_json::to_value(ChatEvent::Delta { text: "hi".into() }).unwrap();
+        assert_eq!(v, json!({"type": "delta", "text": "hi"}));
+        let v = serde_json::to_value(ChatEvent::ToolResult {
+            id: "c".into(),
+            name: "readFile".into(),
+            ok: false,
+            result: json!({"error": "x"}),
+        })
+        .unwrap();
+        assert_eq!(v["type"], "tool_result");
+        let req = PermissionRequest {
+            id: "p1".into(),
+            session_id: "s".into(),
+            tool: "writeFile".into(),
+            class: ToolClass::Write,
+            path: Some("a.py".into()),
+            protected: false,
+            summary: "writeFile a.py".into(),
+        };
+        let v = serde_json::to_value(ChatEvent::PermissionRequest(req)).unwrap();
+        assert_eq!(v["type"], "permission_request");
+        assert_eq!(v["class"], "write");
+        let back: ChatEvent = serde_json::from_value(v).unwrap();
+        assert!(matches!(back, ChatEvent::PermissionRequest(_)));
+        let v = serde_json::to_value(ChatEvent::Done {
+            finish_reason: "stop".into(),
+            usage: None,
+            timings: None,
+        })
+        .unwrap();
+        assert_eq!(v["type"], "done");
+    }
+
+    #[test]
+    fn user_content_carries_the_context() {
+        let ctx = TurnContext {
+            document: Some("src/a.py".into()),
+            selection: Some("x = 1".into()),
+            ..TurnContext::default()
+        };
+        let c = user_content("why?", &ctx);
+        assert!(c.starts_with("why?") && c.contains("`src/a.py`") && c.contains("x = 1"));
+        assert_eq!(user_content("plain", &TurnContext::default()), "plain");
+    }
+
+    #[test]
+    fn consecutive_user_messages_are_merged() {
+        let out = merge_consecutive_users(vec![
+            ChatMessage::system("s"),
+            ChatMessage::user("a"),
+            ChatMessage::user("b"),
+            ChatMessage::assistant("c"),
+        ]);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[1].content.as_deref(), Some("a\n\nb"));
+    }
+}

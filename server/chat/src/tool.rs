@@ -1,0 +1,105 @@
+//! What a chat tool is, and what it may use while it runs.
+//!
+//! Tools never decide permissions themselves: the turn loop asks `permissions::PermissionGate`
+//! before calling a tool of class write/run/decide, and the sandbox (`crate::sandbox`) is the
+//! only place that turns a user-supplied path into a filesystem path.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Permission classes. Reads inside the allowed roots need no grant; the rest do.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolClass {
+    Read,
+    Write,
+    Run,
+    Decide,
+}
+
+impl ToolClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolClass::Read => "read",
+            ToolClass::Write => "write",
+            ToolClass::Run => "run",
+            ToolClass::Decide => "decide",
+        }
+    }
+    /// The error code a tool of this class returns without a grant.
+    pub fn not_allowed_code(self) -> &'static str {
+        match self {
+            ToolClass::Read => "read_not_allowed",
+            ToolClass::Write => "write_not_allowed",
+            ToolClass::Run => "run_not_allowed",
+            ToolClass::Decide => "decide_not_allowed",
+        }
+    }
+}
+
+/// A tool's failure, returned to the model as `{"error": code, "message": message}` so that it
+/// can explain or ask; never a crash of the turn.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ToolError {
+    pub code: String,
+    pub message: String,
+}
+
+impl ToolError {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> ToolError {
+        ToolError {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({"error": self.code, "message": self.message})
+    }
+}
+
+/// Where a chat edit lands. The default writes files (atomically, after a backup); an editor
+/// surface (LSP) supplies one that sends `workspace/applyEdit` so the edit lands in the open
+/// buffer and the editor's undo works.
+pub trait EditSink: Send + Sync {
+    /// Replaces the whole content of `path` (absolute, already sandboxed). `Err` (e.g. the
+    /// editor rejected the edit) is reported to the model as a failed tool call.
+    fn replace_file(&self, path: &Path, old: &str, new: &str) -> Result<(), String>;
+}
+
+/// Unsaved editor buffers, so chat reads what the user sees rather than what is on disk.
+pub trait BufferOverlay: Send + Sync {
+    fn text_of(&self, path: &Path) -> Option<String>;
+}
+
+/// Everything a tool may use during one call.
+#[derive(Clone)]
+pub struct ToolContext {
+    /// The repository the chat session is about (canonical).
+    pub repo_root: PathBuf,
+    pub sandbox: Arc<noctune_sandbox::Sandbox>,
+    pub session_id: String,
+    pub edit_sink: Option<Arc<dyn EditSink>>,
+    pub overlay: Option<Arc<dyn BufferOverlay>>,
+    /// Content hashes of files as the model last read them (path → sha256), to refuse an edit
+    /// of a file that changed since ("conflict").
+    pub read_stamps: Arc<std::sync::Mutex<std::collections::HashMap<PathBuf, String>>>,
+}
+
+/// A chat tool. Implementations are small, synchronous, and return JSON the model can read.
+pub trait Tool: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    /// JSON Schema of the arguments object.
+    fn parameters(&self) -> Value;
+    fn class(&self) -> ToolClass;
+    /// The repository-relative path the call would touch, if any (for the permission prompt
+    /// and the protected-path rule). Must not touch the filesystem.
+    fn target_path(&self, _args: &Value) -> Option<String> {
+        None
+    }
+    fn call(&self, ctx: &ToolContext, args: &Value) -> Result<Value, ToolError>;
+}

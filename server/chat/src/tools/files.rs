@@ -1,0 +1,757 @@
+//! The file tools: `readFile`, `listFiles`, `writeFile`, `replaceLines` (and, from
+//! `search.rs`, `search`); [`file_tools`] lists them for the registry.
+//!
+//! Every path goes through the sandbox (`ctx.sandbox`), relative to the repository root.
+//! Edits are guarded three ways: the permission gate (before the call, not here), a conflict
+//! check against the content the model last read (`ctx.read_stamps`: an edit based on a stale
+//! read is refused rather than silently overwriting someone's change), and a backup journaled
+//! before every edit (`chat::backups`), which "undo last edit" restores.
+
+use crate::backups::{self, EditRecord, sha256_hex};
+use crate::tool::{Tool, ToolClass, ToolContext, ToolError};
+use noctune_sandbox::{Intent, SafePath};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+
+/// At most this much file content in one `readFile` result (a small model's context is small).
+pub const READ_MAX_BYTES: usize = 256 * 1024;
+/// At most this many lines in one `readFile` result.
+pub const READ_MAX_LINES: usize = 2000;
+/// Files larger than this are not read at all (hashing and splitting them would stall a turn).
+pub const FILE_MAX_BYTES: u64 = 32 * 1024 * 1024;
+/// `listFiles` default and hard cap.
+pub const LIST_DEFAULT: usize = 500;
+pub const LIST_MAX: usize = 5000;
+/// A diff in a tool result is cut beyond this (the file itself is written in full).
+const DIFF_MAX_BYTES: usize = 32 * 1024;
+
+/// Every built-in file tool, `search` included.
+pub fn file_tools() -> Vec<Arc<dyn Tool>> {
+    vec![
+        Arc::new(ReadFile),
+        Arc::new(ListFiles),
+        Arc::new(super::search::Search),
+        Arc::new(WriteFile),
+        Arc::new(ReplaceLines),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arguments. Small models send numbers as strings and invent near-synonyms for `path`; accept
+// those rather than failing the turn.
+
+const PATH_KEYS: [&str; 4] = ["path", "file", "file_path", "filepath"];
+
+pub(crate) fn bad_args(msg: impl Into<String>) -> ToolError {
+    ToolError::new("bad_arguments", msg)
+}
+
+pub(crate) fn arg_str<'a>(args: &'a Value, keys: &[&str]) -> Option<&'a str> {
+    keys.iter()
+        .find_map(|k| args.get(*k).and_then(Value::as_str))
+}
+
+pub(crate) fn arg_path(args: &Value) -> Option<&str> {
+    arg_str(args, &PATH_KEYS)
+}
+
+pub(crate) fn arg_usize(args: &Value, key: &str) -> Result<Option<usize>, ToolError> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                    .map(|f| f as u64)
+            })
+            .map(|n| Some(n as usize))
+            .ok_or_else(|| {
+                bad_args(format!(
+                    "`{key}` must be a non-negative whole number, got {n}"
+                ))
+            }),
+        Some(Value::String(s)) => s.trim().parse::<usize>().map(Some).map_err(|_| {
+            bad_args(format!(
+                "`{key}` must be a non-negative whole number, got {s:?}"
+            ))
+        }),
+        Some(other) => Err(bad_args(format!("`{key}` must be a number, got {other}"))),
+    }
+}
+
+pub(crate) fn arg_bool(args: &Value, key: &str) -> bool {
+    match args.get(key) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => {
+            matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "1")
+        }
+        Some(Value::Number(n)) => n.as_u64() == Some(1),
+        _ => false,
+    }
+}
+
+fn required_path(args: &Value) -> Result<&str, ToolError> {
+    arg_path(args)
+        .ok_or_else(|| bad_args("`path` (a file path relative to the repository root) is required"))
+}
+
+/// The sandbox, with its refusal turned into a tool error the model can act on.
+pub(crate) fn resolve(
+    ctx: &ToolContext,
+    path: &str,
+    intent: Intent,
+) -> Result<SafePath, ToolError> {
+    ctx.sandbox
+        .resolve(&ctx.repo_root, path, intent)
+        .map_err(|e| ToolError::new(e.code(), e.to_string()))
+}
+
+/// How a path is shown to the model: relative to the repository root when inside it (so it can
+/// cite `path:line` and pass it back), absolute otherwise (another allowed root).
+pub(crate) fn shown(ctx: &ToolContext, abs: &Path) -> String {
+    match abs.strip_prefix(&ctx.repo_root) {
+        Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
+        Ok(rel) => rel.to_string_lossy().into_owned(),
+        Err(_) => abs.to_string_lossy().into_owned(),
+    }
+}
+
+/// A glob over repository-relative paths; a glob without '/' also matches bare file names
+/// (`test_*.py` finds `tests/test_a.py`).
+pub(crate) fn glob_filter(
+    glob: Option<&str>,
+) -> Result<Option<(globset::GlobMatcher, bool)>, ToolError> {
+    let Some(g) = glob.map(str::trim).filter(|g| !g.is_empty()) else {
+        return Ok(None);
+    };
+    let m = globset::GlobBuilder::new(g)
+        .literal_separator(false)
+        .build()
+        .map_err(|e| {
+            bad_args(format!(
+                "`glob` {g:?} is not a valid glob: {e}; e.g. \"*.py\" or \"src/**/*.rs\""
+            ))
+        })?
+        .compile_matcher();
+    Ok(Some((m, !g.contains('/'))))
+}
+
+pub(crate) fn glob_accepts(filter: &Option<(globset::GlobMatcher, bool)>, rel: &str) -> bool {
+    match filter {
+        None => true,
+        Some((m, by_name)) => {
+            m.is_match(rel) || (*by_name && rel.rsplit('/').next().is_some_and(|n| m.is_match(n)))
+        }
+    }
+}
+
+/// Folders no listing or search descends into: git's internals and our own cache.
+pub(crate) fn skipped_dir(name: &std::ffi::OsStr) -> bool {
+    name == ".git" || name == ".noctune_cache"
+}
+
+// ---------------------------------------------------------------------------------------------
+// Content as the model sees it: the editor's unsaved buffer first, else the file on disk.
+
+struct Current {
+    bytes: Vec<u8>,
+    from_buffer: bool,
+}
+
+fn current_content(ctx: &ToolContext, sp: &SafePath) -> Result<Option<Current>, ToolError> {
+    if let Some(text) = ctx.overlay.as_ref().and_then(|o| o.text_of(sp.abs())) {
+        return Ok(Some(Current {
+            bytes: text.into_bytes(),
+            from_buffer: true,
+        }));
+    }
+    if !sp.exists() {
+        return Ok(None);
+    }
+    let io =
+        |e: std::io::Error| ToolError::new("io_error", format!("cannot read {}: {e}", sp.rel()));
+    let len = std::fs::metadata(sp.abs()).map_err(io)?.len();
+    if len > FILE_MAX_BYTES {
+        return Err(ToolError::new(
+            "too_large",
+            format!(
+                "{} is {len} bytes, more than the {FILE_MAX_BYTES} bytes chat tools handle; use search to find the lines you need",
+                sp.rel()
+            ),
+        ));
+    }
+    Ok(Some(Current {
+        bytes: std::fs::read(sp.abs()).map_err(io)?,
+        from_buffer: false,
+    }))
+}
+
+fn stamp_of(ctx: &ToolContext, abs: &Path) -> Option<String> {
+    ctx.read_stamps
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(abs)
+        .cloned()
+}
+
+fn set_stamp(ctx: &ToolContext, abs: &Path, hash: String) {
+    ctx.read_stamps
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(abs.to_path_buf(), hash);
+}
+
+fn looks_binary(bytes: &[u8]) -> bool {
+    bytes[..bytes.len().min(8192)].contains(&0)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+pub struct ReadFile;
+
+impl Tool for ReadFile {
+    fn name(&self) -> &'static str {
+        "readFile"
+    }
+    fn description(&self) -> &'static str {
+        "Read a text file of the repository. Lines come numbered as `N: text` so you can cite \
+         path:N; the numbers are not part of the file. Long files are cut at 2000 lines or 256 KB \
+         (`truncated: true`): read further with start_line/end_line."
+    }
+    fn parameters(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "description": "File path relative to the repository root, e.g. src/app.py"},
+                "start_line": {"type": "integer", "minimum": 1, "description": "First line to read (1-based, default 1)"},
+                "end_line": {"type": "integer", "minimum": 1, "description": "Last line to read, inclusive (default: end of file)"}
+            },
+            "required": ["path"]
+        })
+    }
+    fn class(&self) -> ToolClass {
+        ToolClass::Read
+    }
+    fn target_path(&self, args: &Value) -> Option<String> {
+        arg_path(args).map(str::to_string)
+    }
+    fn call(&self, ctx: &ToolContext, args: &Value) -> Result<Value, ToolError> {
+        let path = required_path(args)?;
+        let start = arg_usize(args, "start_line")?;
+        let end = arg_usize(args, "end_line")?;
+        let sp = resolve(ctx, path, Intent::Read)?;
+        let cur = current_content(ctx, &sp)?
+            .ok_or_else(|| ToolError::new("not_found", format!("{path} does not exist")))?;
+        if looks_binary(&cur.bytes) {
+            return Err(ToolError::new(
+                "binary_file",
+                format!(
+                    "{} is a binary file; only text files can be read",
+                    shown(ctx, sp.abs())
+                ),
+            ));
+        }
+        set_stamp(ctx, sp.abs(), sha256_hex(&cur.bytes));
+        let text = String::from_utf8_lossy(&cur.bytes);
+        let page = page_of(&text, start, end)
+            .map_err(|m| ToolError::new("bad_range", format!("{}: {m}", shown(ctx, sp.abs()))))?;
+        let mut out = json!({
+            "path": shown(ctx, sp.abs()),
+            "start_line": page.start,
+            "end_line": page.end,
+            "total_lines": page.total,
+            "truncated": page.truncated,
+            "content": page.content,
+        });
+        if cur.from_buffer {
+            out["source"] = json!("editor buffer (unsaved changes included)");
+        }
+        if page.truncated {
+            out["hint"] = json!(format!(
+                "cut at line {} of {}; read on with start_line={}",
+                page.end,
+                page.total,
+                page.end + 1
+            ));
+        }
+        if matches!(text, std::borrow::Cow::Owned(_)) {
+            out["note"] = json!("the file is not valid UTF-8; invalid bytes are shown as U+FFFD");
+        }
+        Ok(out)
+    }
+}
+
+/// A numbered slice of a text, within the caps.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Page {
+    pub start: usize,
+    pub end: usize,
+    pub total: usize,
+    pub truncated: bool,
+    pub content: String,
+}
+
+pub(crate) fn page_of(
+    text: &str,
+    start: Option<usize>,
+    end: Option<usize>,
+) -> Result<Page, String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let total = lines.len();
+    let start = start.unwrap_or(1).max(1);
+    if total == 0 {
+        return Ok(Page {
+            start: 1,
+            end: 0,
+            total,
+            truncated: false,
+            content: String::new(),
+        });
+    }
+    if start > total {
+        return Err(format!(
+            "start_line {start} is past the end: the file has {total} lines"
+        ));
+    }
+    let want_end = end.unwrap_or(total).min(total);
+    if want_end < start {
+        return Err(format!("end_line {want_end} is before start_line {start}"));
+    }
+    let mut content = String::new();
+    let mut last = start - 1;
+    let mut truncated = false;
+    for (i, line) in lines[start - 1..want_end].iter().enumerate() {
+        let n = start + i;
+        let entry = format!("{n}: {line}\n");
+        if i >= READ_MAX_LINES || content.len() + entry.len() > READ_MAX_BYTES {
+            truncated = true;
+            if i == 0 {
+                // One line over the whole budget (minified code): show its head.
+                let mut cut = READ_MAX_BYTES.min(entry.len());
+                while !entry.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                content.push_str(&entry[..cut]);
+                content.push_str(" [line cut]\n");
+                last = n;
+            }
+            break;
+        }
+        content.push_str(&entry);
+        last = n;
+    }
+    Ok(Page {
+        start,
+        end: last,
+        total,
+        truncated,
+        content,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+
+pub struct ListFiles;
+
+impl Tool for ListFiles {
+    fn name(&self) -> &'static str {
+        "listFiles"
+    }
+    fn description(&self) -> &'static str {
+        "List files of the repository (respects .gitignore; skips .git and .noctune_cache). \
+         Optional glob (e.g. \"*.py\", \"src/**/*.rs\") and folder."
+    }
+    fn parameters(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "glob": {"type": "string", "description": "Only paths matching this glob, e.g. *.py or src/**/*.rs"},
+                "path": {"type": "string", "description": "Folder to list, relative to the repository root (default: the whole repository)"},
+                "max": {"type": "integer", "minimum": 1, "maximum": LIST_MAX, "description": "At most this many paths (default 500)"}
+            }
+        })
+    }
+    fn class(&self) -> ToolClass {
+        ToolClass::Read
+    }
+    fn target_path(&self, args: &Value) -> Option<String> {
+        arg_path(args).map(str::to_string)
+    }
+    fn call(&self, ctx: &ToolContext, args: &Value) -> Result<Value, ToolError> {
+        let path = arg_path(args)
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .unwrap_or(".");
+        let max = arg_usize(args, "max")?
+            .unwrap_or(LIST_DEFAULT)
+            .clamp(1, LIST_MAX);
+        let filter = glob_filter(args.get("glob").and_then(Value::as_str))?;
+        let sp = resolve(ctx, path, Intent::List)?;
+        let mut files = Vec::new();
+        let mut truncated = false;
+        let walk = ignore::WalkBuilder::new(sp.abs())
+            .hidden(false)
+            .require_git(false)
+            .filter_entry(|e| !skipped_dir(e.file_name()))
+            .sort_by_file_name(|a, b| a.cmp(b))
+            .build();
+        for entry in walk.flatten() {
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                continue;
+            }
+            let rel = shown(ctx, entry.path());
+            if !glob_accepts(&filter, &rel) {
+                continue;
+            }
+            if files.len() == max {
+                truncated = true;
+                break;
+            }
+            files.push(rel);
+        }
+        files.sort();
+        let mut out = json!({
+            "path": shown(ctx, sp.abs()),
+            "count": files.len(),
+            "truncated": truncated,
+            "files": files,
+        });
+        if truncated {
+            out["hint"] = json!("more files exist: narrow with glob or path, or raise max");
+        }
+        Ok(out)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+pub struct WriteFile;
+
+impl Tool for WriteFile {
+    fn name(&self) -> &'static str {
+        "writeFile"
+    }
+    fn description(&self) -> &'static str {
+        "Create a file or replace its whole content. Read an existing file first: if it changed \
+         since you read it, the write is refused as a conflict. For a few lines use replaceLines."
+    }
+    fn parameters(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "description": "File path relative to the repository root"},
+                "content": {"type": "string", "description": "The complete new content of the file (no line numbers)"}
+            },
+            "required": ["path", "content"]
+        })
+    }
+    fn class(&self) -> ToolClass {
+        ToolClass::Write
+    }
+    fn target_path(&self, args: &Value) -> Option<String> {
+        arg_path(args).map(str::to_string)
+    }
+    fn call(&self, ctx: &ToolContext, args: &Value) -> Result<Value, ToolError> {
+        let path = required_path(args)?;
+        let content = arg_str(args, &["content", "text"]).ok_or_else(|| {
+            bad_args("`content` (the whole new file content, a string) is required")
+        })?;
+        let sp = resolve(ctx, path, Intent::Write)?;
+        let cur = current_content(ctx, &sp)?;
+        if let (Some(cur), Some(stamp)) = (&cur, stamp_of(ctx, sp.abs())) {
+            refuse_conflict(ctx, &sp, cur, &stamp)?;
+        }
+        apply_edit(
+            ctx,
+            &sp,
+            cur.map(|c| c.bytes),
+            content.to_string(),
+            json!({}),
+        )
+    }
+}
+
+pub struct ReplaceLines;
+
+impl Tool for ReplaceLines {
+    fn name(&self) -> &'static str {
+        "replaceLines"
+    }
+    fn description(&self) -> &'static str {
+        "Replace lines start_line..end_line (1-based, inclusive, as numbered by readFile) of a \
+         file you have read with new_text. new_text \"\" deletes them; end_line = start_line - 1 \
+         inserts before start_line. Refused if the file changed since you read it."
+    }
+    fn parameters(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "description": "File path relative to the repository root"},
+                "start_line": {"type": "integer", "minimum": 1, "description": "First line to replace (1-based)"},
+                "end_line": {"type": "integer", "minimum": 0, "description": "Last line to replace, inclusive"},
+                "new_text": {"type": "string", "description": "Replacement lines, without line numbers"}
+            },
+            "required": ["path", "start_line", "end_line", "new_text"]
+        })
+    }
+    fn class(&self) -> ToolClass {
+        ToolClass::Write
+    }
+    fn target_path(&self, args: &Value) -> Option<String> {
+        arg_path(args).map(str::to_string)
+    }
+    fn call(&self, ctx: &ToolContext, args: &Value) -> Result<Value, ToolError> {
+        let path = required_path(args)?;
+        let start =
+            arg_usize(args, "start_line")?.ok_or_else(|| bad_args("`start_line` is required"))?;
+        let end = arg_usize(args, "end_line")?.ok_or_else(|| bad_args("`end_line` is required"))?;
+        let new_text = arg_str(args, &["new_text", "text", "content"])
+            .ok_or_else(|| bad_args("`new_text` (a string; \"\" deletes the lines) is required"))?;
+        let sp = resolve(ctx, path, Intent::Write)?;
+        let Some(cur) = current_content(ctx, &sp)? else {
+            return Err(ToolError::new(
+                "not_found",
+                format!("{path} does not exist; create it with writeFile"),
+            ));
+        };
+        let Some(stamp) = stamp_of(ctx, sp.abs()) else {
+            return Err(ToolError::new(
+                "read_first",
+                format!(
+                    "read {} with readFile before replacing lines, so the line numbers are the file's current ones",
+                    shown(ctx, sp.abs())
+                ),
+            ));
+        };
+        refuse_conflict(ctx, &sp, &cur, &stamp)?;
+        let text = String::from_utf8(cur.bytes.clone()).map_err(|_| {
+            ToolError::new(
+                "not_text",
+                format!(
+                    "{} is not valid UTF-8 text; replace it whole with writeFile",
+                    shown(ctx, sp.abs())
+                ),
+            )
+        })?;
+        let (new, inserted) = replace_lines(&text, start, end, new_text)
+            .map_err(|m| ToolError::new("bad_range", format!("{path}: {m}")))?;
+        let extra = json!({
+            "start_line": start,
+            "end_line": end,
+            "inserted_lines": inserted,
+            "new_end_line": start + inserted - 1,
+        });
+        apply_edit(ctx, &sp, Some(cur.bytes), new, extra)
+    }
+}
+
+fn refuse_conflict(
+    ctx: &ToolContext,
+    sp: &SafePath,
+    cur: &Current,
+    stamp: &str,
+) -> Result<(), ToolError> {
+    if sha256_hex(&cur.bytes) == stamp {
+        return Ok(());
+    }
+    Err(ToolError::new(
+        "conflict",
+        format!(
+            "{} changed since you read it (edited by the user or another tool); read it again with readFile and redo the edit on the current content",
+            shown(ctx, sp.abs())
+        ),
+    ))
+}
+
+/// Lines `start..=end` (1-based) of `text` replaced by `new_text`; returns the new text and the
+/// number of lines inserted. Keeps the file's line endings (`\r\n` or `\n`) and whether it ends
+/// with one.
+pub(crate) fn replace_lines(
+    text: &str,
+    start: usize,
+    end: usize,
+    new_text: &str,
+) -> Result<(String, usize), String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let total = lines.len();
+    if start == 0 {
+        return Err("start_line is 1-based; the first line is 1".into());
+    }
+    if start > total + 1 {
+        return Err(format!(
+            "start_line {start} is past the end: the file has {total} lines (use {} to append)",
+            total + 1
+        ));
+    }
+    if end + 1 < start {
+        return Err(format!(
+            "end_line {end} is before start_line {start} (end_line = start_line - 1 inserts)"
+        ));
+    }
+    if end > total {
+        return Err(format!(
+            "end_line {end} is past the end: the file has {total} lines"
+        ));
+    }
+    let eol = if lines.first().is_some_and(|l| l.ends_with("\r\n")) {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    let mut body = new_text.replace("\r\n", "\n");
+    if eol == "\r\n" {
+        body = body.replace('\n', "\r\n");
+    }
+    let last_unterminated = lines.last().is_some_and(|l| !l.ends_with('\n'));
+    let replaces_last = end == total && end >= start;
+    let keep_unterminated = replaces_last && last_unterminated;
+    if !(body.is_empty() || body.ends_with('\n') || keep_unterminated) {
+        body.push_str(eol);
+    }
+    let inserted = body.split_inclusive('\n').count();
+    let mut out = String::with_capacity(text.len() + body.len());
+    for l in &lines[..start - 1] {
+        out.push_str(l);
+    }
+    if start == total + 1 && last_unterminated && !body.is_empty() {
+        // Appending after a last line that had no newline: give it one first.
+        out.push_str(eol);
+    }
+    out.push_str(&body);
+    for l in &lines[end..] {
+        out.push_str(l);
+    }
+    Ok((out, inserted))
+}
+
+/// Backup, write (through the editor when there is one), new read stamp, diff.
+fn apply_edit(
+    ctx: &ToolContext,
+    sp: &SafePath,
+    before: Option<Vec<u8>>,
+    new: String,
+    extra: Value,
+) -> Result<Value, ToolError> {
+    let path = shown(ctx, sp.abs());
+    let old_text = before
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let mut out = json!({"path": path, "bytes": new.len(), "created": before.is_none()});
+    if let (Value::Object(o), Value::Object(e)) = (&mut out, extra) {
+        o.extend(e);
+    }
+    if before.as_deref() == Some(new.as_bytes()) {
+        set_stamp(ctx, sp.abs(), sha256_hex(new.as_bytes()));
+        out["unchanged"] = json!(true);
+        out["backup"] = Value::Null;
+        out["diff"] = json!("");
+        return Ok(out);
+    }
+    // Backups live beside the root the file is in (the repository, or another allowed root),
+    // so that root's undo finds them.
+    let edit = backups::record_edit(
+        sp.root(),
+        &EditRecord {
+            session_id: &ctx.session_id,
+            rel: sp.rel(),
+            before: before.as_deref(),
+            after: Some(new.as_bytes()),
+        },
+    )
+    .map_err(|e| {
+        ToolError::new(
+            "backup_failed",
+            format!("no edit made: cannot back up {path} first: {e}"),
+        )
+    })?;
+    let written = match &ctx.edit_sink {
+        Some(sink) => sink.replace_file(sp.abs(), &old_text, &new).map_err(|e| {
+            ToolError::new(
+                "edit_rejected",
+                format!("the editor did not apply the edit of {path}: {e}"),
+            )
+        }),
+        None => backups::write_file_atomic(sp.abs(), new.as_bytes())
+            .map_err(|e| ToolError::new("io_error", format!("cannot write {path}: {e}"))),
+    };
+    if let Err(e) = written {
+        let _ = backups::discard(sp.root(), &edit.id);
+        return Err(e);
+    }
+    set_stamp(ctx, sp.abs(), sha256_hex(new.as_bytes()));
+    let mut diff = similar::TextDiff::from_lines(old_text.as_ref(), new.as_str())
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{path}"), &format!("b/{path}"))
+        .to_string();
+    if diff.len() > DIFF_MAX_BYTES {
+        let mut cut = DIFF_MAX_BYTES;
+        while !diff.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        diff.truncate(cut);
+        diff.push_str("\n[diff cut; the file was written in full]\n");
+    }
+    out["backup"] = json!(edit.backup);
+    out["diff"] = json!(diff);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_lines_ranges() {
+        let t = "a\nb\nc\n";
+        assert_eq!(
+            replace_lines(t, 2, 2, "B").unwrap(),
+            ("a\nB\nc\n".into(), 1)
+        );
+        assert_eq!(replace_lines(t, 2, 3, "").unwrap().0, "a\n");
+        assert_eq!(replace_lines(t, 1, 0, "z").unwrap().0, "z\na\nb\nc\n");
+        assert_eq!(
+            replace_lines(t, 4, 3, "d\ne").unwrap(),
+            ("a\nb\nc\nd\ne\n".into(), 2)
+        );
+        assert!(replace_lines(t, 5, 5, "x").is_err());
+        assert!(replace_lines(t, 3, 1, "x").is_err());
+        assert!(replace_lines(t, 0, 1, "x").is_err());
+    }
+
+    #[test]
+    fn replace_lines_keeps_crlf_and_missing_final_newline() {
+        assert_eq!(
+            replace_lines("a\r\nb\r\n", 1, 1, "x\ny").unwrap().0,
+            "x\r\ny\r\nb\r\n"
+        );
+        assert_eq!(replace_lines("a\nb", 2, 2, "c").unwrap().0, "a\nc");
+        assert_eq!(replace_lines("a\nb", 3, 2, "c").unwrap().0, "a\nb\nc\n");
+    }
+
+    #[test]
+    fn pages() {
+        let p = page_of("x\ny\nz\n", Some(2), None).unwrap();
+        assert_eq!((p.start, p.end, p.total, p.truncated), (2, 3, 3, false));
+        assert_eq!(p.content, "2: y\n3: z\n");
+        assert!(page_of("x\n", Some(3), None).is_err());
+        let big: String = (0..3000).map(|i| format!("l{i}\n")).collect();
+        let p = page_of(&big, None, None).unwrap();
+        assert_eq!((p.end, p.truncated), (READ_MAX_LINES, true));
+        let wide = "y".repeat(READ_MAX_BYTES * 2);
+        let p = page_of(&wide, None, None).unwrap();
+        assert!(p.truncated && p.content.len() < READ_MAX_BYTES + 20);
+    }
+
+    #[test]
+    fn lenient_numbers() {
+        let a = json!({"start_line": "12", "end_line": 14.0, "bad": -1});
+        assert_eq!(arg_usize(&a, "start_line").unwrap(), Some(12));
+        assert_eq!(arg_usize(&a, "end_line").unwrap(), Some(14));
+        assert!(arg_usize(&a, "bad").is_err());
+        assert_eq!(arg_usize(&a, "none").unwrap(), None);
+    }
+}

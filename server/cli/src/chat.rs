@@ -1,0 +1,467 @@
+//! `noctune chat`: the terminal surface of chat.
+//!
+//! With a message, one turn and exit; without, an interactive loop. Answers stream as they
+//! arrive, tool calls are shown as one readable line each, and permission prompts are asked on
+//! the terminal. Not on a terminal nobody can answer, so nothing is granted unless `--allow`
+//! says how to answer every prompt of this invocation (the gate still limits protected paths to
+//! a one-time grant). `--json` prints one event per line for scripts.
+
+use anyhow::Context;
+use noctune_chat::agent::{ChatEvent, FixedPrompter, NoPrompter, Prompter, TurnContext};
+use noctune_chat::permissions::{PermissionAnswer, PermissionRequest};
+use noctune_chat::service::ChatService;
+use noctune_chat::session;
+use noctune_llm::CancelToken;
+use noctune_studio::Studio;
+use serde_json::{Value, json};
+use std::future::Future;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// The flags of `noctune chat`.
+#[derive(Debug, Clone, Default)]
+pub struct ChatArgs {
+    pub repo: Option<PathBuf>,
+    pub profile: Option<String>,
+    pub session: Option<String>,
+    pub json: bool,
+    /// `once`, `session` or `always`: the answer to every permission prompt.
+    pub allow: Option<String>,
+    /// Words of the message; empty for the interactive loop.
+    pub message: Vec<String>,
+}
+
+fn user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "user".into())
+}
+
+/// The repository: `--repo`, else the git repository around the current directory, else the
+/// current directory itself (chat works in any folder).
+fn repo_root(repo: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if repo.is_some() {
+        return super::repo_root(repo);
+    }
+    let cwd = std::env::current_dir()?;
+    Ok(noctune_git::discover_root(&cwd).unwrap_or(std::fs::canonicalize(&cwd)?))
+}
+
+pub fn run(args: ChatArgs) -> anyhow::Result<i32> {
+    let root = repo_root(args.repo.clone())?;
+    let studio = Studio::open_default()
+        .context("opening the audit DB (set NOCTUNE_STUDIO_DB to use another file)")?;
+    let service = studio.chat(&root)?;
+    super::mcp_tools::attach(&studio, &root);
+    let session_id = match &args.session {
+        Some(id) => {
+            session::validate_id(id)?;
+            id.clone()
+        }
+        None => session::new_id(),
+    };
+    if let Some(p) = &args.profile {
+        service.select_profile(&session_id, p)?;
+    }
+    let interactive_terminal = std::io::stdin().is_terminal();
+    let prompter: Arc<dyn Prompter> = match args.allow.as_deref() {
+        Some(scope) => {
+            let answer: PermissionAnswer = scope.parse()?;
+            if answer == PermissionAnswer::Deny {
+                anyhow::bail!("--allow takes once, session or always");
+            }
+            Arc::new(FixedPrompter {
+                answer,
+                actor: format!("{} (noctune chat --allow {scope})", user()),
+            })
+        }
+        None if interactive_terminal => Arc::new(TerminalPrompter),
+        None => Arc::new(NoPrompter),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let message = args.message.join(" ");
+    let mut ui = Ui::new(args.json);
+    if !message.trim().is_empty() {
+        let ok = rt.block_on(turn(
+            &service,
+            &session_id,
+            &message,
+            prompter.as_ref(),
+            &mut ui,
+            false,
+        ))?;
+        if ok && !args.json && args.session.is_none() {
+            eprintln!("(session {session_id}; continue with --session {session_id})");
+        }
+        return Ok(if ok { 0 } else { 1 });
+    }
+    rt.block_on(interactive(
+        &service,
+        session_id,
+        prompter.as_ref(),
+        &mut ui,
+    ))
+}
+
+/// One turn; `Ok(false)` if it ended on an error.
+async fn turn(
+    service: &ChatService,
+    session_id: &str,
+    message: &str,
+    prompter: &dyn Prompter,
+    ui: &mut Ui,
+    catch_ctrl_c: bool,
+) -> anyhow::Result<bool> {
+    let cancel = CancelToken::new();
+    let watcher = catch_ctrl_c.then(|| {
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                c.cancel();
+            }
+        })
+    });
+    let mut on_event = |e: ChatEvent| ui.event(e);
+    let result = service
+        .send(
+            session_id,
+            message,
+            TurnContext::default(),
+            prompter,
+            &mut on_event,
+            &cancel,
+        )
+        .await;
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    let summary = result?;
+    Ok(summary.error.is_none())
+}
+
+const HELP: &str = "commands: /undo  /sessions  /load ID  /new  /save  /export FILE  /grants  \
+                    /revoke write|run|decide  /help  /quit (Ctrl-C stops an answer)";
+
+async fn interactive(
+    service: &ChatService,
+    mut session_id: String,
+    prompter: &dyn Prompter,
+    ui: &mut Ui,
+) -> anyhow::Result<i32> {
+    let profile = service
+        .load_session(&session_id)
+        .ok()
+        .and_then(|s| s.profile)
+        .unwrap_or_else(|| service.default_profile().to_string());
+    let url = service
+        .profiles()
+        .into_iter()
+        .find(|p| p.name == profile)
+        .map(|p| p.base_url)
+        .unwrap_or_default();
+    eprintln!(
+        "noctune chat in {} (session {session_id}, profile {profile} at {url})\n{HELP}",
+        service.repo_root().display()
+    );
+    loop {
+        if !ui.json {
+            eprint!("\n> ");
+            let _ = std::io::stderr().flush();
+        }
+        let Some(line) = read_line_or_interrupt().await else {
+            break;
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (cmd, rest) = line
+            .split_once(' ')
+            .map_or((line, ""), |(c, r)| (c, r.trim()));
+        match cmd {
+            "/quit" | "/exit" | "/q" => break,
+            c if c.starts_with('/') => {
+                if let Err(e) = command(service, &mut session_id, c, rest) {
+                    eprintln!("error: {e:#}");
+                }
+            }
+            _ => {
+                turn(service, &session_id, line, prompter, ui, true).await?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// One `/command` of the interactive loop (all but `/quit`).
+fn command(
+    service: &ChatService,
+    session_id: &mut String,
+    cmd: &str,
+    rest: &str,
+) -> anyhow::Result<()> {
+    match cmd {
+        "/help" => eprintln!("{HELP}"),
+        "/undo" => {
+            let u = service.undo_last(Some(session_id))?;
+            let what = if u.removed {
+                "removed (the edit had created it)"
+            } else {
+                "restored"
+            };
+            eprintln!("undid the edit of {} from {}: {what}", u.path, u.edit_ts);
+        }
+        "/sessions" => {
+            for s in service.list_sessions()? {
+                let mark = if s.id == *session_id { "*" } else { " " };
+                eprintln!(
+                    "{mark} {}  {}  {} messages  {}",
+                    s.id, s.updated_at, s.messages, s.title
+                );
+            }
+        }
+        "/load" => {
+            let s = service.load_session(rest)?;
+            *session_id = s.id;
+            eprintln!("session {session_id} ({} messages)", s.messages.len());
+        }
+        "/new" => {
+            service.end_session(session_id);
+            *session_id = session::new_id();
+            eprintln!("new session {session_id}");
+        }
+        "/save" => eprintln!(
+            "sessions are saved after every turn: {}",
+            service
+                .repo_root()
+                .join(session::SESSIONS_DIR)
+                .join(format!("{session_id}.json"))
+                .display()
+        ),
+        "/export" if rest.is_empty() => eprintln!("usage: /export FILE"),
+        "/export" => {
+            let v = service.export_session(session_id)?;
+            let text = serde_json::to_string_pretty(&v)? + "\n";
+            std::fs::write(rest, text).with_context(|| format!("cannot write {rest}"))?;
+            eprintln!("exported session {session_id} to {rest}");
+        }
+        "/grants" => {
+            let grants = service.always_grants();
+            if grants.is_empty() {
+                eprintln!("no \"always\" grants in this repository");
+            }
+            for g in grants {
+                eprintln!(
+                    "always {}  granted {} by {}",
+                    g.tool_class.as_str(),
+                    g.granted_at,
+                    g.granted_by
+                );
+            }
+        }
+        "/revoke" => {
+            if service.revoke(rest, &user())? {
+                eprintln!("revoked: {rest} tools will ask again");
+            } else {
+                eprintln!("there was no {rest} grant to revoke");
+            }
+        }
+        other => eprintln!("unknown command {other}; {HELP}"),
+    }
+    Ok(())
+}
+
+/// A line of stdin, read off the runtime's thread; `None` at end of input or on Ctrl-C.
+async fn read_line_or_interrupt() -> Option<String> {
+    let read = tokio::task::spawn_blocking(|| {
+        let mut s = String::new();
+        match std::io::stdin().read_line(&mut s) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(s),
+        }
+    });
+    tokio::select! {
+        line = read => line.ok().flatten(),
+        _ = tokio::signal::ctrl_c() => None,
+    }
+}
+
+/// Asks on the terminal (prompts on stderr, answers from stdin).
+struct TerminalPrompter;
+
+impl Prompter for TerminalPrompter {
+    fn ask<'a>(
+        &'a self,
+        req: &'a PermissionRequest,
+    ) -> Pin<Box<dyn Future<Output = PermissionAnswer> + Send + 'a>> {
+        Box::pin(async move {
+            let protected = if req.protected {
+                " (protected path: only a one-time approval is possible)"
+            } else {
+                ""
+            };
+            loop {
+                eprint!(
+                    "\n? allow {} ({} tool){protected}: [o]nce, [s]ession, [a]lways, [d]eny? ",
+                    req.summary,
+                    req.class.as_str()
+                );
+                let _ = std::io::stderr().flush();
+                let Some(line) = read_line_or_interrupt().await else {
+                    return PermissionAnswer::Deny;
+                };
+                match line.trim().to_ascii_lowercase().as_str() {
+                    "o" | "once" | "y" | "yes" => return PermissionAnswer::Once,
+                    "s" | "session" => return PermissionAnswer::Session,
+                    "a" | "always" => return PermissionAnswer::Always,
+                    "d" | "deny" | "n" | "no" | "" => return PermissionAnswer::Deny,
+                    other => eprintln!("unknown answer {other:?}"),
+                }
+            }
+        })
+    }
+
+    fn actor(&self) -> String {
+        format!("{} (terminal)", user())
+    }
+}
+
+/// Renders events: JSON lines, or text for people.
+struct Ui {
+    json: bool,
+    /// Whether the cursor is at the start of a line on stdout.
+    at_line_start: bool,
+    color: bool,
+}
+
+impl Ui {
+    fn new(json: bool) -> Ui {
+        Ui {
+            json,
+            at_line_start: true,
+            color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+
+    fn dim(&self, s: &str) -> String {
+        if self.color {
+            format!("\x1b[2m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+
+    fn newline(&mut self) {
+        if !self.at_line_start {
+            println!();
+            self.at_line_start = true;
+        }
+    }
+
+    fn event(&mut self, e: ChatEvent) {
+        if self.json {
+            if let Ok(line) = serde_json::to_string(&e) {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+            return;
+        }
+        match e {
+            ChatEvent::Delta { text } => {
+                print!("{text}");
+                let _ = std::io::stdout().flush();
+                self.at_line_start = text.ends_with('\n');
+            }
+            ChatEvent::Reasoning { text } => {
+                if self.color {
+                    eprint!("{}", self.dim(&text));
+                }
+            }
+            ChatEvent::ToolCall {
+                name, arguments, ..
+            } => {
+                self.newline();
+                println!(
+                    "{}",
+                    self.dim(&format!("→ {name} {}", describe_args(&arguments)))
+                );
+            }
+            ChatEvent::ToolResult { ok, result, .. } => {
+                let line = if ok {
+                    format!("  ✓ {}", describe_result(&result))
+                } else {
+                    format!(
+                        "  ✗ {}: {}",
+                        result
+                            .get("error")
+                            .and_then(Value::as_str)
+                            .unwrap_or("error"),
+                        short(
+                            result.get("message").and_then(Value::as_str).unwrap_or(""),
+                            160
+                        )
+                    )
+                };
+                println!("{}", self.dim(&line));
+            }
+            ChatEvent::PermissionRequest(_) => self.newline(), // the prompter asks
+            ChatEvent::Notice { message } => {
+                self.newline();
+                eprintln!("note: {message}");
+            }
+            ChatEvent::Done { .. } => self.newline(),
+            ChatEvent::Error { message } => {
+                self.newline();
+                eprintln!("error: {message}");
+            }
+        }
+    }
+}
+
+fn short(s: &str, max: usize) -> String {
+    let one = s.replace('\n', " ");
+    match one.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &one[..end]),
+        None => one,
+    }
+}
+
+/// `src/a.py` for a path argument, else compact JSON.
+fn describe_args(args: &Value) -> String {
+    for key in ["path", "file", "pattern", "run_id", "pack"] {
+        if let Some(v) = args.get(key).and_then(Value::as_str) {
+            return short(v, 100);
+        }
+    }
+    short(&args.to_string(), 100)
+}
+
+fn describe_result(result: &Value) -> String {
+    let count = |key: &str| result.get(key).and_then(Value::as_array).map(Vec::len);
+    if let Some(n) = count("matches") {
+        return format!("{n} matches");
+    }
+    if let Some(n) = count("files").or(count("entries")) {
+        return format!("{n} files");
+    }
+    if let Some(n) = count("events") {
+        return format!("{n} events");
+    }
+    if let Some(n) = count("approvals") {
+        return format!("{n} approvals");
+    }
+    if let Some(c) = result.get("content").and_then(Value::as_str) {
+        return format!("{} lines", c.lines().count());
+    }
+    if let Some(s) = result.get("status").and_then(Value::as_str) {
+        return format!("status {s}");
+    }
+    short(&json!(result).to_string(), 100)
+}

@@ -1,0 +1,101 @@
+//! `noctune mcp [--repo DIR]` (the MCP server on stdio) and `noctune mcp list-servers`.
+
+use anyhow::Context;
+use clap::Subcommand;
+use noctune_mcp::ServerOptions;
+use noctune_mcp_client::{McpClients, ServerState};
+use noctune_studio::Studio;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Subcommand, Debug)]
+pub enum McpCommand {
+    /// Start each configured MCP server ([mcp_servers.<name>]) and show its state and tools
+    ListServers {
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn mcp(repo: Option<PathBuf>, command: Option<McpCommand>) -> anyhow::Result<i32> {
+    match command {
+        None => serve(repo),
+        Some(McpCommand::ListServers {
+            repo: sub_repo,
+            json,
+        }) => list_servers(sub_repo.or(repo), json),
+    }
+}
+
+fn serve(repo: Option<PathBuf>) -> anyhow::Result<i32> {
+    let opts = match repo {
+        Some(dir) => {
+            let root = super::repo_root(Some(dir))?;
+            let cfg = noctune_config::load(&root)?;
+            ServerOptions {
+                allowed_roots: Some(cfg.allowed_roots),
+            }
+        }
+        None => ServerOptions::default(),
+    };
+    let studio = Arc::new(
+        Studio::open_default()
+            .context("opening the audit DB (set NOCTUNE_STUDIO_DB to use another file)")?,
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(noctune_mcp::stdio::serve_stdio(studio, opts))?;
+    // Supervisor threads of runs still going on end with the process; their workers go on and
+    // any later status check notices how they end.
+    rt.shutdown_background();
+    Ok(0)
+}
+
+fn list_servers(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
+    let root = super::repo_root(repo)?;
+    let cfg = noctune_config::load(&root)?;
+    let clients = McpClients::connect_all_blocking(&cfg);
+    let statuses = clients.statuses();
+    let bad = statuses
+        .iter()
+        .any(|s| !matches!(s.state, ServerState::Ready | ServerState::Disabled));
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&json!({"repo_root": root, "servers": statuses}))?
+        );
+    } else if statuses.is_empty() {
+        println!(
+            "no MCP servers configured; add [mcp_servers.<name>] with `command` or `url` to {}",
+            root.join("noctune.toml").display()
+        );
+    } else {
+        for s in &statuses {
+            let info = s
+                .server_info
+                .as_deref()
+                .map(|i| format!(" ({i})"))
+                .unwrap_or_default();
+            println!(
+                "{:<16} {:<13} {}{info}",
+                s.name,
+                s.state.label(),
+                s.transport
+            );
+            if let Some(e) = s.state.error() {
+                println!("  error: {e}");
+            }
+            for t in &s.tools {
+                let first = t.description.lines().next().unwrap_or("");
+                let short: String = first.chars().take(90).collect();
+                println!("  {:<40} {short}", t.chat_name);
+            }
+        }
+    }
+    drop(clients);
+    Ok(if bad { 1 } else { 0 })
+}

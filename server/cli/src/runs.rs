@@ -1,0 +1,345 @@
+//! `noctune run|runs|status|events|approvals|decide|stop|resume|config check`.
+
+use anyhow::Context;
+use noctune_core::{Decision, Event, RunRecord, RunStatus};
+use noctune_engine::api::{StartRequest, Started};
+use noctune_engine::events::EventTail;
+use noctune_studio::Studio;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn studio() -> anyhow::Result<Studio> {
+    Studio::open_default()
+        .context("opening the audit DB (set NOCTUNE_STUDIO_DB to use another file)")
+}
+
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(v)?);
+    Ok(())
+}
+
+pub fn config_check(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
+    let root = super::repo_root(repo)?;
+    let cfg = noctune_config::load(&root)?;
+    if json {
+        print_json(&json!({
+            "repo_root": cfg.repo_root, "sources": cfg.sources, "default_profile": cfg.default_profile,
+            "policy_packs": cfg.packs, "model_profiles": cfg.profiles, "tools": cfg.tools,
+            "engine": cfg.engine, "allowed_roots": cfg.allowed_roots,
+            "audit_db": noctune_config::db_path_from_env(),
+        }))?;
+        return Ok(0);
+    }
+    println!("repository: {}", cfg.repo_root.display());
+    let sources: Vec<String> = cfg
+        .sources
+        .iter()
+        .map(|s| s.display().to_string())
+        .collect();
+    println!(
+        "config files: {}",
+        if sources.is_empty() {
+            "(none; built-in defaults)".into()
+        } else {
+            sources.join(", ")
+        }
+    );
+    println!("audit DB: {}", noctune_config::db_path_from_env().display());
+    println!(
+        "allowed roots: {}",
+        cfg.allowed_roots
+            .iter()
+            .map(|r| r.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    );
+    println!("\npolicy packs:");
+    for p in cfg.packs.values() {
+        let aa = &p.auto_approve;
+        println!(
+            "  {:<14} globs={:?} max_diff_lines={} tools_allowed={:?} checks={:?}",
+            p.name, p.allowed_globs, p.max_diff_lines, p.tools_allowed, p.checks
+        );
+        println!(
+            "  {:<14} proposer={} auto_approve={{enabled={}, max_risk={}, max_lines={}, require_tests={}}} grouping={:?} max_commits={}",
+            "",
+            serde_json::to_string(&p.proposer)?,
+            aa.enabled,
+            aa.max_risk,
+            aa.max_lines,
+            aa.require_tests,
+            p.grouping,
+            p.patchset_max_commits
+        );
+    }
+    println!("\nmodel profiles (default: {}):", cfg.default_profile);
+    for p in cfg.profiles.values() {
+        println!(
+            "  {:<14} {} model={} context_window={} tool_mode={:?}",
+            p.name, p.base_url, p.model, p.context_window, p.tool_mode
+        );
+    }
+    println!("\ntools:");
+    for t in cfg.tools.values() {
+        println!("  {:<14} {:?} {}", t.name, t.stage, t.command.join(" "));
+    }
+    Ok(0)
+}
+
+pub fn run(
+    repo: Option<PathBuf>,
+    pack: String,
+    profile: Option<String>,
+    detach: bool,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let root = super::repo_root(repo)?;
+    let studio = studio()?;
+    let started = studio.start_run(&StartRequest {
+        repo: root,
+        pack,
+        profile,
+    })?;
+    follow_started(&studio, started, detach, json)
+}
+
+pub fn resume(run_id: &str, detach: bool, json: bool) -> anyhow::Result<i32> {
+    let studio = studio()?;
+    let started = studio.resume(run_id)?;
+    follow_started(&studio, started, detach, json)
+}
+
+fn follow_started(
+    studio: &Studio,
+    mut started: Started,
+    detach: bool,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let run_id = started.record.run_id.to_string();
+    if detach {
+        if json {
+            print_json(&json!({"run_id": run_id}))?;
+        } else {
+            println!("{run_id}");
+        }
+        return Ok(0);
+    }
+    if !json {
+        println!(
+            "run {run_id}: pack {} on {} (branch {})",
+            started.record.pack, started.record.repo_root, started.record.branch
+        );
+        println!("  events: noctune events {run_id} --follow    stop: noctune stop {run_id}");
+    }
+    let mut tail = EventTail::new(&started.paths);
+    let rec = studio.supervise(&mut started, || {
+        if let Ok(evs) = tail.poll() {
+            for ev in evs {
+                if json {
+                    let _ = print_json(&ev);
+                } else if let Some(line) = progress_line(&ev) {
+                    println!("{line}");
+                }
+            }
+        }
+    })?;
+    finish_report(studio, &rec, json)
+}
+
+fn finish_report(studio: &Studio, rec: &RunRecord, json: bool) -> anyhow::Result<i32> {
+    if json {
+        print_json(rec)?;
+    } else {
+        println!("run {} ended: {}", rec.run_id, rec.status);
+        if let Some(e) = &rec.error {
+            println!("  error: {e}");
+        }
+        if let Ok(commits) = studio.commits(rec) {
+            for (sha, msg) in commits {
+                println!("  commit {} {}", &sha[..sha.len().min(10)], msg);
+            }
+        }
+    }
+    Ok(if rec.status == RunStatus::Done { 0 } else { 1 })
+}
+
+/// One human-readable line for the events a person watching a run cares about.
+pub fn progress_line(ev: &Event) -> Option<String> {
+    let p = &ev.payload;
+    let s = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let n = |k: &str| p.get(k).map(|v| v.to_string()).unwrap_or_default();
+    Some(match ev.kind.as_str() {
+        "stage" => format!("== {}", s("stage")),
+        "tool_finished" => format!("  tool {} ({}): {}", s("tool"), s("stage"), s("outcome")),
+        "tool_skipped" => format!("  tool {} skipped: {}", s("tool"), s("reason")),
+        "edit_proposed" => format!("  proposed  {}", s("file")),
+        "edit_dropped" => format!("  dropped   {}: {}", s("file"), s("reason")),
+        "edit_repaired" => format!("  repaired  {} ({})", s("file"), s("gate")),
+        "policy_violation" => format!("  REFUSED   {}: {}", s("file"), s("reason")),
+        "edit_refused" => format!("  refused   {}: {}", s("file"), s("reason")),
+        "auto_approved" => format!("  approved  {} (risk {}, auto)", s("file"), n("risk_score")),
+        "approval_requested" => format!(
+            "  WAITING   {} (risk {}: {})\n            to approve: {}",
+            s("file"),
+            n("risk_score"),
+            s("reason"),
+            s("decide")
+        ),
+        "approval_decided" => format!(
+            "  decided   {}: {} by {}",
+            s("file"),
+            s("decision"),
+            s("decided_by")
+        ),
+        "patchset_committed" => format!(
+            "  commit    [{}/{}] {}",
+            n("n"),
+            n("of"),
+            &s("sha")[..s("sha").len().min(10)]
+        ),
+        "patchset_failed" => format!(
+            "  patchset  [{}/{}] not committed: {}\n{}",
+            n("n"),
+            n("of"),
+            s("reason"),
+            indent(&s("output_tail"))
+        ),
+        "status_changed" => format!("  status -> {}", s("status")),
+        "stopped" => "  stopped".into(),
+        "run_failed" => format!("  FAILED: {}", s("error")),
+        _ => return None,
+    })
+}
+
+fn indent(t: &str) -> String {
+    t.lines()
+        .map(|l| format!("            | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn list(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
+    let studio = studio()?;
+    let root = match repo {
+        Some(r) => Some(super::repo_root(Some(r))?),
+        None => None,
+    };
+    let runs = studio.list_runs(root.as_deref())?;
+    if json {
+        print_json(&runs)?;
+    } else if runs.is_empty() {
+        println!("no runs yet; start one with `noctune run --repo DIR --pack lint_fix`");
+    } else {
+        println!(
+            "{:<26} {:<17} {:<12} {:<25} {}",
+            "RUN", "STATUS", "PACK", "STARTED", "REPO"
+        );
+        for r in runs {
+            println!(
+                "{:<26} {:<17} {:<12} {:<25} {}",
+                r.run_id, r.status, r.pack, r.started_at, r.repo_root
+            );
+        }
+    }
+    Ok(0)
+}
+
+pub fn status(run_id: &str, json: bool) -> anyhow::Result<i32> {
+    let studio = studio()?;
+    let rec = studio.status(run_id)?;
+    if json {
+        print_json(&rec)?;
+    } else {
+        println!("{}", serde_json::to_string_pretty(&rec)?);
+    }
+    Ok(0)
+}
+
+pub fn events(run_id: &str, mut cursor: u64, follow: bool, json: bool) -> anyhow::Result<i32> {
+    let studio = studio()?;
+    loop {
+        let batch = studio.events(run_id, cursor, 1000)?;
+        for ev in &batch {
+            cursor = ev.idx + 1;
+            if json {
+                print_json(ev)?;
+            } else {
+                println!("{:>5} {} {:<20} {}", ev.idx, ev.ts, ev.kind, ev.payload);
+            }
+        }
+        if batch.len() == 1000 {
+            continue;
+        }
+        if !follow
+            || studio.status(run_id)?.status.is_terminal()
+                && studio.events(run_id, cursor, 1)?.is_empty()
+        {
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn approvals(run_id: &str, json: bool) -> anyhow::Result<i32> {
+    let studio = studio()?;
+    let list = studio.approvals(run_id)?;
+    if json {
+        print_json(&list)?;
+        return Ok(0);
+    }
+    if list.is_empty() {
+        println!("run {run_id} has no approvals");
+    }
+    for a in list {
+        println!(
+            "{} {:<13} risk {:>3}  {} {}",
+            a.approval_id,
+            a.status.as_str(),
+            a.risk_score,
+            a.file_path,
+            a.symbol
+        );
+        println!("    reason: {}", a.reason);
+        if a.status == noctune_core::ApprovalStatus::Pending {
+            println!(
+                "    decide: noctune decide {run_id} {} approve|reject --reason TEXT",
+                a.approval_id
+            );
+        }
+        for l in a.diff.lines() {
+            println!("    {l}");
+        }
+    }
+    Ok(0)
+}
+
+pub fn decide(
+    run_id: &str,
+    approval_id: &str,
+    decision: &str,
+    reason: &str,
+    by: Option<String>,
+) -> anyhow::Result<i32> {
+    let decision = Decision::parse(decision).context("decision must be approve or reject")?;
+    let by = by
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "cli".into());
+    let studio = studio()?;
+    let d = studio.decide(run_id, approval_id, decision, reason, &format!("cli:{by}"))?;
+    println!(
+        "{} {} by {} at {}",
+        d.approval_id,
+        d.decision.as_str(),
+        d.decided_by,
+        d.decided_at
+    );
+    Ok(0)
+}
+
+pub fn stop(run_id: &str, grace: Option<u64>) -> anyhow::Result<i32> {
+    let studio = studio()?;
+    let rec = studio.stop(run_id, grace.map(Duration::from_secs))?;
+    println!("run {} is {}", rec.run_id, rec.status);
+    Ok(0)
+}

@@ -1,0 +1,90 @@
+//! `noctune studio [--repo DIR] [--port N] [--host ADDR] [--no-open]`: serves the /studio web UI,
+//! its JSON API and `/mcp` until Ctrl-C.
+
+use anyhow::Context;
+use noctune_http::{Options, Server};
+use noctune_studio::Studio;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub fn studio(
+    repo: Option<PathBuf>,
+    port: u16,
+    host: IpAddr,
+    no_open: bool,
+) -> anyhow::Result<i32> {
+    let repo_root = super::repo_root(repo)?;
+    let studio = Arc::new(
+        Studio::open_default()
+            .context("opening the audit DB (set NOCTUNE_STUDIO_DB to use another file)")?,
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let server = Server::bind(
+            studio,
+            Options {
+                repo_root,
+                host,
+                port,
+            },
+        )
+        .await?;
+        let url = server.url();
+        // One line, flushed at once: tests and scripts read the URL from here.
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "Noctune Studio: {url}")?;
+        out.flush()?;
+        drop(out);
+        if !no_open {
+            open_browser(&url);
+        }
+        server.serve(shutdown_signal()).await
+    })?;
+    Ok(0)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Opens the URL in the desktop's browser, if there is one; failing that, the printed URL is
+/// enough.
+fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    let spawned = std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    match spawned {
+        Ok(mut child) => {
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => tracing::info!(
+            "could not open a browser ({opener}: {e}); open the printed URL yourself"
+        ),
+    }
+}

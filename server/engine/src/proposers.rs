@@ -1,0 +1,380 @@
+//! Proposers: turn a pack's proposer spec into [`Proposal`]s for files of the run's worktree.
+//! Each proposer leaves the worktree as it found it (clean at HEAD); proposals are values.
+
+use super::gates;
+use super::symbols;
+use super::tools::{self, ToolOutcome};
+use super::worker::{Halt, RunCtx};
+use noctune_core::{EventKind, Proposal, ProposalSource, ProposerSpec};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// Proposes edits for every file in scope (`only`: just these paths, for a re-proposal).
+pub fn propose(ctx: &mut RunCtx, only: Option<&[String]>) -> Result<Vec<Proposal>, Halt> {
+    let mut out = match ctx.pack.proposer.clone() {
+        ProposerSpec::Command { tools } => command(ctx, &tools, only)?,
+        ProposerSpec::Llm {
+            instructions,
+            max_symbols,
+        } => llm(ctx, &instructions, max_symbols, only)?,
+        ProposerSpec::DepsBump {
+            index_url,
+            allow_major,
+        } => deps(ctx, &index_url, allow_major, only)?,
+    };
+    out.sort_by(|a, b| a.file_path.cmp(&b.file_path));
+    Ok(out)
+}
+
+fn command(
+    ctx: &mut RunCtx,
+    tool_names: &[String],
+    only: Option<&[String]>,
+) -> Result<Vec<Proposal>, Halt> {
+    let files: Vec<String> = only.map(|o| o.to_vec()).unwrap_or_default();
+    for name in tool_names {
+        ctx.check_stop()?;
+        if !ctx.pack.tool_allowed(name) {
+            ctx.emit(EventKind::ToolSkipped, json!({"tool": name, "reason": "not in the pack's tools_allowed", "stage": "propose"}))?;
+            continue;
+        }
+        let tool = ctx.tool(name)?;
+        let outcome = ctx.run_tool(&tool, &files, "propose")?;
+        if let ToolOutcome::NotFound { .. } = outcome {
+            return Err(Halt::Fail(format!(
+                "fixer tool {name}: {}",
+                outcome.describe()
+            )));
+        }
+    }
+    let changed = noctune_git::changed_files(&ctx.wt).map_err(Halt::from_display)?;
+    let changed: Vec<String> = match only {
+        Some(only) => changed.into_iter().filter(|p| only.contains(p)).collect(),
+        None => changed,
+    };
+    // Gate: a fixer's output must still parse (checked on disk, in one batch, before restoring).
+    let py: Vec<String> = changed
+        .iter()
+        .filter(|p| p.ends_with(".py"))
+        .cloned()
+        .collect();
+    let parse_errors = match gates::ruff_parse_errors(&ctx.worktree_path(), &py) {
+        Ok(errors) => errors,
+        Err(gates::GateUnavailable::Missing(why)) => {
+            ctx.emit(
+                EventKind::Log,
+                json!({"level": "warn", "message": format!("parse gate skipped: {why}")}),
+            )?;
+            BTreeMap::new()
+        }
+    };
+    let lint_after = gates::ruff_lint_counts(&ctx.worktree_path(), &py);
+    let mut proposals = Vec::new();
+    let wt_root = ctx.worktree_path();
+    for path in &changed {
+        let before = noctune_git::head_blob(&ctx.wt, path).map_err(Halt::from_display)?;
+        let after = std::fs::read(wt_root.join(path));
+        // Roll the worktree back by hand: we hold the pre-image already, and a forced checkout
+        // of hundreds of paths costs more than writing them.
+        match &before {
+            Some(b) => noctune_util::fsx::write_atomic_unsynced(&wt_root.join(path), b)?,
+            None => {
+                let _ = std::fs::remove_file(wt_root.join(path));
+            }
+        }
+        let Ok(after) = after else {
+            ctx.emit(EventKind::EditDropped, json!({"file": path, "reason": "the tool deleted the file; deletions are not proposed"}))?;
+            continue;
+        };
+        if let Some(err) = parse_errors.get(path) {
+            ctx.emit(EventKind::EditDropped, json!({"file": path, "reason": format!("does not parse after the fixer: {err}"), "gate": "parse"}))?;
+            continue;
+        }
+        let before = String::from_utf8_lossy(&before.unwrap_or_default()).into_owned();
+        let after = String::from_utf8_lossy(&after).into_owned();
+        if before == after {
+            continue;
+        }
+        proposals.push(Proposal {
+            file_path: path.clone(),
+            symbol: String::new(),
+            before,
+            after,
+            source: ProposalSource::Command,
+            major_bump: false,
+        });
+    }
+    // Gate: the edit may not add lint findings (the project's ruff rules, before vs after;
+    // the worktree holds the pre-images again now).
+    let proposed_py: Vec<String> = proposals
+        .iter()
+        .map(|p| p.file_path.clone())
+        .filter(|p| p.ends_with(".py"))
+        .collect();
+    match (lint_after, gates::ruff_lint_counts(&wt_root, &proposed_py)) {
+        (Ok(after), Ok(before)) => {
+            let empty = BTreeMap::new();
+            let mut dropped = Vec::new();
+            for path in &proposed_py {
+                let new = gates::new_findings(
+                    before.get(path).unwrap_or(&empty),
+                    after.get(path).unwrap_or(&empty),
+                );
+                if !new.is_empty() {
+                    ctx.emit(EventKind::EditDropped, json!({"file": path, "gate": "lint", "reason": format!("the edit adds lint findings {}", new.join(", "))}))?;
+                    dropped.push(path.clone());
+                }
+            }
+            proposals.retain(|p| !dropped.contains(&p.file_path));
+        }
+        (Err(gates::GateUnavailable::Missing(why)), _)
+        | (_, Err(gates::GateUnavailable::Missing(why))) => {
+            ctx.emit(
+                EventKind::Log,
+                json!({"level": "warn", "message": format!("lint gate skipped: {why}")}),
+            )?;
+        }
+    }
+    for p in &proposals {
+        ctx.emit(
+            EventKind::EditProposed,
+            json!({"file": p.file_path, "source": "command"}),
+        )?;
+    }
+    Ok(proposals)
+}
+
+fn scope_files(
+    ctx: &RunCtx,
+    only: Option<&[String]>,
+    filter: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, Halt> {
+    let all = noctune_git::head_files(&ctx.wt).map_err(Halt::from_display)?;
+    Ok(all
+        .into_iter()
+        .filter(|p| only.is_none_or(|o| o.contains(p)))
+        .filter(|p| !p.starts_with(super::paths::CACHE_DIR))
+        .filter(|p| filter(p))
+        .collect())
+}
+
+fn read_wt(ctx: &RunCtx, path: &str) -> Option<String> {
+    std::fs::read_to_string(ctx.worktree_path().join(path)).ok()
+}
+
+fn llm(
+    ctx: &mut RunCtx,
+    instructions: &str,
+    max_symbols: usize,
+    only: Option<&[String]>,
+) -> Result<Vec<Proposal>, Halt> {
+    let files = scope_files(ctx, only, |p| p.ends_with(".py"))?;
+    let files: Vec<String> = files.into_iter().filter(|p| ctx.in_globs(p)).collect();
+    let corpus: String = files
+        .iter()
+        .filter_map(|f| read_wt(ctx, f))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut proposals = Vec::new();
+    for path in files {
+        ctx.check_stop()?;
+        let Some(text) = read_wt(ctx, &path) else {
+            continue;
+        };
+        let chosen = symbols::choose(&text, &corpus, max_symbols);
+        if chosen.is_empty() {
+            continue;
+        }
+        let mut rewrites = Vec::new();
+        for sym in &chosen {
+            ctx.check_stop()?;
+            let original = symbols::source_of(&text, sym);
+            match ctx.ask_model(instructions, &path, &original, None) {
+                Ok(code) => rewrites.push((sym.clone(), code)),
+                Err(e) => {
+                    ctx.emit(EventKind::EditDropped, json!({"file": path, "symbol": sym.name, "reason": format!("model request failed: {e}")}))?;
+                }
+            }
+        }
+        if rewrites.is_empty() {
+            continue;
+        }
+        let names: Vec<String> = rewrites.iter().map(|(s, _)| s.name.clone()).collect();
+        let mut after = symbols::replace(&text, &rewrites);
+        // Gate 1: it must parse. One repair attempt with the error, then drop.
+        if let Some(err) = parse_error(ctx, &path, &after)? {
+            let mut repaired = None;
+            let mut fixed = Vec::new();
+            for (sym, code) in &rewrites {
+                match ctx.ask_model(
+                    instructions,
+                    &path,
+                    &symbols::source_of(&text, sym),
+                    Some((code, &err)),
+                ) {
+                    Ok(c) => fixed.push((sym.clone(), c)),
+                    Err(_) => break,
+                }
+            }
+            if fixed.len() == rewrites.len() {
+                let candidate = symbols::replace(&text, &fixed);
+                if parse_error(ctx, &path, &candidate)?.is_none() {
+                    repaired = Some(candidate);
+                }
+            }
+            match repaired {
+                Some(c) => {
+                    ctx.emit(EventKind::EditRepaired, json!({"file": path, "gate": "parse", "error": err, "how": "asked the model again with the error"}))?;
+                    after = c;
+                }
+                None => {
+                    ctx.emit(EventKind::EditDropped, json!({"file": path, "symbol": names.join(", "), "gate": "parse", "reason": format!("the model's code does not parse: {err}")}))?;
+                    continue;
+                }
+            }
+        }
+        // Gate 2: lint may not get worse; ruff --fix repairs what it can.
+        match lint_gate(&path, &text, &after) {
+            Ok(LintGate::Pass) => {}
+            Ok(LintGate::Repaired(fixed, codes)) => {
+                ctx.emit(
+                    EventKind::EditRepaired,
+                    json!({"file": path, "gate": "lint", "findings": codes, "how": "ruff --fix"}),
+                )?;
+                after = fixed;
+            }
+            Ok(LintGate::Fail(codes)) => {
+                ctx.emit(EventKind::EditDropped, json!({"file": path, "gate": "lint", "reason": format!("adds lint findings {}", codes.join(", "))}))?;
+                continue;
+            }
+            Err(why) => {
+                ctx.emit(EventKind::Log, json!({"level": "warn", "message": format!("lint gate skipped for {path}: {why}")}))?;
+            }
+        }
+        if after == text {
+            continue;
+        }
+        ctx.emit(
+            EventKind::EditProposed,
+            json!({"file": path, "source": "llm", "symbols": names}),
+        )?;
+        proposals.push(Proposal {
+            file_path: path,
+            symbol: names.join(", "),
+            before: text,
+            after,
+            source: ProposalSource::Llm,
+            major_bump: false,
+        });
+    }
+    Ok(proposals)
+}
+
+fn parse_error(ctx: &mut RunCtx, path: &str, src: &str) -> Result<Option<String>, Halt> {
+    let one = BTreeMap::from([(path.to_string(), src.to_string())]);
+    match gates::python_parse_errors(&one) {
+        Ok(mut e) => Ok(e.remove(path)),
+        Err(gates::GateUnavailable::Missing(why)) => {
+            ctx.emit(
+                EventKind::Log,
+                json!({"level": "warn", "message": format!("parse gate skipped: {why}")}),
+            )?;
+            Ok(None)
+        }
+    }
+}
+
+enum LintGate {
+    Pass,
+    Repaired(String, Vec<String>),
+    Fail(Vec<String>),
+}
+
+fn lint_gate(path: &str, before: &str, after: &str) -> Result<LintGate, String> {
+    let unavailable = |gates::GateUnavailable::Missing(w)| w;
+    let b = gates::lint_codes(path, before).map_err(unavailable)?;
+    let a = gates::lint_codes(path, after).map_err(unavailable)?;
+    let new = gates::new_findings(&b, &a);
+    if new.is_empty() {
+        return Ok(LintGate::Pass);
+    }
+    let fixed = gates::ruff_fix(path, after).map_err(unavailable)?;
+    let f = gates::lint_codes(path, &fixed).map_err(unavailable)?;
+    if gates::new_findings(&b, &f).is_empty() && !fixed.trim().is_empty() {
+        Ok(LintGate::Repaired(fixed, new))
+    } else {
+        Ok(LintGate::Fail(new))
+    }
+}
+
+fn deps(
+    ctx: &mut RunCtx,
+    index_url: &str,
+    allow_major: bool,
+    only: Option<&[String]>,
+) -> Result<Vec<Proposal>, Halt> {
+    let files = scope_files(ctx, only, noctune_deps::is_deps_file)?;
+    let contents: Vec<(String, String)> = files
+        .iter()
+        .filter_map(|f| read_wt(ctx, f).map(|c| (f.clone(), c)))
+        .collect();
+    let (edits, warnings) = ctx
+        .block_on_http(|client| {
+            let index_url = index_url.to_string();
+            async move { noctune_deps::propose(&client, &index_url, allow_major, &contents).await }
+        })
+        .map_err(|e| Halt::Fail(format!("deps_bump: {e}")))?
+        .map_err(|e| Halt::Fail(format!("deps_bump: {e}")))?;
+    for w in warnings {
+        ctx.emit(EventKind::Log, json!({"level": "warn", "file": w.file_path, "project": w.project, "message": w.message}))?;
+    }
+    let mut out = Vec::new();
+    for e in edits {
+        if e.file_path.ends_with(".toml") {
+            if let Err(err) = e.after.parse::<toml::Table>() {
+                ctx.emit(EventKind::EditDropped, json!({"file": e.file_path, "gate": "parse", "reason": format!("not valid TOML after the bump: {err}")}))?;
+                continue;
+            }
+        }
+        let symbol = e
+            .bumps
+            .iter()
+            .map(|b| format!("{} {}→{}", b.project, b.from, b.to))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let major = e.bumps.iter().any(|b| b.major);
+        ctx.emit(
+            EventKind::EditProposed,
+            json!({"file": e.file_path, "source": "deps_bump", "bumps": symbol, "major": major}),
+        )?;
+        out.push(Proposal {
+            file_path: e.file_path,
+            symbol,
+            before: e.before,
+            after: e.after,
+            source: ProposalSource::DepsBump,
+            major_bump: major,
+        });
+    }
+    Ok(out)
+}
+
+/// Runs a check tool on a patchset's files (used by the worker before each commit).
+pub fn run_check(
+    ctx: &mut RunCtx,
+    name: &str,
+    files: &[String],
+) -> Result<Option<ToolOutcome>, Halt> {
+    if !ctx.pack.tool_allowed(name) {
+        ctx.emit(
+            EventKind::ToolSkipped,
+            json!({"tool": name, "reason": "not in the pack's tools_allowed", "stage": "check"}),
+        )?;
+        return Ok(None);
+    }
+    let tool = ctx.tool(name)?;
+    let outcome = ctx.run_tool(&tool, files, "check")?;
+    Ok(Some(outcome))
+}
+
+pub use tools::tail_of;

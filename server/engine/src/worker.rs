@@ -1,0 +1,933 @@
+//! The worker: one process per run (`noctune worker --run-dir DIR`), doing the run's steps in
+//! order and checking for a stop request between them. Everything it decides is recorded
+//! (`run.json`, `events.jsonl`, approval files, `patchsets.json`, the audit DB) so that a
+//! resumed worker continues where this one left off.
+
+use super::events::EventLog;
+use super::paths::RunPaths;
+use super::proposers;
+use super::runfile;
+use super::tools::{self, ToolOutcome};
+use globset::GlobSet;
+use noctune_config::{Config, ModelProfile, ToolDef};
+use noctune_core::{
+    ApprovalDecision, ApprovalRequest, ApprovedEdit, EditFacts, Event, EventKind, GroupInput,
+    PolicyPack, Proposal, RunRecord, RunStatus, Verdict, approval_id, group_into_patchsets, police,
+    unified_diff,
+};
+use noctune_store::AuditStore;
+use noctune_util::{fsx, time};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Why the worker stops doing steps.
+#[derive(Debug)]
+pub enum Halt {
+    Stop,
+    Fail(String),
+}
+
+impl Halt {
+    pub fn from_display(e: impl std::fmt::Display) -> Halt {
+        Halt::Fail(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Halt {
+    fn from(e: std::io::Error) -> Halt {
+        Halt::Fail(format!("IO error: {e}"))
+    }
+}
+
+pub struct RunCtx {
+    pub paths: RunPaths,
+    pub cfg: Config,
+    pub pack: PolicyPack,
+    pub profile: ModelProfile,
+    pub wt: git2::Repository,
+    pub store: AuditStore,
+    events: EventLog,
+    pending_db: Vec<Event>,
+    pending_approvals: Vec<ApprovalRequest>,
+    globs: GlobSet,
+    tool_seq: u32,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PatchsetPlan {
+    pub patchsets: Vec<PlannedPatchset>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedPatchset {
+    pub approval_ids: Vec<String>,
+    pub files: Vec<String>,
+    /// planned | committed | failed
+    pub status: String,
+    pub commit_sha: Option<String>,
+    pub reason: Option<String>,
+}
+
+pub fn compile_globs(globs: &[String]) -> Result<GlobSet, String> {
+    let mut b = globset::GlobSetBuilder::new();
+    for g in globs {
+        let glob = globset::GlobBuilder::new(g)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("glob {g:?}: {e}"))?;
+        b.add(glob);
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+impl RunCtx {
+    pub fn emit(&mut self, kind: EventKind, payload: Value) -> Result<Event, Halt> {
+        let ev = self.events.append(kind, payload)?;
+        self.pending_db.push(ev.clone());
+        if self.pending_db.len() >= 256 {
+            self.flush_db();
+        }
+        Ok(ev)
+    }
+
+    /// Sends buffered events to the audit DB. A DB failure is logged, never fatal: the files
+    /// are the source of truth and the end-of-run ingest retries.
+    pub fn flush_db(&mut self) {
+        if !self.pending_approvals.is_empty() {
+            if let Err(e) = self.store.upsert_approvals(&self.pending_approvals) {
+                tracing::warn!("audit DB approval ingest failed (will retry at run end): {e}");
+            }
+            self.pending_approvals.clear();
+        }
+        if self.pending_db.is_empty() {
+            return;
+        }
+        if let Err(e) = self
+            .store
+            .ingest_events(&self.paths.run_id, &self.pending_db)
+        {
+            tracing::warn!("audit DB ingest failed (will retry at run end): {e}");
+        }
+        self.pending_db.clear();
+    }
+
+    pub fn stop_requested(&self) -> bool {
+        self.paths.stop_request().exists()
+    }
+
+    pub fn check_stop(&self) -> Result<(), Halt> {
+        if self.stop_requested() {
+            Err(Halt::Stop)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn worktree_path(&self) -> PathBuf {
+        self.paths.worktree()
+    }
+
+    pub fn in_globs(&self, path: &str) -> bool {
+        self.globs.is_match(path)
+    }
+
+    pub fn tests_available(&self) -> bool {
+        self.pack
+            .checks
+            .iter()
+            .any(|c| self.pack.tool_allowed(c) && self.cfg.tools.contains_key(c))
+    }
+
+    pub fn tool(&self, name: &str) -> Result<ToolDef, Halt> {
+        self.cfg
+            .tools
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Halt::Fail(format!("tool {name:?} is not defined in [tools]")))
+    }
+
+    pub fn set_stage(&mut self, stage: &str) -> Result<(), Halt> {
+        let s = stage.to_string();
+        let rec = runfile::update(&self.paths, |r| {
+            r.stage = s;
+            None
+        })
+        .map_err(Halt::from_display)?;
+        self.emit(EventKind::Stage, json!({"stage": stage}))?;
+        self.sync_run(&rec);
+        Ok(())
+    }
+
+    pub fn set_status(&mut self, to: RunStatus, error: Option<String>) -> Result<RunRecord, Halt> {
+        let rec = runfile::update(&self.paths, |r| {
+            if error.is_some() {
+                r.error = error.clone();
+            }
+            Some(to)
+        })
+        .map_err(Halt::from_display)?;
+        self.emit(
+            EventKind::StatusChanged,
+            json!({"status": to.as_str(), "error": error}),
+        )?;
+        self.sync_run(&rec);
+        Ok(rec)
+    }
+
+    fn sync_run(&mut self, rec: &RunRecord) {
+        self.flush_db();
+        if let Err(e) = self.store.upsert_run(rec) {
+            tracing::warn!("audit DB run update failed: {e}");
+        }
+    }
+
+    pub fn run_tool(
+        &mut self,
+        tool: &ToolDef,
+        files: &[String],
+        stage: &str,
+    ) -> Result<ToolOutcome, Halt> {
+        self.tool_seq += 1;
+        let log_dir = self.paths.run_dir.join("tools");
+        std::fs::create_dir_all(&log_dir)?;
+        let log = log_dir.join(format!("{:03}-{}.log", self.tool_seq, tool.name));
+        self.emit(
+            EventKind::ToolStarted,
+            json!({"tool": tool.name, "stage": stage, "argv": tools::argv(tool, files)}),
+        )?;
+        let stop_file = self.paths.stop_request();
+        let outcome = tools::run_tool(tool, files, &self.worktree_path(), &log, &|| {
+            stop_file.exists()
+        })?;
+        let (code, elapsed_ms) = match &outcome {
+            ToolOutcome::Finished { code, elapsed, .. } => {
+                (Some(*code), Some(elapsed.as_millis() as u64))
+            }
+            _ => (None, None),
+        };
+        self.emit(
+            EventKind::ToolFinished,
+            json!({"tool": tool.name, "stage": stage, "ok": outcome.succeeded(), "exit_code": code,
+                   "elapsed_ms": elapsed_ms, "outcome": outcome.describe(), "log": log.display().to_string()}),
+        )?;
+        if let ToolOutcome::Interrupted = outcome {
+            return Err(Halt::Stop);
+        }
+        Ok(outcome)
+    }
+
+    fn runtime(&mut self) -> Result<&tokio::runtime::Runtime, Halt> {
+        if self.runtime.is_none() {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            self.runtime = Some(rt);
+        }
+        self.runtime
+            .as_ref()
+            .ok_or_else(|| Halt::Fail("no runtime".into()))
+    }
+
+    /// Runs an async HTTP job on this worker's runtime with a shared client.
+    pub fn block_on_http<F, Fut, T>(&mut self, job: F) -> Result<T, String>
+    where
+        F: FnOnce(reqwest::Client) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let rt = self.runtime().map_err(|_| "no async runtime".to_string())?;
+        Ok(rt.block_on(job(client)))
+    }
+
+    /// Asks the profile's model to rewrite one symbol; `retry` carries a previous attempt and
+    /// the gate's error for a repair.
+    pub fn ask_model(
+        &mut self,
+        instructions: &str,
+        path: &str,
+        original: &str,
+        retry: Option<(&str, &str)>,
+    ) -> Result<String, String> {
+        use noctune_llm::{ChatMessage, LlmClient, LlmEndpoint};
+        let p = self.profile.clone();
+        let mut endpoint = LlmEndpoint::new(&p.base_url, &p.model);
+        endpoint.temperature = p.temperature;
+        endpoint.max_tokens = p.max_tokens;
+        endpoint.request_timeout = Duration::from_secs(p.timeout_secs);
+        endpoint.api_key = p.api_key_env.as_ref().and_then(|v| std::env::var(v).ok());
+        let client = LlmClient::new(endpoint).map_err(|e| e.to_string())?;
+        let mut messages = vec![
+            ChatMessage::system(
+                "You rewrite one Python symbol at a time. Reply with the complete rewritten symbol \
+                 (decorators, signature and body) in a single ```python fenced block and nothing else.",
+            ),
+            ChatMessage::user(format!(
+                "{instructions}\n\nFile: {path}\n\n```python\n{original}\n```"
+            )),
+        ];
+        if let Some((attempt, err)) = retry {
+            messages.push(ChatMessage::assistant(format!("```python\n{attempt}\n```")));
+            messages.push(ChatMessage::user(format!(
+                "That code does not parse: {err}\nReply with a corrected version of the whole symbol."
+            )));
+        }
+        let rt = self.runtime().map_err(|_| "no async runtime".to_string())?;
+        let reply = rt
+            .block_on(client.complete_text(messages))
+            .map_err(|e| e.to_string())?;
+        let code = super::symbols::extract_code(&reply);
+        if code.trim().is_empty() {
+            return Err("the model's reply contained no code".into());
+        }
+        Ok(code)
+    }
+}
+
+/// Entry point of `noctune worker --run-dir DIR`.
+pub fn run_worker(run_dir: &Path) -> anyhow::Result<()> {
+    let run_dir = std::fs::canonicalize(run_dir)
+        .map_err(|e| anyhow::anyhow!("--run-dir {}: {e}", run_dir.display()))?;
+    let rec: RunRecord = serde_json::from_slice(&std::fs::read(run_dir.join("state/run.json"))?)?;
+    let repo_root = PathBuf::from(&rec.repo_root);
+    let paths = RunPaths::new(&repo_root, &rec.run_id);
+    let events = EventLog::new(&paths);
+    let store = AuditStore::open_default()?;
+
+    let pid = std::process::id();
+    let started = super::process::start_time(pid);
+    let resumed = super::events::read_events(&paths, 0, usize::MAX)
+        .map(|evs| evs.iter().any(|e| e.kind == EventKind::RunStarted.as_str()))
+        .unwrap_or(false);
+    let rec = runfile::update(&paths, |r| {
+        r.worker_pid = Some(pid);
+        r.worker_start_time = started;
+        r.stage = "setup".into();
+        Some(RunStatus::Running)
+    })?;
+    let ev = events.append(
+        if resumed {
+            EventKind::RunResumed
+        } else {
+            EventKind::RunStarted
+        },
+        json!({"worker_pid": pid, "pack": rec.pack, "branch": rec.branch}),
+    )?;
+    let _ = store.ingest_events(&paths.run_id, &[ev]);
+    let _ = store.upsert_run(&rec);
+
+    let beating = Arc::new(AtomicBool::new(true));
+    let heartbeat = spawn_heartbeat(&paths, beating.clone(), &repo_root);
+
+    let result = setup(&paths, &rec, store, events).and_then(|mut ctx| {
+        let r = execute(&mut ctx);
+        Ok((ctx, r))
+    });
+    beating.store(false, Ordering::SeqCst);
+    let _ = heartbeat.join();
+
+    match result {
+        Ok((mut ctx, outcome)) => finish(&mut ctx, outcome),
+        Err(h) => finish_without_ctx(&paths, h),
+    }
+}
+
+fn spawn_heartbeat(
+    paths: &RunPaths,
+    beating: Arc<AtomicBool>,
+    repo_root: &Path,
+) -> std::thread::JoinHandle<()> {
+    let paths = paths.clone();
+    let every = noctune_config::load(repo_root)
+        .map(|c| c.engine.heartbeat_secs)
+        .unwrap_or(2)
+        .max(1);
+    std::thread::spawn(move || {
+        let mut waited = Duration::ZERO;
+        while beating.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+            waited += Duration::from_millis(100);
+            if waited >= Duration::from_secs(every) {
+                waited = Duration::ZERO;
+                let _ = runfile::update(&paths, |_| None);
+            }
+        }
+    })
+}
+
+fn setup(
+    paths: &RunPaths,
+    rec: &RunRecord,
+    store: AuditStore,
+    events: EventLog,
+) -> Result<RunCtx, Halt> {
+    let repo_root = PathBuf::from(&rec.repo_root);
+    let cfg = noctune_config::load(&repo_root).map_err(Halt::from_display)?;
+    let pack = cfg
+        .pack(&rec.pack)
+        .cloned()
+        .ok_or_else(|| Halt::Fail(format!("pack {:?} is no longer defined", rec.pack)))?;
+    let profile = cfg
+        .profile(Some(&rec.profile))
+        .cloned()
+        .ok_or_else(|| Halt::Fail(format!("model profile {:?} is not defined", rec.profile)))?;
+    let globs = compile_globs(&pack.allowed_globs).map_err(Halt::Fail)?;
+    let t = std::time::Instant::now();
+    let repo = noctune_git::open_repo(&repo_root).map_err(Halt::from_display)?;
+    let wt = match recycle_done_worktree(&repo, paths, &rec.branch) {
+        Some(wt) => wt,
+        None => {
+            noctune_git::ensure_worktree(&repo, rec.run_id.as_str(), &paths.worktree(), &rec.branch)
+                .map_err(Halt::from_display)?
+        }
+    };
+    tracing::debug!(
+        elapsed_ms = t.elapsed().as_millis() as u64,
+        "worktree ready"
+    );
+    Ok(RunCtx {
+        paths: paths.clone(),
+        cfg,
+        pack,
+        profile,
+        wt,
+        store,
+        events,
+        pending_db: Vec::new(),
+        pending_approvals: Vec::new(),
+        globs,
+        tool_seq: 0,
+        runtime: None,
+    })
+}
+
+/// Takes over the worktree of a finished (`done`) run, if there is one, instead of checking out
+/// the whole repository again. The claim is an atomic rename of the run's marker file, so two
+/// starting runs cannot take the same worktree.
+fn recycle_done_worktree(
+    repo: &git2::Repository,
+    paths: &RunPaths,
+    branch: &str,
+) -> Option<git2::Repository> {
+    if paths.worktree().exists() {
+        return None;
+    }
+    let dir = super::paths::worktrees_dir(&paths.repo_root);
+    let mut markers: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "recyclable"))
+        .collect();
+    markers.sort();
+    for marker in markers.into_iter().rev() {
+        let claimed = marker.with_extension(format!("claimed-{}", paths.run_id));
+        if std::fs::rename(&marker, &claimed).is_err() {
+            continue;
+        }
+        let old = dir.join(marker.file_stem()?);
+        let result = noctune_git::recycle_worktree(repo, &old, &paths.worktree(), branch);
+        let _ = std::fs::remove_file(&claimed);
+        match result {
+            Ok(wt) => {
+                tracing::debug!(from = %old.display(), "recycled a finished run's worktree");
+                return Some(wt);
+            }
+            Err(e) => tracing::warn!(
+                "could not recycle worktree {}: {e}; checking out a new one",
+                old.display()
+            ),
+        }
+    }
+    None
+}
+
+fn execute(ctx: &mut RunCtx) -> Result<(), Halt> {
+    // Whatever an interrupted worker left half-applied is undone: the worktree starts at the
+    // branch's last commit, so recorded patchsets can be re-applied cleanly.
+    let t = std::time::Instant::now();
+    noctune_git::ensure_clean(&ctx.wt).map_err(Halt::from_display)?;
+    tracing::debug!(
+        elapsed_ms = t.elapsed().as_millis() as u64,
+        "worktree checked clean"
+    );
+    ctx.emit(
+        EventKind::WorktreeReady,
+        json!({"path": ctx.worktree_path().display().to_string()}),
+    )?;
+    ctx.check_stop()?;
+    if !ctx.paths.proposals_done().exists() {
+        ctx.set_stage("propose")?;
+        let proposals = proposers::propose(ctx, None)?;
+        let mut ids = Vec::new();
+        for p in proposals {
+            ctx.check_stop()?;
+            if let Some(id) = police_and_record(ctx, p)? {
+                ids.push(id);
+            }
+        }
+        fsx::sync_filesystem(&ctx.paths.approvals_dir())?;
+        fsx::write_json_atomic(
+            &ctx.paths.proposals_done(),
+            &json!({"approval_ids": ids, "at": time::now_rfc3339()}),
+        )?;
+    }
+    loop {
+        ctx.set_stage("approvals")?;
+        wait_for_decisions(ctx)?;
+        ctx.set_stage("patchsets")?;
+        if commit_patchsets(ctx)? {
+            return Ok(());
+        }
+    }
+}
+
+/// Polices one proposal and records it. Returns the approval id when it is (auto-)approvable.
+fn police_and_record(ctx: &mut RunCtx, p: Proposal) -> Result<Option<String>, Halt> {
+    let facts = EditFacts::of(&p);
+    let in_globs = ctx.in_globs(&p.file_path);
+    let verdict = police(&ctx.pack, in_globs, &facts, ctx.tests_available());
+    let id = approval_id(&ctx.pack.name, &p);
+    let (risk, auto, reason) = match &verdict {
+        Verdict::PolicyViolation { reason } => {
+            ctx.emit(
+                EventKind::PolicyViolation,
+                json!({"file": p.file_path, "reason": reason, "source": p.source}),
+            )?;
+            return Ok(None);
+        }
+        Verdict::Refused { reason } => {
+            ctx.emit(
+                EventKind::EditRefused,
+                json!({"file": p.file_path, "reason": reason}),
+            )?;
+            return Ok(None);
+        }
+        Verdict::NeedsApproval { risk, reasons } => (*risk, false, reasons.join("; ")),
+        Verdict::AutoApprove { risk } => (
+            *risk,
+            true,
+            format!("risk {risk} within the pack's auto_approve rules"),
+        ),
+    };
+    let req = ApprovalRequest {
+        approval_id: id.clone(),
+        run_id: ctx.paths.run_id.clone(),
+        pack: ctx.pack.name.clone(),
+        created_at: time::now_rfc3339(),
+        file_path: p.file_path.clone(),
+        symbol: p.symbol.clone(),
+        risk_score: risk,
+        reason: reason.clone(),
+        diff: unified_diff(&p.file_path, &p.before, &p.after),
+        lines_changed: facts.lines_changed(),
+        auto_approved: auto,
+        proposal: p,
+    };
+    let path = ctx.paths.approval(id.as_str());
+    if !path.exists() {
+        // Made durable in one go (`sync_filesystem`) before the proposals are marked done.
+        fsx::write_atomic_unsynced(&path, &fsx::json_bytes(&req)?)?;
+    }
+    ctx.pending_approvals.push(req.clone());
+    if auto {
+        ctx.emit(EventKind::AutoApproved, json!({"approval_id": id, "file": req.file_path, "risk_score": risk, "lines": req.lines_changed}))?;
+    } else {
+        ctx.emit(
+            EventKind::ApprovalRequested,
+            json!({"approval_id": id, "file": req.file_path, "symbol": req.symbol, "risk_score": risk, "reason": reason,
+                   "lines": req.lines_changed,
+                   "decide": format!("noctune decide {} {} approve", ctx.paths.run_id, id)}),
+        )?;
+    }
+    Ok(Some(id.to_string()))
+}
+
+pub fn load_requests(paths: &RunPaths) -> std::io::Result<Vec<ApprovalRequest>> {
+    let mut out = Vec::new();
+    let dir = match std::fs::read_dir(paths.approvals_dir()) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in dir {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !name.ends_with(".json") || name.ends_with(".decision.json") || name.starts_with('.') {
+            continue;
+        }
+        if let Ok(req) = serde_json::from_slice::<ApprovalRequest>(&std::fs::read(&path)?) {
+            out.push(req);
+        }
+    }
+    out.sort_by(|a, b| {
+        a.file_path
+            .cmp(&b.file_path)
+            .then(a.approval_id.cmp(&b.approval_id))
+    });
+    Ok(out)
+}
+
+pub fn load_decision(paths: &RunPaths, id: &str) -> Option<ApprovalDecision> {
+    let bytes = std::fs::read(paths.decision(id)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn announced_decisions(ctx: &RunCtx) -> BTreeSet<String> {
+    let events = super::events::read_events(&ctx.paths, 0, usize::MAX).unwrap_or_default();
+    events
+        .into_iter()
+        .filter(|e| e.kind == EventKind::ApprovalDecided.as_str())
+        .filter_map(|e| {
+            e.payload
+                .get("approval_id")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+fn wait_for_decisions(ctx: &mut RunCtx) -> Result<(), Halt> {
+    let mut announced = announced_decisions(ctx);
+    let reqs = load_requests(&ctx.paths)?;
+    // Only the pending ones are polled; a decision file appears once and never changes.
+    let mut pending: Vec<&ApprovalRequest> = reqs.iter().filter(|r| !r.auto_approved).collect();
+    let mut waiting = false;
+    loop {
+        let mut still = Vec::with_capacity(pending.len());
+        for r in pending {
+            match load_decision(&ctx.paths, r.approval_id.as_str()) {
+                Some(d) => {
+                    if announced.insert(r.approval_id.to_string()) {
+                        ctx.emit(
+                            EventKind::ApprovalDecided,
+                            json!({"approval_id": d.approval_id, "file": r.file_path, "decision": d.decision,
+                                   "decided_by": d.decided_by, "decided_at": d.decided_at, "reason": d.reason}),
+                        )?;
+                    }
+                }
+                None => still.push(r),
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            if waiting {
+                ctx.set_status(RunStatus::Running, None)?;
+            }
+            return Ok(());
+        }
+        if !waiting {
+            ctx.set_status(RunStatus::WaitingApproval, None)?;
+            waiting = true;
+        }
+        ctx.flush_db();
+        for _ in 0..4 {
+            ctx.check_stop()?;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn load_plan(paths: &RunPaths) -> Option<PatchsetPlan> {
+    serde_json::from_slice(&std::fs::read(paths.patchsets()).ok()?).ok()
+}
+
+/// Applies and commits every planned patchset. Returns `false` when a stale approval was
+/// re-proposed and new decisions are needed first.
+fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
+    let reqs = load_requests(&ctx.paths)?;
+    let mut approved: Vec<ApprovedEdit> = Vec::new();
+    for r in &reqs {
+        let edit = if r.auto_approved {
+            let in_globs = ctx.in_globs(&r.file_path);
+            ApprovedEdit::from_verdict(r, &ctx.pack, in_globs, ctx.tests_available())
+        } else {
+            match load_decision(&ctx.paths, r.approval_id.as_str()) {
+                Some(d) => ApprovedEdit::from_decision(r, &d),
+                None => continue,
+            }
+        };
+        match edit {
+            Ok(e) => approved.push(e),
+            Err(noctune_core::DecisionError::Rejected(_)) => {}
+            Err(e) => {
+                ctx.emit(EventKind::EditRefused, json!({"file": r.file_path, "approval_id": r.approval_id, "reason": e.to_string()}))?;
+            }
+        }
+    }
+    let mut plan = load_plan(&ctx.paths).unwrap_or_default();
+    let planned: BTreeSet<String> = plan
+        .patchsets
+        .iter()
+        .flat_map(|p| p.approval_ids.iter().cloned())
+        .collect();
+    let fresh: Vec<&ApprovedEdit> = approved
+        .iter()
+        .filter(|e| !planned.contains(e.approval_id().as_str()))
+        .collect();
+    if !fresh.is_empty() {
+        let groups: Vec<Vec<usize>> = if ctx.pack.commit_each_approval {
+            (0..fresh.len()).map(|i| vec![i]).collect()
+        } else {
+            let inputs: Vec<GroupInput> = fresh
+                .iter()
+                .map(|e| GroupInput {
+                    file_path: e.proposal().file_path.clone(),
+                    lines_changed: EditFacts::of(e.proposal()).lines_changed(),
+                })
+                .collect();
+            let room = ctx
+                .pack
+                .patchset_max_commits
+                .saturating_sub(plan.patchsets.len())
+                .max(1);
+            group_into_patchsets(&inputs, &ctx.pack.grouping, room)
+        };
+        for g in groups {
+            let ps = PlannedPatchset {
+                approval_ids: g
+                    .iter()
+                    .map(|i| fresh[*i].approval_id().to_string())
+                    .collect(),
+                files: g
+                    .iter()
+                    .map(|i| fresh[*i].proposal().file_path.clone())
+                    .collect(),
+                status: "planned".into(),
+                commit_sha: None,
+                reason: None,
+            };
+            plan.patchsets.push(ps);
+        }
+        fsx::write_json_atomic(&ctx.paths.patchsets(), &plan)?;
+        let total = plan.patchsets.len();
+        for (i, ps) in plan.patchsets.iter().enumerate() {
+            if ps.status == "planned" {
+                ctx.emit(EventKind::PatchsetPlanned, json!({"n": i + 1, "of": total, "files": ps.files, "approval_ids": ps.approval_ids}))?;
+            }
+        }
+    }
+    let total = plan.patchsets.len();
+    let mut need_decisions = false;
+    for i in 0..total {
+        if plan.patchsets[i].status != "planned" {
+            continue;
+        }
+        ctx.check_stop()?;
+        let ids: BTreeSet<&str> = plan.patchsets[i]
+            .approval_ids
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let edits: Vec<&ApprovedEdit> = approved
+            .iter()
+            .filter(|e| ids.contains(e.approval_id().as_str()))
+            .collect();
+        // An approval is bound to its pre-image: a file that changed since is re-proposed.
+        let mut stale = Vec::new();
+        for e in &edits {
+            let current =
+                std::fs::read_to_string(ctx.worktree_path().join(&e.proposal().file_path))
+                    .unwrap_or_default();
+            if current != e.proposal().before {
+                stale.push(e.proposal().file_path.clone());
+            }
+        }
+        if !stale.is_empty() {
+            for f in &stale {
+                ctx.emit(EventKind::ApprovalStale, json!({"file": f, "reason": "the file changed since the edit was approved; proposing it again"}))?;
+            }
+            let fresh_props = proposers::propose(ctx, Some(&stale))?;
+            for p in fresh_props {
+                police_and_record(ctx, p)?;
+            }
+            fsx::sync_filesystem(&ctx.paths.approvals_dir())?;
+            plan.patchsets[i].status = "failed".into();
+            plan.patchsets[i].reason =
+                Some(format!("stale pre-image: {} re-proposed", stale.join(", ")));
+            fsx::write_json_atomic(&ctx.paths.patchsets(), &plan)?;
+            need_decisions = true;
+            continue;
+        }
+        let files: Vec<String> = edits
+            .iter()
+            .map(|e| e.proposal().file_path.clone())
+            .collect();
+        for e in &edits {
+            // The commit is the durable record; a crash before it is undone by restore_to_head.
+            let target = ctx.worktree_path().join(&e.proposal().file_path);
+            fsx::write_atomic_unsynced(&target, e.proposal().after.as_bytes())?;
+        }
+        ctx.emit(
+            EventKind::PatchsetApplied,
+            json!({"n": i + 1, "of": total, "files": files}),
+        )?;
+        let mut failure = None;
+        for check in ctx.pack.checks.clone() {
+            match proposers::run_check(ctx, &check, &files) {
+                Ok(Some(outcome)) if !outcome.succeeded() => {
+                    failure = Some((
+                        check.clone(),
+                        outcome.describe(),
+                        outcome.tail().to_string(),
+                    ));
+                    break;
+                }
+                Ok(_) => {}
+                Err(h) => {
+                    noctune_git::restore_to_head(&ctx.wt).map_err(Halt::from_display)?;
+                    return Err(h);
+                }
+            }
+        }
+        if let Some((tool, what, tail)) = failure {
+            noctune_git::restore_to_head(&ctx.wt).map_err(Halt::from_display)?;
+            let reason = format!("{tool} failed ({what}); patchset rolled back, nothing committed");
+            plan.patchsets[i].status = "failed".into();
+            plan.patchsets[i].reason = Some(reason.clone());
+            fsx::write_json_atomic(&ctx.paths.patchsets(), &plan)?;
+            ctx.emit(EventKind::PatchsetFailed, json!({"n": i + 1, "of": total, "files": files, "tool": tool, "reason": reason, "output_tail": tail}))?;
+            continue;
+        }
+        let message = format!(
+            "Noctune Studio: {} (#{}) [patchset {}/{}]",
+            ctx.pack.name,
+            ctx.paths.run_id,
+            i + 1,
+            total
+        );
+        let body = edits
+            .iter()
+            .map(|e| {
+                format!(
+                    "- {} (approval {}, by {})",
+                    e.proposal().file_path,
+                    e.approval_id(),
+                    e.approved_by()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let sha = noctune_git::commit_paths(&ctx.wt, &files, &format!("{message}\n\n{body}\n"))
+            .map_err(Halt::from_display)?;
+        plan.patchsets[i].status = "committed".into();
+        plan.patchsets[i].commit_sha = Some(sha.clone());
+        fsx::write_json_atomic(&ctx.paths.patchsets(), &plan)?;
+        ctx.emit(
+            EventKind::PatchsetCommitted,
+            json!({"n": i + 1, "of": total, "sha": sha, "message": message, "files": files}),
+        )?;
+    }
+    Ok(!need_decisions)
+}
+
+fn finish(ctx: &mut RunCtx, outcome: Result<(), Halt>) -> anyhow::Result<()> {
+    finish_inner(ctx, outcome)
+        .map_err(|h| anyhow::anyhow!("recording the end of the run failed: {h:?}"))?;
+    full_ingest(&ctx.paths, &ctx.store);
+    Ok(())
+}
+
+fn finish_inner(ctx: &mut RunCtx, outcome: Result<(), Halt>) -> Result<(), Halt> {
+    let plan = load_plan(&ctx.paths).unwrap_or_default();
+    let commits: Vec<&String> = plan
+        .patchsets
+        .iter()
+        .filter_map(|p| p.commit_sha.as_ref())
+        .collect();
+    let stop = matches!(outcome, Err(Halt::Stop)) || ctx.stop_requested();
+    match outcome {
+        Ok(()) if !stop => {
+            ctx.emit(
+                EventKind::RunDone,
+                json!({"commits": commits, "branch": branch(ctx)}),
+            )?;
+            ctx.set_status(RunStatus::Done, None)?;
+            // A done run is never resumed: the next run may take its worktree over.
+            let _ = fsx::write_atomic_unsynced(&ctx.paths.recyclable_marker(), b"");
+        }
+        Err(Halt::Fail(msg)) if !stop => {
+            let _ = noctune_git::restore_to_head(&ctx.wt);
+            ctx.emit(EventKind::RunFailed, json!({"error": msg}))?;
+            ctx.set_status(RunStatus::Failed, Some(msg))?;
+        }
+        _ => {
+            let _ = noctune_git::restore_to_head(&ctx.wt);
+            ctx.emit(EventKind::Stopped, json!({"stage": runfile::read(&ctx.paths).map(|r| r.stage).unwrap_or_default(), "forced": false}))?;
+            let cur = runfile::read(&ctx.paths)
+                .map_err(Halt::from_display)?
+                .status;
+            if cur != RunStatus::Stopping {
+                ctx.set_status(RunStatus::Stopping, None)?;
+            }
+            ctx.set_status(RunStatus::Stopped, None)?;
+        }
+    }
+    Ok(())
+}
+
+fn branch(ctx: &RunCtx) -> String {
+    runfile::read(&ctx.paths)
+        .map(|r| r.branch)
+        .unwrap_or_default()
+}
+
+/// When setup itself failed (bad config, not a repo any more) there is no context yet.
+fn finish_without_ctx(paths: &RunPaths, h: Halt) -> anyhow::Result<()> {
+    let events = EventLog::new(paths);
+    let store = AuditStore::open_default()?;
+    let (kind, status, err) = match h {
+        Halt::Stop => (EventKind::Stopped, RunStatus::Stopped, None),
+        Halt::Fail(m) => (EventKind::RunFailed, RunStatus::Failed, Some(m)),
+    };
+    events.append(kind, json!({"error": err}))?;
+    let rec = runfile::update(paths, |r| {
+        r.error = err.clone();
+        if status == RunStatus::Stopped && r.status != RunStatus::Stopping {
+            Some(RunStatus::Failed)
+        } else {
+            Some(status)
+        }
+    })?;
+    let _ = store.upsert_run(&rec);
+    full_ingest(paths, &store);
+    Ok(())
+}
+
+/// Copies everything of the run into the audit DB (idempotent).
+pub fn full_ingest(paths: &RunPaths, store: &AuditStore) {
+    if let Ok(events) = super::events::read_events(paths, 0, usize::MAX) {
+        for chunk in events.chunks(2000) {
+            let _ = store.ingest_events(&paths.run_id, chunk);
+        }
+    }
+    if let Ok(reqs) = load_requests(paths) {
+        for r in &reqs {
+            let _ = store.upsert_approval(r);
+        }
+        let decided: BTreeSet<String> = store
+            .decisions(&paths.run_id)
+            .map(|ds| ds.into_iter().map(|d| d.approval_id.to_string()).collect())
+            .unwrap_or_default();
+        for r in &reqs {
+            if let Some(d) = load_decision(paths, r.approval_id.as_str()) {
+                if !decided.contains(d.approval_id.as_str()) {
+                    let _ = store.record_decision(&paths.run_id, &d);
+                }
+            }
+        }
+    }
+    if let Ok(rec) = runfile::read(paths) {
+        let _ = store.upsert_run(&rec);
+    }
+}

@@ -1,0 +1,178 @@
+//! JSON errors (`{"error": code, "message": ...}`) and the extractors that turn bad input into
+//! them: malformed JSON → 400, wrong content type → 415, too large → 413. Nothing here decides
+//! anything about runs or chat; it only translates.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use noctune_engine::api::EngineError;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, code, message)
+    }
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+    pub fn body_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.code, "message": self.message});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> ApiError {
+        use noctune_core::IdError;
+        let message = e.to_string();
+        let (status, code) = match &e {
+            EngineError::Id(IdError::Run(_)) | EngineError::UnknownRun(..) => {
+                (StatusCode::NOT_FOUND, "unknown_run")
+            }
+            EngineError::Id(IdError::Approval(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid_approval_id")
+            }
+            EngineError::UnknownApproval { .. } => (StatusCode::NOT_FOUND, "unknown_approval"),
+            EngineError::UnknownPack { .. } => (StatusCode::BAD_REQUEST, "unknown_pack"),
+            EngineError::UnknownProfile { .. } => (StatusCode::BAD_REQUEST, "unknown_profile"),
+            EngineError::OutsideRoots { .. } => (StatusCode::FORBIDDEN, "outside_allowed_roots"),
+            EngineError::Config(_) => (StatusCode::BAD_REQUEST, "config_error"),
+            EngineError::Git(noctune_git::GitError::NotARepo(_)) => {
+                (StatusCode::BAD_REQUEST, "not_a_repo")
+            }
+            EngineError::AlreadyDecided { .. } => (StatusCode::CONFLICT, "already_decided"),
+            EngineError::AutoApproved(_) => (StatusCode::CONFLICT, "auto_approved"),
+            EngineError::WrongState { .. } => (StatusCode::CONFLICT, "wrong_state"),
+            EngineError::Git(_)
+            | EngineError::RunFile(_)
+            | EngineError::Store(_)
+            | EngineError::Io(_) => {
+                tracing::error!("engine error: {message}");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        ApiError {
+            status,
+            code,
+            message,
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> ApiError {
+        ApiError::internal(format!("the request's worker thread failed: {e}"))
+    }
+}
+
+/// Runs a blocking facade call off the async threads.
+pub async fn blocking<T, E>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await?.map_err(Into::into)
+}
+
+/// `axum::Json` with our error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rej) => Err(json_rejection(rej)),
+        }
+    }
+}
+
+fn json_rejection(rej: JsonRejection) -> ApiError {
+    match rej {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
+            "malformed_json",
+            format!("the body is not valid JSON: {}", e.body_text()),
+        ),
+        JsonRejection::JsonDataError(e) => ApiError::bad_request(
+            "invalid_body",
+            format!("the JSON body does not fit the schema: {}", e.body_text()),
+        ),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::body_too_large(super::BODY_LIMIT)
+        }
+        other => ApiError::new(other.status(), "bad_body", other.body_text()),
+    }
+}
+
+/// `axum::extract::Query` with our error shape.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::bad_request(
+                "invalid_query",
+                format!("bad query string: {}", e.body_text()),
+            )),
+            Err(e) => Err(ApiError::bad_request("invalid_query", e.body_text())),
+        }
+    }
+}
+
+/// `axum::extract::Path` with our error shape.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                Err(ApiError::bad_request("invalid_path", e.body_text()))
+            }
+            Err(e) => Err(ApiError::bad_request("invalid_path", e.body_text())),
+        }
+    }
+}

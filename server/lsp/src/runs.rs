@@ -1,0 +1,233 @@
+//! `noctune/runs/start|list|stop`, `noctune/packs`, and `$/progress` for runs started here
+//! (files done, approvals waiting). A run's worker is detached by design: it keeps running
+//! when the editor goes away; this session only waits for it (to reap it and to mark a dead
+//! worker's run failed) while it lives.
+
+use super::protocol::{RunsStartParams, RunsStopParams};
+use super::state::{Shared, blocking, failed, invalid};
+use super::watch::Snapshot;
+use noctune_core::{ApprovalStatus, RunStatus};
+use noctune_engine::api::StartRequest;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::Duration;
+use tower_lsp_server::jsonrpc::Result;
+use tower_lsp_server::ls_types::notification::Progress;
+use tower_lsp_server::ls_types::{
+    NumberOrString, ProgressParams, ProgressParamsValue, WorkDoneProgress, WorkDoneProgressBegin,
+    WorkDoneProgressEnd, WorkDoneProgressReport,
+};
+
+struct Reporting {
+    token: NumberOrString,
+    last: String,
+}
+
+#[derive(Default)]
+pub struct Tracker {
+    /// Runs this session reports `$/progress` for.
+    progress: Mutex<BTreeMap<String, Reporting>>,
+    /// Live runs of the workspace seen by the last watcher pass.
+    live: Mutex<BTreeSet<String>>,
+}
+
+impl Tracker {
+    pub fn tracked_ids(&self) -> Vec<String> {
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+    pub fn live_ids(&self) -> Vec<String> {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+    pub fn set_live(&self, ids: BTreeSet<String>) {
+        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = ids;
+    }
+    fn add_live(&self, id: &str) {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string());
+    }
+}
+
+fn to_json(v: &impl serde::Serialize) -> Result<Value> {
+    serde_json::to_value(v).map_err(|e| failed(e.to_string()))
+}
+
+async fn send_progress(shared: &Shared, token: NumberOrString, value: WorkDoneProgress) {
+    let params = ProgressParams {
+        token,
+        value: ProgressParamsValue::WorkDone(value),
+    };
+    shared.client.send_notification::<Progress>(params).await;
+}
+
+/// `noctune/runs/start`: starts a run of `pack` on this workspace's repository.
+pub async fn start(shared: &Shared, p: RunsStartParams) -> Result<Value> {
+    if p.pack.trim().is_empty() {
+        return Err(invalid("`pack` is required (see noctune/packs)"));
+    }
+    let studio = shared.studio().await?;
+    let repo = shared.repo().await?;
+    let req = StartRequest {
+        repo,
+        pack: p.pack.clone(),
+        profile: p.profile.clone(),
+    };
+    let s = studio.clone();
+    let started = blocking(move || s.start_run(&req)).await?;
+    let record = started.record.clone();
+    let run_id = record.run_id.to_string();
+    // Wait for the worker on a thread of its own: reaps it, and a worker that dies makes the
+    // run `failed` (the facade's rule). The worker itself is not tied to this process.
+    let s = studio.clone();
+    std::thread::Builder::new()
+        .name(format!("supervise-{run_id}"))
+        .spawn(move || {
+            let mut started = started;
+            if let Err(e) = s.supervise(&mut started, || {}) {
+                tracing::warn!("supervising run {}: {e}", started.record.run_id);
+            }
+        })
+        .map_err(|e| failed(format!("cannot supervise the run: {e}")))?;
+    shared.runs.add_live(&run_id);
+    if shared.caps().work_done_progress || p.work_done_token.is_some() {
+        let token = match p.work_done_token {
+            Some(t) => Some(t),
+            None => {
+                let t = NumberOrString::String(format!("noctune/run/{run_id}"));
+                shared
+                    .client
+                    .create_work_done_progress(t.clone())
+                    .await
+                    .ok()
+                    .map(|_| t)
+            }
+        };
+        if let Some(token) = token {
+            let begin = WorkDoneProgressBegin {
+                title: format!("Noctune: {}", record.pack),
+                cancellable: Some(false),
+                message: Some(format!("run {run_id} queued")),
+                percentage: None,
+            };
+            send_progress(shared, token.clone(), WorkDoneProgress::Begin(begin)).await;
+            shared
+                .runs
+                .progress
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(
+                    run_id.clone(),
+                    Reporting {
+                        token,
+                        last: String::new(),
+                    },
+                );
+        }
+    }
+    shared.wake.notify_one();
+    to_json(&record)
+}
+
+/// `noctune/runs/list`: runs of this workspace, newest first.
+pub async fn list(shared: &Shared) -> Result<Value> {
+    let studio = shared.studio().await?;
+    let repo = shared.repo().await?;
+    let runs = blocking(move || studio.list_runs(Some(&repo))).await?;
+    Ok(json!({"runs": to_json(&runs)?}))
+}
+
+/// `noctune/runs/stop`: cooperative stop, then a kill after the grace period.
+pub async fn stop(shared: &Shared, p: RunsStopParams) -> Result<Value> {
+    let studio = shared.studio().await?;
+    let grace = p.grace_secs.map(Duration::from_secs);
+    let rec = blocking(move || studio.stop(&p.run_id, grace)).await?;
+    shared.wake.notify_one();
+    to_json(&rec)
+}
+
+/// `noctune/packs`: the packs and model profiles this workspace's configuration defines.
+pub async fn packs(shared: &Shared) -> Result<Value> {
+    let repo = shared.repo().await?;
+    let cfg = tokio::task::spawn_blocking(move || noctune_config::load(&repo))
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(e.to_string()))?;
+    Ok(json!({
+        "packs": cfg.packs.keys().collect::<Vec<_>>(),
+        "profiles": cfg.profiles.keys().collect::<Vec<_>>(),
+        "default_profile": cfg.default_profile,
+    }))
+}
+
+fn message(status: RunStatus, stage: &str, files_done: usize, waiting: usize) -> String {
+    let mut m = format!("{}: {files_done} files done", status.as_str());
+    if waiting > 0 {
+        m.push_str(&format!(", {waiting} approvals waiting"));
+    }
+    if !stage.is_empty() && stage != status.as_str() {
+        m.push_str(&format!(" ({stage})"));
+    }
+    m
+}
+
+/// Reports progress of the runs started here; ends it when they end.
+pub async fn report(shared: &Shared, snap: &Snapshot) {
+    let mut sends = Vec::new();
+    {
+        let mut progress = shared
+            .runs
+            .progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for (rec, approvals) in &snap.runs {
+            let id = rec.run_id.to_string();
+            let Some(r) = progress.get_mut(&id) else {
+                continue;
+            };
+            let done: BTreeSet<&str> = approvals
+                .iter()
+                .filter(|a| a.status != ApprovalStatus::Pending)
+                .map(|a| a.file_path.as_str())
+                .collect();
+            let waiting = approvals
+                .iter()
+                .filter(|a| a.status == ApprovalStatus::Pending)
+                .count();
+            let msg = message(rec.status, &rec.stage, done.len(), waiting);
+            if rec.status.is_terminal() {
+                let end = match &rec.error {
+                    Some(e) => format!("{msg}: {e}"),
+                    None => msg,
+                };
+                sends.push((
+                    r.token.clone(),
+                    WorkDoneProgress::End(WorkDoneProgressEnd { message: Some(end) }),
+                ));
+                progress.remove(&id);
+            } else if msg != r.last {
+                r.last = msg.clone();
+                let rep = WorkDoneProgressReport {
+                    cancellable: Some(false),
+                    message: Some(msg),
+                    percentage: None,
+                };
+                sends.push((r.token.clone(), WorkDoneProgress::Report(rep)));
+            }
+        }
+    }
+    for (token, value) in sends {
+        send_progress(shared, token, value).await;
+    }
+}

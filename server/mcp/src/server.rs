@@ -1,0 +1,331 @@
+//! The MCP server: six tools that translate into `Studio` calls. The same handler serves stdio
+//! (`noctune mcp`) and Streamable HTTP (`/mcp`).
+//!
+//! Every tool declares an input schema, an output schema (the `structuredContent` of a
+//! success) and, in its `_meta`, the schema of its error results. Studio calls block (SQLite,
+//! files, waiting for a worker), so each runs on tokio's blocking pool.
+
+use super::errors::{ToolFailure, parse_args};
+use super::types::*;
+use noctune_core::Decision;
+use noctune_engine::api::StartRequest;
+use noctune_studio::Studio;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::{schema_for_input, schema_for_output};
+use rmcp::model::{CallToolResult, JsonObject, MetaObject};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a server instance may do beyond what the engine itself enforces.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// `noctune mcp --repo DIR`: runs may only be enqueued inside these roots (DIR's
+    /// configured allowed roots), checked with the engine's own `check_allowed`.
+    pub allowed_roots: Option<Vec<PathBuf>>,
+}
+
+#[derive(Clone)]
+pub struct NoctuneMcp {
+    studio: Arc<Studio>,
+    opts: Arc<ServerOptions>,
+    tool_router: ToolRouter<Self>,
+}
+
+fn input<T: JsonSchema + 'static>() -> Arc<JsonObject> {
+    // The input types are structs, so their schema root is always an object.
+    schema_for_input::<T>().unwrap_or_else(|_| Arc::new(JsonObject::new()))
+}
+
+fn output<T: JsonSchema + 'static>() -> Arc<JsonObject> {
+    schema_for_output::<T>()
+}
+
+fn error_meta() -> MetaObject {
+    let mut m = JsonObject::new();
+    m.insert(
+        ERROR_SCHEMA_META_KEY.into(),
+        serde_json::Value::Object((*output::<ToolErrorOut>()).clone()),
+    );
+    MetaObject(m)
+}
+
+fn success<T: Serialize>(value: &T) -> CallToolResult {
+    match serde_json::to_value(value) {
+        Ok(v) => CallToolResult::structured(v),
+        Err(e) => ToolFailure::internal(format!("cannot encode the result: {e}")).into_result(),
+    }
+}
+
+fn finish<T: Serialize>(r: Result<T, ToolFailure>) -> CallToolResult {
+    match r {
+        Ok(v) => success(&v),
+        Err(f) => f.into_result(),
+    }
+}
+
+/// Runs a blocking Studio call off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ToolFailure> + Send + 'static,
+) -> Result<T, ToolFailure> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(ToolFailure::internal(format!(
+            "the call failed inside Noctune: {e}"
+        ))),
+    }
+}
+
+/// `mcp:<clientInfo.name>`: from the per-request `_meta` (protocol 2026-07-28) or from the
+/// `initialize` request (earlier protocols).
+pub fn decided_by(ctx: &RequestContext<RoleServer>) -> String {
+    let name = ctx
+        .meta
+        .client_info()
+        .map(|i| i.name)
+        .or_else(|| ctx.peer.peer_info().map(|p| p.client_info.name.clone()))
+        .unwrap_or_default();
+    let clean: String = name.chars().filter(|c| !c.is_control()).take(100).collect();
+    let clean = clean.trim();
+    format!(
+        "mcp:{}",
+        if clean.is_empty() {
+            "unknown-client"
+        } else {
+            clean
+        }
+    )
+}
+
+impl NoctuneMcp {
+    pub fn new(studio: Arc<Studio>, opts: ServerOptions) -> NoctuneMcp {
+        NoctuneMcp {
+            studio,
+            opts: Arc::new(opts),
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// The declared tools (for `tools/list`, tests and documentation).
+    pub fn tools(&self) -> Vec<rmcp::model::Tool> {
+        self.tool_router.list_all()
+    }
+}
+
+#[tool_router]
+impl NoctuneMcp {
+    #[tool(
+        name = "enqueue_run",
+        description = "Start a run of a policy pack on a git repository. Returns the run's state \
+                       (run.json) as soon as it exists; the run goes on in the background. Follow \
+                       it with tail_events or get_status.",
+        input_schema = input::<EnqueueRunArgs>(),
+        output_schema = output::<RunView>(),
+        meta = error_meta(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn enqueue_run(&self, args: JsonObject) -> CallToolResult {
+        let studio = self.studio.clone();
+        let opts = self.opts.clone();
+        finish(
+            blocking(move || {
+                let a: EnqueueRunArgs = parse_args("enqueue_run", args)?;
+                let repo = Path::new(&a.repo_root);
+                if !repo.is_absolute() {
+                    return Err(ToolFailure::invalid(format!(
+                        "repo_root {:?} is relative; pass the repository's absolute path",
+                        a.repo_root
+                    )));
+                }
+                if let Some(roots) = &opts.allowed_roots {
+                    let canon = std::fs::canonicalize(repo).map_err(|_| {
+                        ToolFailure::new(
+                            "not_a_repo",
+                            format!("{}: no such directory; pass an existing repository's absolute path", repo.display()),
+                        )
+                    })?;
+                    noctune_engine::api::check_allowed(&canon, roots)?;
+                }
+                let req = StartRequest { repo: repo.to_path_buf(), pack: a.pack, profile: a.profile.filter(|p| !p.is_empty()) };
+                let mut started = studio.start_run(&req)?;
+                let view = RunView::from(started.record.clone());
+                // Reap the worker and record how it ended, as every host of a run must.
+                let sup = studio.clone();
+                let spawned = std::thread::Builder::new().name(format!("supervise-{}", view.run_id)).spawn(move || {
+                    if let Err(e) = sup.supervise(&mut started, || {}) {
+                        tracing::warn!("supervising run {}: {e}", started.record.run_id);
+                    }
+                });
+                if let Err(e) = spawned {
+                    tracing::warn!("cannot start the supervisor thread of run {}: {e}; a status check will still notice a dead worker", view.run_id);
+                }
+                Ok(view)
+            })
+            .await,
+        )
+    }
+
+    #[tool(
+        name = "get_status",
+        description = "A run's state (its run.json after a liveness check: a dead worker makes \
+                       the run failed with the reason in `error`).",
+        input_schema = input::<RunIdArgs>(),
+        output_schema = output::<RunView>(),
+        meta = error_meta(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_status(&self, args: JsonObject) -> CallToolResult {
+        let studio = self.studio.clone();
+        finish(
+            blocking(move || {
+                let a: RunIdArgs = parse_args("get_status", args)?;
+                Ok(RunView::from(studio.status(&a.run_id)?))
+            })
+            .await,
+        )
+    }
+
+    #[tool(
+        name = "tail_events",
+        description = "A page of a run's events from `cursor` (0 = the beginning). Call again \
+                       with `next_cursor` for the following ones; stop when `status` is terminal \
+                       and `more` is false.",
+        input_schema = input::<TailEventsArgs>(),
+        output_schema = output::<EventsPage>(),
+        meta = error_meta(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn tail_events(&self, args: JsonObject) -> CallToolResult {
+        let studio = self.studio.clone();
+        finish(
+            blocking(move || {
+                let a: TailEventsArgs = parse_args("tail_events", args)?;
+                let limit = a.limit.unwrap_or(DEFAULT_EVENT_LIMIT);
+                if !(1..=MAX_EVENT_LIMIT).contains(&limit) {
+                    return Err(ToolFailure::invalid(format!(
+                        "limit {limit} is out of range; pass 1 to {MAX_EVENT_LIMIT}"
+                    )));
+                }
+                // Status first: if it is terminal, the events read after it are complete.
+                let status = studio.status(&a.run_id)?.status.into();
+                let events = studio.events(&a.run_id, a.cursor, limit as usize)?;
+                let next_cursor = events.last().map(|e| e.idx + 1).unwrap_or(a.cursor);
+                let more = events.len() >= limit as usize;
+                Ok(EventsPage {
+                    run_id: a.run_id,
+                    status,
+                    events: events.into_iter().map(Into::into).collect(),
+                    next_cursor,
+                    more,
+                })
+            })
+            .await,
+        )
+    }
+
+    #[tool(
+        name = "list_approvals",
+        description = "A run's approvals: each proposed edit that needed a decision, with its \
+                       diff, risk score, status (pending, approved, rejected, auto_approved) and \
+                       decision.",
+        input_schema = input::<RunIdArgs>(),
+        output_schema = output::<ApprovalList>(),
+        meta = error_meta(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_approvals(&self, args: JsonObject) -> CallToolResult {
+        let studio = self.studio.clone();
+        finish(
+            blocking(move || {
+                let a: RunIdArgs = parse_args("list_approvals", args)?;
+                let approvals: Vec<ApprovalOut> = studio
+                    .approvals(&a.run_id)?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect();
+                let pending = approvals
+                    .iter()
+                    .filter(|x| x.status == ApprovalStatusOut::Pending)
+                    .count() as u32;
+                Ok(ApprovalList {
+                    run_id: a.run_id,
+                    approvals,
+                    pending,
+                })
+            })
+            .await,
+        )
+    }
+
+    #[tool(
+        name = "decide_approval",
+        description = "Approve or reject a pending edit of a run. The decision is final and \
+                       recorded with this client's name (decided_by = mcp:<client name>).",
+        input_schema = input::<DecideApprovalArgs>(),
+        output_schema = output::<DecisionView>(),
+        meta = error_meta(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn decide_approval(
+        &self,
+        args: JsonObject,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let studio = self.studio.clone();
+        let by = decided_by(&ctx);
+        finish(
+            blocking(move || {
+                let a: DecideApprovalArgs = parse_args("decide_approval", args)?;
+                let decision = match a.decision.as_str() {
+                    "approve" => Decision::Approve,
+                    "reject" => Decision::Reject,
+                    other => {
+                        return Err(ToolFailure::invalid(format!(
+                            "decision {other:?} is not valid; send \"approve\" or \"reject\""
+                        )));
+                    }
+                };
+                Ok(DecisionView::from(studio.decide(
+                    &a.run_id,
+                    &a.approval_id,
+                    decision,
+                    &a.reason,
+                    &by,
+                )?))
+            })
+            .await,
+        )
+    }
+
+    #[tool(
+        name = "stop_run",
+        description = "Stop a run: cooperatively first, then the worker is killed after the grace \
+                       period. Returns the final state (stopped).",
+        input_schema = input::<StopRunArgs>(),
+        output_schema = output::<RunView>(),
+        meta = error_meta(),
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn stop_run(&self, args: JsonObject) -> CallToolResult {
+        let studio = self.studio.clone();
+        finish(
+            blocking(move || {
+                let a: StopRunArgs = parse_args("stop_run", args)?;
+                let grace = a.grace_secs.map(|s| Duration::from_secs(s.min(600)));
+                Ok(RunView::from(studio.stop(&a.run_id, grace)?))
+            })
+            .await,
+        )
+    }
+}
+
+#[tool_handler(
+    router = self.tool_router,
+    name = "noctune",
+    instructions = "Noctune Studio runs policy packs (lint_fix, typing_pass, py_upgrade, deps_bump) on git repositories. Flow: enqueue_run -> tail_events (until an approval_requested event or a terminal status) -> list_approvals -> decide_approval -> tail_events until status is done; stop_run ends a run early."
+)]
+impl ServerHandler for NoctuneMcp {}
