@@ -192,7 +192,11 @@ async fn an_rmcp_client_uses_studio_mcp_with_the_bearer_token() {
         .await
         .unwrap();
     assert_eq!(r.is_error, Some(true));
-    assert_eq!(r.structured_content.unwrap()["error"], "unknown_run");
+    assert_eq!(r.structured_content, None);
+    assert_eq!(
+        r.meta.unwrap().0["io.noctune/error"]["error"],
+        "unknown_run"
+    );
     client.cancel().await.unwrap();
     studio.stop();
 }

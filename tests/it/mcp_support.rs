@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use crate::support::cli::Noctune;
+use crate::support::wait::poll_for_async;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
     ProtocolVersion,
@@ -24,7 +25,8 @@ pub const TOOLS: [&str; 6] = [
     "decide_approval",
     "stop_run",
 ];
-pub const ERROR_SCHEMA_KEY: &str = "io.noctune/errorSchema";
+/// Where a tool's `_meta` declares its error shape and an error result's `_meta` carries it.
+pub const ERROR_SCHEMA_KEY: &str = "io.noctune/error";
 
 pub struct Schemas {
     pub input: Value,
@@ -172,10 +174,17 @@ impl McpSession {
             Some(true),
             "{tool} should have failed with {code}: {r:?}"
         );
+        // Nothing in structuredContent: clients validate it against the success schema.
+        assert_eq!(
+            r.structured_content, None,
+            "{tool}: error with structuredContent"
+        );
         let v = r
-            .structured_content
-            .clone()
-            .unwrap_or_else(|| panic!("{tool}: error without structuredContent"));
+            .meta
+            .as_ref()
+            .and_then(|m| m.0.get(ERROR_SCHEMA_KEY))
+            .cloned()
+            .unwrap_or_else(|| panic!("{tool}: error without _meta.{ERROR_SCHEMA_KEY}"));
         check(&self.schemas(tool).error_v, tool, "the error result", &v);
         assert_eq!(v["error"], code, "{tool}: {v:#}");
         let msg = v["message"].as_str().unwrap().to_string();
@@ -185,9 +194,10 @@ impl McpSession {
             .filter_map(|c| c.as_text())
             .map(|t| t.text.clone())
             .collect::<String>();
-        assert!(
-            text.contains(&msg),
-            "{tool}: the text content should carry the message: {text}"
+        assert_eq!(
+            text,
+            format!("{code}: {msg}"),
+            "{tool}: the text content should carry the code and message"
         );
         msg
     }
@@ -201,39 +211,42 @@ impl McpSession {
         secs: u64,
         pred: impl Fn(&Value) -> bool,
     ) -> (Vec<Value>, u64) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
         let mut seen = Vec::new();
-        loop {
-            let page = self
-                .ok(
-                    "tail_events",
-                    json!({"run_id": run_id, "cursor": cursor, "limit": 100}),
-                )
-                .await;
-            let events = page["events"].as_array().unwrap().clone();
-            for (i, e) in events.iter().enumerate() {
-                assert_eq!(
-                    e["idx"].as_u64().unwrap(),
-                    cursor + i as u64,
-                    "contiguous idx"
-                );
+        // One look: every page there is now; done when one matches or the run is over.
+        let found = poll_for_async(Duration::from_secs(secs), async || {
+            loop {
+                let page = self
+                    .ok(
+                        "tail_events",
+                        json!({"run_id": run_id, "cursor": cursor, "limit": 100}),
+                    )
+                    .await;
+                let events = page["events"].as_array().unwrap().clone();
+                for (i, e) in events.iter().enumerate() {
+                    assert_eq!(
+                        e["idx"].as_u64().unwrap(),
+                        cursor + i as u64,
+                        "contiguous idx"
+                    );
+                }
+                cursor = page["next_cursor"].as_u64().unwrap();
+                let hit = events.iter().any(&pred);
+                seen.extend(events);
+                let more = page["more"].as_bool().unwrap();
+                let over =
+                    ["done", "failed", "stopped"].contains(&page["status"].as_str().unwrap_or(""));
+                if hit || (over && !more) {
+                    return Some(());
+                }
+                if !more {
+                    return None;
+                }
             }
-            cursor = page["next_cursor"].as_u64().unwrap();
-            let hit = events.iter().any(&pred);
-            seen.extend(events);
-            let more = page["more"].as_bool().unwrap();
-            let over =
-                ["done", "failed", "stopped"].contains(&page["status"].as_str().unwrap_or(""));
-            if hit || (over && !more) {
-                return (seen, cursor);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out tailing {run_id}; events so far: {seen:#?}"
-            );
-            if !more {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+        })
+        .await;
+        if let Err(elapsed) = found {
+            panic!("timed out after {elapsed:.1?} tailing {run_id}; events so far: {seen:#?}");
         }
+        (seen, cursor)
     }
 }

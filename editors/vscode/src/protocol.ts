@@ -127,6 +127,8 @@ export interface RunRecord {
 export interface RunsStartParams {
   pack: string;
   profile?: string;
+  /** Another repository (absolute path) inside the workspace repository's allowed roots. */
+  repo?: string;
   workDoneToken?: string | number;
 }
 export interface RunsStopParams {

@@ -2,7 +2,7 @@
 //! editor, browser, MCP) asks it before a tool of class write/run/decide runs, and answers its
 //! prompts through [`PermissionGate::answer`], so the rules below live in one place.
 //!
-//! Rules (issue 3 §4, DESIGN §5):
+//! Rules:
 //! - Read tools are allowed; the sandbox decides where.
 //! - Write, run and decide tools need a grant. Grants are keyed by tool class for our own tools
 //!   and by tool name for MCP tools (`server__tool`), since one MCP server's "write" says

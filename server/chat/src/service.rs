@@ -15,6 +15,7 @@ use super::session::{self, Session, SessionError, SessionStore, SessionSummary};
 use super::tool::{Tool, ToolClass, ToolContext};
 use super::tools::runs::{RunControl, run_tools};
 use noctune_config::{Config, ConfigError, ModelProfile};
+use noctune_core::{ErrorCode, OpError};
 use noctune_llm::{CancelToken, LlmClient, LlmEndpoint, LlmError};
 use noctune_sandbox::{Sandbox, SandboxError};
 use noctune_store::{AuditStore, StoreError};
@@ -57,6 +58,32 @@ pub enum ChatError {
     },
     #[error("could not start an async runtime for chat: {0}")]
     Runtime(std::io::Error),
+}
+
+impl ChatError {
+    /// The one map from chat errors to the codes every surface shows.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ChatError::Session(SessionError::InvalidId(_)) => ErrorCode::InvalidArguments,
+            ChatError::Session(SessionError::NotFound { .. }) => ErrorCode::UnknownSession,
+            ChatError::UnknownProfile { .. } => ErrorCode::UnknownProfile,
+            ChatError::UnknownClass(_) | ChatError::Permission(_) => ErrorCode::InvalidArguments,
+            ChatError::Undo(_) => ErrorCode::WrongState,
+            ChatError::Config(_) => ErrorCode::ConfigError,
+            ChatError::Llm(_) => ErrorCode::ModelUnavailable,
+            ChatError::Sandbox(_) => ErrorCode::OutsideAllowedRoots,
+            ChatError::Session(_)
+            | ChatError::Store(_)
+            | ChatError::Repo { .. }
+            | ChatError::Runtime(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<ChatError> for OpError {
+    fn from(e: ChatError) -> OpError {
+        OpError::new(e.code(), e.to_string())
+    }
 }
 
 /// The built-in tools: the file tools, plus the run tools when an engine handle is given.

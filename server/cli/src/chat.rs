@@ -7,12 +7,10 @@
 //! a one-time grant). `--json` prints one event per line for scripts.
 
 use anyhow::Context;
-use noctune_chat::agent::{ChatEvent, FixedPrompter, NoPrompter, Prompter, TurnContext};
-use noctune_chat::permissions::{PermissionAnswer, PermissionRequest};
-use noctune_chat::service::ChatService;
-use noctune_chat::session;
-use noctune_llm::CancelToken;
-use noctune_studio::Studio;
+use noctune_studio::chat::{
+    CancelToken, ChatEvent, ChatService, FixedPrompter, NoPrompter, PermissionAnswer,
+    PermissionRequest, Prompter, SESSIONS_DIR, TurnContext, new_session_id, validate_id,
+};
 use serde_json::{Value, json};
 use std::future::Future;
 use std::io::{IsTerminal, Write};
@@ -47,21 +45,20 @@ fn repo_root(repo: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         return super::repo_root(repo);
     }
     let cwd = std::env::current_dir()?;
-    Ok(noctune_git::discover_root(&cwd).unwrap_or(std::fs::canonicalize(&cwd)?))
+    Ok(noctune_studio::Studio::discover_repository(&cwd).unwrap_or(std::fs::canonicalize(&cwd)?))
 }
 
 pub fn run(args: ChatArgs) -> anyhow::Result<i32> {
     let root = repo_root(args.repo.clone())?;
-    let studio = Studio::open_default()
-        .context("opening the audit DB (set NOCTUNE_STUDIO_DB to use another file)")?;
+    let studio = super::surface_studio(Some(root.clone()))?;
     let service = studio.chat(&root)?;
-    super::mcp_tools::attach(&studio, &root);
+    studio.attach_mcp_servers(&root);
     let session_id = match &args.session {
         Some(id) => {
-            session::validate_id(id)?;
+            validate_id(id)?;
             id.clone()
         }
-        None => session::new_id(),
+        None => new_session_id(),
     };
     if let Some(p) = &args.profile {
         service.select_profile(&session_id, p)?;
@@ -233,14 +230,14 @@ fn command(
         }
         "/new" => {
             service.end_session(session_id);
-            *session_id = session::new_id();
+            *session_id = new_session_id();
             eprintln!("new session {session_id}");
         }
         "/save" => eprintln!(
             "sessions are saved after every turn: {}",
             service
                 .repo_root()
-                .join(session::SESSIONS_DIR)
+                .join(SESSIONS_DIR)
                 .join(format!("{session_id}.json"))
                 .display()
         ),

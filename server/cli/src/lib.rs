@@ -188,10 +188,7 @@ pub enum ConfigCommand {
 /// Runs a command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Worker { run_dir } => {
-            noctune_engine::worker::run_worker(&run_dir)?;
-            Ok(0)
-        }
+        Command::Worker { run_dir } => Ok(noctune_studio::Studio::run_worker(&run_dir)),
         Command::Config {
             command: ConfigCommand::Check { repo, json },
         } => runs::config_check(repo, json),
@@ -263,13 +260,31 @@ pub fn repo_root(repo: Option<PathBuf>) -> anyhow::Result<PathBuf> {
             }
             Ok(std::fs::canonicalize(&d)?)
         }
-        None => Ok(noctune_git::discover_root(&std::env::current_dir()?)?),
+        None => Ok(noctune_studio::Studio::discover_repository(
+            &std::env::current_dir()?,
+        )?),
     }
+}
+
+/// The facade for a surface that serves other programs (web page, editor, agent): confined to
+/// the allowed roots of `--repo` (or the current directory's repository) when there is one,
+/// else to `NOCTUNE_STUDIO_ALLOWED_ROOTS`.
+pub fn surface_studio(repo: Option<PathBuf>) -> anyhow::Result<noctune_studio::Studio> {
+    let db = noctune_studio::Studio::open_default()?.db_path();
+    let root = match repo {
+        Some(d) => repo_root(Some(d))?,
+        None => match repo_root(None) {
+            Ok(r) => r,
+            // Not in a repository: the roots can only come from the environment.
+            Err(_) => std::env::current_dir()?,
+        },
+    };
+    Ok(noctune_studio::Studio::for_repository(&db, &root)?)
 }
 
 /// The whole program: logging, arguments, dispatch; returns the process exit code.
 pub fn main() -> i32 {
-    noctune_util::logging::init();
+    noctune_studio::logging_init();
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,

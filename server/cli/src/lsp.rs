@@ -3,7 +3,6 @@
 //! what `noctune/studioUrl` answers.
 
 use noctune_lsp::{Options, StudioUrl};
-use noctune_studio::Studio;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -16,7 +15,10 @@ pub fn lsp(repo: Option<PathBuf>, port: u16, no_http: bool) -> anyhow::Result<i3
         None => None,
     };
     if let Some(root) = &repo {
-        super::mcp_tools::attach_in_background(root);
+        super::mcp_tools::attach_in_background(
+            Arc::new(super::surface_studio(Some(root.clone()))?),
+            root,
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -59,14 +61,14 @@ async fn serve_http(repo: Option<PathBuf>, port: u16, tx: watch::Sender<StudioUr
                     )
                 })?,
         };
-        let studio = tokio::task::spawn_blocking(Studio::open_default)
+        let for_repo = repo.clone();
+        let studio = tokio::task::spawn_blocking(move || super::surface_studio(Some(for_repo)))
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))??;
-        noctune_http::Server::bind(
-            Arc::new(studio),
-            noctune_http::Options::loopback(repo, port),
-        )
-        .await
+        let studio = Arc::new(studio);
+        let mut opts = noctune_http::Options::loopback(repo, port);
+        opts.mcp = Some(noctune_mcp::http_router(studio.clone()));
+        noctune_http::Server::bind(studio, opts).await
     };
     match started.await {
         Ok(server) => {

@@ -1,10 +1,8 @@
 //! `noctune mcp [--repo DIR]` (the MCP server on stdio) and `noctune mcp list-servers`.
 
-use anyhow::Context;
 use clap::Subcommand;
-use noctune_mcp::ServerOptions;
-use noctune_mcp_client::{McpClients, ServerState};
 use noctune_studio::Studio;
+use noctune_studio::chat::ServerState;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,24 +29,11 @@ pub fn mcp(repo: Option<PathBuf>, command: Option<McpCommand>) -> anyhow::Result
 }
 
 fn serve(repo: Option<PathBuf>) -> anyhow::Result<i32> {
-    let opts = match repo {
-        Some(dir) => {
-            let root = super::repo_root(Some(dir))?;
-            let cfg = noctune_config::load(&root)?;
-            ServerOptions {
-                allowed_roots: Some(cfg.allowed_roots),
-            }
-        }
-        None => ServerOptions::default(),
-    };
-    let studio = Arc::new(
-        Studio::open_default()
-            .context("opening the audit DB (set NOCTUNE_STUDIO_DB to use another file)")?,
-    );
+    let studio = Arc::new(super::surface_studio(repo)?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(noctune_mcp::stdio::serve_stdio(studio, opts))?;
+    rt.block_on(noctune_mcp::stdio::serve_stdio(studio))?;
     // Supervisor threads of runs still going on end with the process; their workers go on and
     // any later status check notices how they end.
     rt.shutdown_background();
@@ -57,9 +42,7 @@ fn serve(repo: Option<PathBuf>) -> anyhow::Result<i32> {
 
 fn list_servers(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
     let root = super::repo_root(repo)?;
-    let cfg = noctune_config::load(&root)?;
-    let clients = McpClients::connect_all_blocking(&cfg);
-    let statuses = clients.statuses();
+    let statuses = Studio::open_default()?.mcp_server_status(&root)?;
     let bad = statuses
         .iter()
         .any(|s| !matches!(s.state, ServerState::Ready | ServerState::Disabled));
@@ -96,6 +79,5 @@ fn list_servers(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
             }
         }
     }
-    drop(clients);
     Ok(if bad { 1 } else { 0 })
 }

@@ -1,9 +1,7 @@
 //! `noctune run|runs|status|events|approvals|decide|stop|resume|config check`.
 
 use anyhow::Context;
-use noctune_core::{Decision, Event, RunRecord, RunStatus};
-use noctune_engine::api::{StartRequest, Started};
-use noctune_engine::events::EventTail;
+use noctune_core::{Decision, Event, RunRecord, RunStatus, StartRequest};
 use noctune_studio::Studio;
 use serde_json::json;
 use std::path::PathBuf;
@@ -21,16 +19,12 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
 
 pub fn config_check(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
     let root = super::repo_root(repo)?;
-    let cfg = noctune_config::load(&root)?;
+    let report = studio()?.config_report(&root)?;
     if json {
-        print_json(&json!({
-            "repo_root": cfg.repo_root, "sources": cfg.sources, "default_profile": cfg.default_profile,
-            "policy_packs": cfg.packs, "model_profiles": cfg.profiles, "tools": cfg.tools,
-            "engine": cfg.engine, "allowed_roots": cfg.allowed_roots,
-            "audit_db": noctune_config::db_path_from_env(),
-        }))?;
+        print_json(&report)?;
         return Ok(0);
     }
+    let cfg: noctune_studio::ConfigReport = report;
     println!("repository: {}", cfg.repo_root.display());
     let sources: Vec<String> = cfg
         .sources
@@ -45,7 +39,7 @@ pub fn config_check(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
             sources.join(", ")
         }
     );
-    println!("audit DB: {}", noctune_config::db_path_from_env().display());
+    println!("audit DB: {}", cfg.audit_db.display());
     println!(
         "allowed roots: {}",
         cfg.allowed_roots
@@ -55,7 +49,7 @@ pub fn config_check(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
             .join(":")
     );
     println!("\npolicy packs:");
-    for p in cfg.packs.values() {
+    for p in cfg.policy_packs.values() {
         let aa = &p.auto_approve;
         println!(
             "  {:<14} globs={:?} max_diff_lines={} tools_allowed={:?} checks={:?}",
@@ -74,7 +68,7 @@ pub fn config_check(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
         );
     }
     println!("\nmodel profiles (default: {}):", cfg.default_profile);
-    for p in cfg.profiles.values() {
+    for p in cfg.model_profiles.values() {
         println!(
             "  {:<14} {} model={} context_window={} tool_mode={:?}",
             p.name, p.base_url, p.model, p.context_window, p.tool_mode
@@ -96,27 +90,27 @@ pub fn run(
 ) -> anyhow::Result<i32> {
     let root = super::repo_root(repo)?;
     let studio = studio()?;
-    let started = studio.start_run(&StartRequest {
+    let record = studio.start_run(&StartRequest {
         repo: root,
         pack,
         profile,
     })?;
-    follow_started(&studio, started, detach, json)
+    follow_started(&studio, record, detach, json)
 }
 
 pub fn resume(run_id: &str, detach: bool, json: bool) -> anyhow::Result<i32> {
     let studio = studio()?;
-    let started = studio.resume(run_id)?;
-    follow_started(&studio, started, detach, json)
+    let record = studio.resume(run_id)?;
+    follow_started(&studio, record, detach, json)
 }
 
 fn follow_started(
     studio: &Studio,
-    mut started: Started,
+    record: RunRecord,
     detach: bool,
     json: bool,
 ) -> anyhow::Result<i32> {
-    let run_id = started.record.run_id.to_string();
+    let run_id = record.run_id.to_string();
     if detach {
         if json {
             print_json(&json!({"run_id": run_id}))?;
@@ -128,19 +122,16 @@ fn follow_started(
     if !json {
         println!(
             "run {run_id}: pack {} on {} (branch {})",
-            started.record.pack, started.record.repo_root, started.record.branch
+            record.pack, record.repo_root, record.branch
         );
         println!("  events: noctune events {run_id} --follow    stop: noctune stop {run_id}");
     }
-    let mut tail = EventTail::new(&started.paths);
-    let rec = studio.supervise(&mut started, || {
-        if let Ok(evs) = tail.poll() {
-            for ev in evs {
-                if json {
-                    let _ = print_json(&ev);
-                } else if let Some(line) = progress_line(&ev) {
-                    println!("{line}");
-                }
+    let rec = studio.wait(&run_id, |evs| {
+        for ev in evs {
+            if json {
+                let _ = print_json(ev);
+            } else if let Some(line) = progress_line(ev) {
+                println!("{line}");
             }
         }
     })?;
@@ -156,8 +147,8 @@ fn finish_report(studio: &Studio, rec: &RunRecord, json: bool) -> anyhow::Result
             println!("  error: {e}");
         }
         if let Ok(commits) = studio.commits(rec) {
-            for (sha, msg) in commits {
-                println!("  commit {} {}", &sha[..sha.len().min(10)], msg);
+            for c in commits {
+                println!("  commit {} {}", &c.sha[..c.sha.len().min(10)], c.summary);
             }
         }
     }

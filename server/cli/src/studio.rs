@@ -1,9 +1,7 @@
 //! `noctune studio [--repo DIR] [--port N] [--host ADDR] [--no-open]`: serves the /studio web UI,
 //! its JSON API and `/mcp` until Ctrl-C.
 
-use anyhow::Context;
 use noctune_http::{Options, Server};
-use noctune_studio::Studio;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -16,20 +14,18 @@ pub fn studio(
     no_open: bool,
 ) -> anyhow::Result<i32> {
     let repo_root = super::repo_root(repo)?;
-    let studio = Arc::new(
-        Studio::open_default()
-            .context("opening the audit DB (set NOCTUNE_STUDIO_DB to use another file)")?,
-    );
+    let studio = Arc::new(super::surface_studio(Some(repo_root.clone()))?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let server = Server::bind(
-            studio,
+            studio.clone(),
             Options {
                 repo_root,
                 host,
                 port,
+                mcp: Some(noctune_mcp::http_router(studio.clone())),
             },
         )
         .await?;

@@ -249,3 +249,18 @@ impl ApprovedEdit {
         &self.approved_by
     }
 }
+
+/// An approval as every surface shows it: the request, its status and its decision.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApprovalView {
+    pub approval_id: String,
+    pub file_path: String,
+    pub symbol: String,
+    pub risk_score: u8,
+    pub reason: String,
+    pub diff: String,
+    pub status: ApprovalStatus,
+    pub created_at: String,
+    pub lines_changed: u32,
+    pub decision: Option<ApprovalDecision>,
+}

@@ -7,6 +7,7 @@
 //! invariant) lives in exactly one function of this module.
 
 pub mod approval;
+pub mod error;
 pub mod event;
 pub mod ids;
 pub mod patchset;
@@ -14,15 +15,19 @@ pub mod policy;
 pub mod proposal;
 pub mod risk;
 pub mod run_state;
+pub mod text;
 
 pub use approval::{
-    ApprovalDecision, ApprovalRequest, ApprovalStatus, ApprovedEdit, Decision, DecisionError,
-    Verdict, approval_id, police,
+    ApprovalDecision, ApprovalRequest, ApprovalStatus, ApprovalView, ApprovedEdit, Decision,
+    DecisionError, Verdict, approval_id, police,
 };
+pub use error::{ErrorCode, OpError};
 pub use event::{Event, EventKind};
 pub use ids::{ApprovalId, IdError, RunId};
-pub use patchset::{GroupInput, group_into_patchsets};
+pub use patchset::{
+    GroupInput, PatchsetPlan, PatchsetStatus, PlannedPatchset, group_into_patchsets,
+};
 pub use policy::{AutoApprove, Grouping, PolicyPack, ProposerSpec};
 pub use proposal::{EditFacts, Proposal, ProposalSource, unified_diff};
 pub use risk::risk_score;
-pub use run_state::{ResumePolicy, RunRecord, RunStatus, TransitionError};
+pub use run_state::{ResumePolicy, RunRecord, RunStatus, StartRequest, TransitionError};

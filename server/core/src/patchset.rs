@@ -130,3 +130,27 @@ mod tests {
         assert!(group_into_patchsets(&[], &Grouping::PerFile, 5).is_empty());
     }
 }
+
+/// A run's planned patchsets (`state/patchsets.json`), in commit order.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct PatchsetPlan {
+    pub patchsets: Vec<PlannedPatchset>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PlannedPatchset {
+    pub approval_ids: Vec<String>,
+    pub files: Vec<String>,
+    pub status: PatchsetStatus,
+    pub commit_sha: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatchsetStatus {
+    Planned,
+    Committed,
+    /// Its checks failed; it was rolled back (`reason` says why).
+    Failed,
+}

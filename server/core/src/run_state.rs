@@ -173,3 +173,11 @@ mod tests {
         }
     }
 }
+
+/// What a surface asks for when it starts a run.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    pub repo: std::path::PathBuf,
+    pub pack: String,
+    pub profile: Option<String>,
+}

@@ -7,12 +7,13 @@ use super::process;
 use super::runfile::{self, RunFileError};
 use super::worker::{full_ingest, load_decision, load_requests};
 use noctune_core::{
-    ApprovalDecision, ApprovalStatus, Decision, Event, EventKind, IdError, ResumePolicy, RunId,
-    RunRecord, RunStatus,
+    ApprovalDecision, ApprovalStatus, Decision, ErrorCode, Event, EventKind, IdError, OpError,
+    ResumePolicy, RunId, RunRecord, RunStatus,
 };
+pub use noctune_core::{ApprovalView, StartRequest};
 use noctune_store::{AuditStore, StoreError};
 use noctune_util::{fsx, time};
-use serde::Serialize;
+
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 pub enum EngineError {
     #[error(transparent)]
     Id(#[from] IdError),
-    #[error("unknown run {0}: no such run in the audit DB ({1}); list runs with `noctune runs`")]
+    #[error("unknown run {0}: no such run in the audit DB ({1}); list the runs to see their ids")]
     UnknownRun(String, String),
     #[error(
         "unknown pack {pack:?}; known packs: {known}. Define your own under [policy_packs.<name>] in noctune.toml"
@@ -38,7 +39,9 @@ pub enum EngineError {
         "{repo} is outside the allowed roots ({roots}); set NOCTUNE_STUDIO_ALLOWED_ROOTS to include it"
     )]
     OutsideRoots { repo: String, roots: String },
-    #[error("run {run_id} has no approval {approval_id}; see `noctune approvals {run_id}`")]
+    #[error(
+        "run {run_id} has no approval {approval_id}; list the run's approvals to see their ids"
+    )]
     UnknownApproval { run_id: String, approval_id: String },
     #[error("approval {approval_id} was already decided: {decision} by {by} at {at}")]
     AlreadyDecided {
@@ -63,11 +66,36 @@ pub enum EngineError {
     Io(#[from] std::io::Error),
 }
 
-#[derive(Debug, Clone)]
-pub struct StartRequest {
-    pub repo: PathBuf,
-    pub pack: String,
-    pub profile: Option<String>,
+impl EngineError {
+    /// The one map from engine errors to the codes every surface shows.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            // a malformed id names no run or approval that could exist
+            EngineError::Id(IdError::Run(_)) => ErrorCode::UnknownRun,
+            EngineError::Id(_) => ErrorCode::UnknownApproval,
+            EngineError::UnknownRun(..) => ErrorCode::UnknownRun,
+            EngineError::UnknownPack { .. } => ErrorCode::UnknownPack,
+            EngineError::UnknownProfile { .. } => ErrorCode::UnknownProfile,
+            EngineError::Git(noctune_git::GitError::NotARepo(_)) => ErrorCode::NotARepo,
+            EngineError::Git(_) => ErrorCode::GitError,
+            EngineError::Config(_) => ErrorCode::ConfigError,
+            EngineError::OutsideRoots { .. } => ErrorCode::OutsideAllowedRoots,
+            EngineError::UnknownApproval { .. } => ErrorCode::UnknownApproval,
+            EngineError::AlreadyDecided { .. } | EngineError::AutoApproved(_) => {
+                ErrorCode::AlreadyDecided
+            }
+            EngineError::WrongState { .. } => ErrorCode::WrongState,
+            EngineError::RunFile(_) | EngineError::Store(_) | EngineError::Io(_) => {
+                ErrorCode::Internal
+            }
+        }
+    }
+}
+
+impl From<EngineError> for OpError {
+    fn from(e: EngineError) -> OpError {
+        OpError::new(e.code(), e.to_string())
+    }
 }
 
 /// A run that was started or resumed, with its worker process.
@@ -316,20 +344,6 @@ pub fn events(
     } else {
         Ok(store.events_from(&paths.run_id, cursor, limit)?)
     }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ApprovalView {
-    pub approval_id: String,
-    pub file_path: String,
-    pub symbol: String,
-    pub risk_score: u8,
-    pub reason: String,
-    pub diff: String,
-    pub status: ApprovalStatus,
-    pub created_at: String,
-    pub lines_changed: u32,
-    pub decision: Option<ApprovalDecision>,
 }
 
 /// A run's approvals with their status, from the approval files or, when those are gone,

@@ -1,5 +1,5 @@
 //! The run engine: run lifecycle, worker, proposers, gates, approvals, patchsets,
-//! `events.jsonl` and `run.json` (DESIGN §4).
+//! `events.jsonl` and `run.json`.
 //!
 //! Invariant: no surface types here (no LSP, HTTP or MCP). Surfaces call [`api`]. All policy
 //! decisions come from `crate::core`; this module does the IO around them.

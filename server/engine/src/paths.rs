@@ -1,4 +1,4 @@
-//! Where a run's files live (DESIGN §3).
+//! Where a run's files live (docs/architecture.md, "Files on disk").
 
 use noctune_core::RunId;
 use std::path::{Path, PathBuf};

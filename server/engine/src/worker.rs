@@ -17,7 +17,7 @@ use noctune_core::{
 };
 use noctune_store::AuditStore;
 use noctune_util::{fsx, time};
-use serde::{Deserialize, Serialize};
+
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -59,20 +59,7 @@ pub struct RunCtx {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct PatchsetPlan {
-    pub patchsets: Vec<PlannedPatchset>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PlannedPatchset {
-    pub approval_ids: Vec<String>,
-    pub files: Vec<String>,
-    /// planned | committed | failed
-    pub status: String,
-    pub commit_sha: Option<String>,
-    pub reason: Option<String>,
-}
+pub use noctune_core::{PatchsetPlan, PatchsetStatus, PlannedPatchset};
 
 pub fn compile_globs(globs: &[String]) -> Result<GlobSet, String> {
     let mut b = globset::GlobSetBuilder::new();
@@ -703,7 +690,7 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
                     .iter()
                     .map(|i| fresh[*i].proposal().file_path.clone())
                     .collect(),
-                status: "planned".into(),
+                status: PatchsetStatus::Planned,
                 commit_sha: None,
                 reason: None,
             };
@@ -712,7 +699,7 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
         fsx::write_json_atomic(&ctx.paths.patchsets(), &plan)?;
         let total = plan.patchsets.len();
         for (i, ps) in plan.patchsets.iter().enumerate() {
-            if ps.status == "planned" {
+            if ps.status == PatchsetStatus::Planned {
                 ctx.emit(EventKind::PatchsetPlanned, json!({"n": i + 1, "of": total, "files": ps.files, "approval_ids": ps.approval_ids}))?;
             }
         }
@@ -720,7 +707,7 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
     let total = plan.patchsets.len();
     let mut need_decisions = false;
     for i in 0..total {
-        if plan.patchsets[i].status != "planned" {
+        if plan.patchsets[i].status != PatchsetStatus::Planned {
             continue;
         }
         ctx.check_stop()?;
@@ -752,7 +739,7 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
                 police_and_record(ctx, p)?;
             }
             fsx::sync_filesystem(&ctx.paths.approvals_dir())?;
-            plan.patchsets[i].status = "failed".into();
+            plan.patchsets[i].status = PatchsetStatus::Failed;
             plan.patchsets[i].reason =
                 Some(format!("stale pre-image: {} re-proposed", stale.join(", ")));
             fsx::write_json_atomic(&ctx.paths.patchsets(), &plan)?;
@@ -793,7 +780,7 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
         if let Some((tool, what, tail)) = failure {
             noctune_git::restore_to_head(&ctx.wt).map_err(Halt::from_display)?;
             let reason = format!("{tool} failed ({what}); patchset rolled back, nothing committed");
-            plan.patchsets[i].status = "failed".into();
+            plan.patchsets[i].status = PatchsetStatus::Failed;
             plan.patchsets[i].reason = Some(reason.clone());
             fsx::write_json_atomic(&ctx.paths.patchsets(), &plan)?;
             ctx.emit(EventKind::PatchsetFailed, json!({"n": i + 1, "of": total, "files": files, "tool": tool, "reason": reason, "output_tail": tail}))?;
@@ -820,7 +807,7 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
             .join("\n");
         let sha = noctune_git::commit_paths(&ctx.wt, &files, &format!("{message}\n\n{body}\n"))
             .map_err(Halt::from_display)?;
-        plan.patchsets[i].status = "committed".into();
+        plan.patchsets[i].status = PatchsetStatus::Committed;
         plan.patchsets[i].commit_sha = Some(sha.clone());
         fsx::write_json_atomic(&ctx.paths.patchsets(), &plan)?;
         ctx.emit(

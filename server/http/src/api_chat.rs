@@ -15,12 +15,11 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use noctune_chat::agent::{ChatEvent, Prompter, TurnContext};
-use noctune_chat::permissions::{PermissionAnswer, PermissionRequest};
-use noctune_chat::service::{ChatError, ChatService};
-use noctune_chat::session::{SessionError, validate_id};
-use noctune_llm::{CancelToken, LlmClient, LlmEndpoint};
-use noctune_studio::Studio;
+use noctune_studio::chat::{
+    CancelToken, ChatError, ChatEvent, ChatService, PermissionAnswer, PermissionRequest, Prompter,
+    TurnContext, validate_id,
+};
+use noctune_studio::{OpError, Studio};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -80,30 +79,7 @@ impl ChatState {
 
 impl From<ChatError> for ApiError {
     fn from(e: ChatError) -> ApiError {
-        let message = e.to_string();
-        let (status, code) = match &e {
-            ChatError::Session(SessionError::InvalidId(_)) => {
-                (StatusCode::BAD_REQUEST, "invalid_session_id")
-            }
-            ChatError::Session(SessionError::NotFound { .. }) => {
-                (StatusCode::NOT_FOUND, "unknown_session")
-            }
-            ChatError::UnknownProfile { .. } => (StatusCode::BAD_REQUEST, "unknown_profile"),
-            ChatError::UnknownClass(_) => (StatusCode::BAD_REQUEST, "invalid_class"),
-            ChatError::Undo(_) => (StatusCode::CONFLICT, "nothing_to_undo"),
-            ChatError::Config(_) => (StatusCode::BAD_REQUEST, "config_error"),
-            ChatError::Llm(_) => (StatusCode::BAD_GATEWAY, "model_server"),
-            ChatError::Permission(_) => (StatusCode::BAD_REQUEST, "permission_error"),
-            _ => {
-                tracing::error!("chat error: {message}");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
-        };
-        ApiError {
-            status,
-            code,
-            message,
-        }
+        ApiError::from(OpError::from(e))
     }
 }
 
@@ -211,43 +187,11 @@ pub async fn health(
     State(st): St,
     ApiQuery(q): ApiQuery<HealthQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let svc = st.chat.service().await?;
-    let name = q
-        .profile
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| svc.default_profile().to_string());
-    let profile = svc
-        .profiles()
-        .into_iter()
-        .find(|p| p.name == name)
-        .ok_or_else(|| {
-            ApiError::bad_request("unknown_profile", format!("unknown model profile {name:?}"))
-        })?;
-    let port = profile
-        .base_url
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|hp| hp.rsplit(':').next())
-        .and_then(|p| p.parse::<u16>().ok())
-        .unwrap_or(8080);
-    let start_command =
-        format!("llama-server -m MODEL.gguf --host 127.0.0.1 --port {port} --jinja");
-    let mut ep = LlmEndpoint::new(profile.base_url.clone(), profile.model.clone());
-    ep.connect_timeout = Duration::from_secs(2);
-    ep.request_timeout = Duration::from_secs(5);
-    let checked = match LlmClient::new(ep) {
-        Ok(client) => client.list_models().await.map(|_| ()),
-        Err(e) => Err(e),
-    };
-    let (ok, message) = match checked {
-        Ok(()) => (true, None),
-        Err(e) => (false, Some(e.to_string())),
-    };
-    Ok(Json(json!({
-        "ok": ok, "profile": profile.name, "base_url": profile.base_url, "model": profile.model,
-        "message": message, "start_command": start_command,
-    })))
+    let health = st
+        .studio
+        .model_health(&st.repo_root, q.profile.as_deref())
+        .await?;
+    Ok(Json(json!(health)))
 }
 
 pub async fn list_sessions(State(st): St) -> Result<Json<Value>, ApiError> {

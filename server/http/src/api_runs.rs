@@ -3,13 +3,10 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, blocking};
-use super::gaps;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use noctune_core::{Decision, RunStatus};
-use noctune_engine::api::{StartRequest, Started};
-use noctune_studio::Studio;
+use noctune_studio::{OpError, RunStatus, StartRequest, Studio};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -19,7 +16,7 @@ use std::time::Duration;
 type St = State<Arc<AppState>>;
 
 const DEFAULT_PAGE: usize = 500;
-const MAX_PAGE: usize = 5000;
+const MAX_PAGE: usize = noctune_studio::limits::MAX_EVENT_PAGE;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,19 +79,8 @@ pub async fn start(
         profile: body.profile.filter(|p| !p.is_empty()),
     };
     let studio = st.studio.clone();
-    let started = blocking(move || studio.start_run(&req)).await?;
-    let record = started.record.clone();
-    supervise(st.studio.clone(), started);
+    let record = blocking(move || studio.start_run(&req)).await?;
     Ok((StatusCode::CREATED, Json(json!(record))))
-}
-
-/// The host supervises the worker it started: reaps it and records a death as `failed`.
-fn supervise(studio: Arc<Studio>, mut started: Started) {
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = studio.supervise(&mut started, || {}) {
-            tracing::warn!("supervising run {}: {e}", started.record.run_id);
-        }
-    });
 }
 
 pub async fn status(
@@ -129,9 +115,7 @@ pub async fn resume(
     ApiPath(run_id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let studio = st.studio.clone();
-    let started = blocking(move || studio.resume(&run_id)).await?;
-    let record = started.record.clone();
-    supervise(st.studio.clone(), started);
+    let record = blocking(move || studio.resume(&run_id)).await?;
     Ok(Json(json!(record)))
 }
 
@@ -170,8 +154,7 @@ pub async fn events_db(
     let state = st.clone();
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let cursor = q.cursor;
-    let events =
-        blocking(move || state.db.events_db(&state.studio, &run_id, cursor, limit)).await?;
+    let events = blocking(move || state.studio.events_from_db(&run_id, cursor, limit)).await?;
     Ok(page(events, cursor))
 }
 
@@ -198,21 +181,7 @@ pub async fn decide(
     ApiPath(run_id): ApiPath<String>,
     ApiJson(body): ApiJson<DecideBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let decision = Decision::parse(&body.decision).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_decision",
-            format!(
-                "decision {:?}: expected \"approve\" or \"reject\"",
-                body.decision
-            ),
-        )
-    })?;
-    if body.reason.len() > 4000 {
-        return Err(ApiError::bad_request(
-            "invalid_reason",
-            "the reason is longer than 4000 bytes",
-        ));
-    }
+    let decision = Studio::parse_decision(&body.decision)?;
     let studio = st.studio.clone();
     let d =
         blocking(move || studio.decide(&run_id, &body.approval_id, decision, &body.reason, "web"))
@@ -228,13 +197,13 @@ pub async fn patchsets(
     let studio = st.studio.clone();
     let out = blocking(move || {
         let rec = studio.status(&run_id)?;
-        let plan = gaps::patchsets(&rec);
+        let plan = studio.patchsets(&run_id)?;
         // Before the worktree exists the branch does not either: no commits yet.
         let commits = studio.commits(&rec).unwrap_or_default();
-        Ok::<_, noctune_engine::api::EngineError>(json!({
+        Ok::<_, OpError>(json!({
             "branch": rec.branch,
             "patchsets": plan.patchsets,
-            "commits": commits.into_iter().map(|(sha, summary)| json!({"sha": sha, "summary": summary})).collect::<Vec<_>>(),
+            "commits": commits,
         }))
     })
     .await?;
@@ -244,6 +213,7 @@ pub async fn patchsets(
 /// The repository's packs and model profiles (for the start form).
 pub async fn config(State(st): St) -> Result<Json<Value>, ApiError> {
     let root = st.repo_root.clone();
-    let cfg = blocking(move || gaps::repo_config(&root)).await?;
+    let studio = st.studio.clone();
+    let cfg = blocking(move || studio.repo_config(&root)).await?;
     Ok(Json(json!(cfg)))
 }

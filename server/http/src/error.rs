@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use noctune_engine::api::EngineError;
+use noctune_studio::{ErrorCode, OpError};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -51,40 +51,35 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<EngineError> for ApiError {
-    fn from(e: EngineError) -> ApiError {
-        use noctune_core::IdError;
-        let message = e.to_string();
-        let (status, code) = match &e {
-            EngineError::Id(IdError::Run(_)) | EngineError::UnknownRun(..) => {
-                (StatusCode::NOT_FOUND, "unknown_run")
-            }
-            EngineError::Id(IdError::Approval(_)) => {
-                (StatusCode::BAD_REQUEST, "invalid_approval_id")
-            }
-            EngineError::UnknownApproval { .. } => (StatusCode::NOT_FOUND, "unknown_approval"),
-            EngineError::UnknownPack { .. } => (StatusCode::BAD_REQUEST, "unknown_pack"),
-            EngineError::UnknownProfile { .. } => (StatusCode::BAD_REQUEST, "unknown_profile"),
-            EngineError::OutsideRoots { .. } => (StatusCode::FORBIDDEN, "outside_allowed_roots"),
-            EngineError::Config(_) => (StatusCode::BAD_REQUEST, "config_error"),
-            EngineError::Git(noctune_git::GitError::NotARepo(_)) => {
-                (StatusCode::BAD_REQUEST, "not_a_repo")
-            }
-            EngineError::AlreadyDecided { .. } => (StatusCode::CONFLICT, "already_decided"),
-            EngineError::AutoApproved(_) => (StatusCode::CONFLICT, "auto_approved"),
-            EngineError::WrongState { .. } => (StatusCode::CONFLICT, "wrong_state"),
-            EngineError::Git(_)
-            | EngineError::RunFile(_)
-            | EngineError::Store(_)
-            | EngineError::Io(_) => {
-                tracing::error!("engine error: {message}");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
-        };
+/// The HTTP status of each facade error code: the one place HTTP meets the codes.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidArguments
+        | ErrorCode::UnknownPack
+        | ErrorCode::UnknownProfile
+        | ErrorCode::NotARepo
+        | ErrorCode::ConfigError => StatusCode::BAD_REQUEST,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::UnknownRun | ErrorCode::UnknownApproval | ErrorCode::UnknownSession => {
+            StatusCode::NOT_FOUND
+        }
+        ErrorCode::OutsideAllowedRoots => StatusCode::FORBIDDEN,
+        ErrorCode::AlreadyDecided | ErrorCode::WrongState => StatusCode::CONFLICT,
+        ErrorCode::ModelUnavailable => StatusCode::BAD_GATEWAY,
+        ErrorCode::GitError | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<OpError> for ApiError {
+    fn from(e: OpError) -> ApiError {
+        let status = status_of(e.code);
+        if status.is_server_error() {
+            tracing::error!("{}: {}", e.code, e.message);
+        }
         ApiError {
             status,
-            code,
-            message,
+            code: e.code.as_str(),
+            message: e.message,
         }
     }
 }
@@ -101,9 +96,9 @@ pub async fn blocking<T, E>(
 ) -> Result<T, ApiError>
 where
     T: Send + 'static,
-    E: Into<ApiError> + Send + 'static,
+    E: Into<OpError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f).await?.map_err(Into::into)
+    noctune_studio::blocking_io(f).await.map_err(ApiError::from)
 }
 
 /// `axum::Json` with our error shape.

@@ -9,7 +9,6 @@ mod api_runs;
 mod assets;
 mod auth;
 mod error;
-mod gaps;
 mod openapi;
 mod routes;
 mod server;
@@ -19,11 +18,10 @@ pub use routes::{RouteInfo, route_table};
 pub use server::{Options, Server};
 
 use noctune_studio::Studio;
+
+pub use noctune_studio::limits::MAX_BODY_BYTES as BODY_LIMIT;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Largest accepted request body.
-pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -35,5 +33,4 @@ pub struct AppState {
     /// `host:port` values a request's Host may have.
     allowed_hosts: Vec<String>,
     chat: api_chat::ChatState,
-    db: gaps::DbReader,
 }

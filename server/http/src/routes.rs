@@ -105,10 +105,12 @@ pub fn route_table() -> Vec<RouteInfo> {
 const MCP_MOUNTED: bool = true;
 
 /// The whole application: routes, then the body limit, then the lock around everything.
-pub fn app(state: S) -> Router {
-    let routes = build().router.with_state(state.clone());
-    // MCP Streamable HTTP (server/mcp), inside the same lock as everything else.
-    let routes = routes.merge(noctune_mcp::http_router(state.studio.clone()));
+pub fn app(state: S, mcp: Option<Router>) -> Router {
+    let mut routes = build().router.with_state(state.clone());
+    // MCP Streamable HTTP, inside the same lock as everything else.
+    if let Some(mcp) = mcp {
+        routes = routes.merge(mcp);
+    }
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,6 +1,6 @@
 //! Binding, the per-launch token, the printed URL and serving until shutdown.
 
-use super::{AppState, api_chat, auth, gaps, routes};
+use super::{AppState, api_chat, auth, routes};
 use anyhow::Context;
 use noctune_studio::Studio;
 use std::future::Future;
@@ -15,6 +15,9 @@ pub struct Options {
     pub host: IpAddr,
     /// 0: any free port.
     pub port: u16,
+    /// Served at `/mcp` behind the same lock as everything else: the MCP surface's Streamable
+    /// HTTP service (this crate does not know MCP; the binary mounts it).
+    pub mcp: Option<axum::Router>,
 }
 
 impl Options {
@@ -23,12 +26,14 @@ impl Options {
             repo_root,
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port,
+            mcp: None,
         }
     }
 }
 
 /// A bound, not yet serving, Studio server.
 pub struct Server {
+    mcp: Option<axum::Router>,
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     url_host: String,
@@ -87,9 +92,9 @@ impl Server {
             port,
             token,
             allowed_hosts,
-            db: gaps::DbReader::default(),
         });
         Ok(Server {
+            mcp: opts.mcp,
             listener,
             state,
             url_host,
@@ -115,7 +120,7 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = routes::app(self.state.clone());
+        let app = routes::app(self.state.clone(), self.mcp);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
             shutdown.await;

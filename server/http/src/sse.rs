@@ -8,19 +8,15 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiPath, ApiQuery, blocking};
-use super::gaps;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use noctune_core::{Event, RunStatus};
-use noctune_engine::events::EventTail;
-use noctune_studio::Studio;
+use noctune_studio::{Event, EventFeed, RunStatus, Studio};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,13 +57,11 @@ pub async fn run_events(
     };
     let studio = st.studio.clone();
     let id = run_id.clone();
-    let rec = blocking(move || studio.status(&id)).await?;
-    let paths = gaps::run_paths(&rec);
+    let feed = blocking(move || studio.event_feed(&id)).await?;
     let follower = Follower {
         studio: st.studio.clone(),
         run_id,
-        tail: Some(EventTail::new(&paths)),
-        events_file: paths.events(),
+        tail: Some(feed),
         next: cursor,
         queue: VecDeque::new(),
         saw_final: false,
@@ -92,8 +86,7 @@ pub async fn run_events(
 struct Follower {
     studio: Arc<Studio>,
     run_id: String,
-    tail: Option<EventTail>,
-    events_file: PathBuf,
+    tail: Option<EventFeed>,
     next: u64,
     queue: VecDeque<SseEvent>,
     /// Whether the last `status_changed` event read was into a terminal status.
@@ -188,9 +181,8 @@ impl Follower {
     /// file is gone.
     async fn poll(&mut self) -> Result<Vec<Event>, String> {
         if let Some(mut tail) = self.tail.take() {
-            let file = self.events_file.clone();
             let (tail, res) = tokio::task::spawn_blocking(move || {
-                if !file.exists() {
+                if !tail.has_log() {
                     return (tail, Ok(None));
                 }
                 let r = tail.poll().map(Some);
@@ -202,7 +194,7 @@ impl Follower {
             match res {
                 Ok(Some(events)) => return Ok(events),
                 Ok(None) => {}
-                Err(e) => return Err(format!("reading events: {e}")),
+                Err(e) => return Err(e.message),
             }
         }
         let studio = self.studio.clone();

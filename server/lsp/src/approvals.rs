@@ -6,7 +6,7 @@ use super::protocol::{self, ApprovalItem, DecideArgs};
 use super::state::{Shared, blocking, failed, invalid};
 use super::watch::Snapshot;
 use noctune_core::{ApprovalStatus, Decision};
-use noctune_engine::api::ApprovalView;
+use noctune_studio::ApprovalView;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;

@@ -6,10 +6,10 @@
 use super::documents::{Documents, end_position, uri_path};
 use super::protocol::{self, ChatCancelParams, ChatDelta, ChatParams, id_string};
 use super::state::{Shared, failed, invalid};
-use noctune_chat::agent::{ChatEvent, Prompter, TurnContext};
-use noctune_chat::permissions::{PermissionAnswer, PermissionRequest};
-use noctune_chat::tool::{BufferOverlay, EditSink};
-use noctune_llm::CancelToken;
+use noctune_studio::chat::{
+    BufferOverlay, CancelToken, ChatEvent, EditSink, PermissionAnswer, PermissionRequest, Prompter,
+    TurnContext,
+};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::future::Future;
@@ -267,7 +267,7 @@ pub async fn chat(shared: &Shared, p: ChatParams) -> Result<Value> {
         .session
         .clone()
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(noctune_chat::session::new_id);
+        .unwrap_or_else(noctune_studio::chat::new_session_id);
     let request_id = match &p.request_id {
         Some(id) => id_string(id),
         None => format!(

@@ -5,7 +5,7 @@
 //! else the protocol's default UTF-16). Out-of-range positions are clamped to the end of their
 //! line or of the document, as the protocol asks; a change to an unknown document is ignored.
 
-use noctune_chat::tool::BufferOverlay;
+use noctune_studio::chat::BufferOverlay;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;

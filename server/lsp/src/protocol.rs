@@ -68,6 +68,9 @@ pub struct ChatCancelParams {
 #[serde(rename_all = "camelCase")]
 pub struct RunsStartParams {
     pub pack: String,
+    /// A repository other than the workspace's (absolute path); it must be inside the allowed
+    /// roots of the workspace's repository.
+    pub repo: Option<String>,
     pub profile: Option<String>,
     pub work_done_token: Option<NumberOrString>,
 }

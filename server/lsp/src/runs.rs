@@ -7,7 +7,7 @@ use super::protocol::{RunsStartParams, RunsStopParams};
 use super::state::{Shared, blocking, failed, invalid};
 use super::watch::Snapshot;
 use noctune_core::{ApprovalStatus, RunStatus};
-use noctune_engine::api::StartRequest;
+use noctune_studio::StartRequest;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -78,28 +78,18 @@ pub async fn start(shared: &Shared, p: RunsStartParams) -> Result<Value> {
         return Err(invalid("`pack` is required (see noctune/packs)"));
     }
     let studio = shared.studio().await?;
-    let repo = shared.repo().await?;
+    let repo = match p.repo.as_deref().filter(|r| !r.is_empty()) {
+        Some(r) => std::path::PathBuf::from(r),
+        None => shared.repo().await?,
+    };
     let req = StartRequest {
         repo,
         pack: p.pack.clone(),
         profile: p.profile.clone(),
     };
     let s = studio.clone();
-    let started = blocking(move || s.start_run(&req)).await?;
-    let record = started.record.clone();
+    let record = blocking(move || s.start_run(&req)).await?;
     let run_id = record.run_id.to_string();
-    // Wait for the worker on a thread of its own: reaps it, and a worker that dies makes the
-    // run `failed` (the facade's rule). The worker itself is not tied to this process.
-    let s = studio.clone();
-    std::thread::Builder::new()
-        .name(format!("supervise-{run_id}"))
-        .spawn(move || {
-            let mut started = started;
-            if let Err(e) = s.supervise(&mut started, || {}) {
-                tracing::warn!("supervising run {}: {e}", started.record.run_id);
-            }
-        })
-        .map_err(|e| failed(format!("cannot supervise the run: {e}")))?;
     shared.runs.add_live(&run_id);
     if shared.caps().work_done_progress || p.work_done_token.is_some() {
         let token = match p.work_done_token {
@@ -160,13 +150,11 @@ pub async fn stop(shared: &Shared, p: RunsStopParams) -> Result<Value> {
 /// `noctune/packs`: the packs and model profiles this workspace's configuration defines.
 pub async fn packs(shared: &Shared) -> Result<Value> {
     let repo = shared.repo().await?;
-    let cfg = tokio::task::spawn_blocking(move || noctune_config::load(&repo))
-        .await
-        .map_err(|e| failed(e.to_string()))?
-        .map_err(|e| failed(e.to_string()))?;
+    let studio = shared.studio().await?;
+    let cfg = blocking(move || studio.repo_config(&repo)).await?;
     Ok(json!({
-        "packs": cfg.packs.keys().collect::<Vec<_>>(),
-        "profiles": cfg.profiles.keys().collect::<Vec<_>>(),
+        "packs": cfg.packs.iter().map(|p| &p.name).collect::<Vec<_>>(),
+        "profiles": cfg.profiles.iter().map(|p| &p.name).collect::<Vec<_>>(),
         "default_profile": cfg.default_profile,
     }))
 }

@@ -2,8 +2,7 @@
 //! lazily opened `Studio` facade and the workspace's repository.
 
 use super::documents::Documents;
-use noctune_engine::api::EngineError;
-use noctune_studio::Studio;
+use noctune_studio::{OpError, Studio};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,10 +78,18 @@ impl Shared {
         self.shutdown.load(Ordering::Relaxed)
     }
 
-    /// The audit DB and engine, opened on first use (not during `initialize`).
+    /// The facade, opened on first use (not during `initialize`) and confined to the allowed
+    /// roots of the workspace's repository.
     pub async fn studio(&self) -> Result<Arc<Studio>, Error> {
+        let repo = self.repo().await?;
         self.studio
-            .get_or_try_init(|| async { blocking(|| Studio::open_default().map(Arc::new)).await })
+            .get_or_try_init(|| async {
+                blocking(move || {
+                    let db = Studio::open_default()?.db_path();
+                    Studio::for_repository(&db, &repo).map(Arc::new)
+                })
+                .await
+            })
             .await
             .cloned()
     }
@@ -96,7 +103,7 @@ impl Shared {
                     Some(p) => p,
                     None => std::env::current_dir().map_err(|e| failed(format!("no workspace folder and no current directory: {e}")))?,
                 };
-                tokio::task::spawn_blocking(move || noctune_git::discover_root(&start).map_err(|e| failed(format!("{e}; open a folder inside a git repository or start the server with --repo DIR"))))
+                tokio::task::spawn_blocking(move || Studio::discover_repository(&start).map_err(|e| failed(format!("{}; open a folder inside a git repository or start the server with --repo DIR", e.message))))
                     .await
                     .map_err(|e| failed(format!("internal: {e}")))?
             })
@@ -129,13 +136,18 @@ pub fn invalid(message: impl Into<String>) -> Error {
     Error::invalid_params(message.into())
 }
 
-/// Runs a blocking engine call off the async threads.
+/// Runs a blocking facade call off the async threads.
 pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
+    f: impl FnOnce() -> Result<T, OpError> + Send + 'static,
 ) -> Result<T, Error> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(failed(e.to_string())),
-        Err(e) => Err(failed(format!("internal error: {e}"))),
+    noctune_studio::blocking_io(f).await.map_err(op_error)
+}
+
+/// A facade error as a JSON-RPC error: the message for the user, the code in `data.error`.
+pub fn op_error(e: OpError) -> Error {
+    Error {
+        code: ErrorCode::ServerError(-32803),
+        message: e.message.into(),
+        data: Some(serde_json::json!({"error": e.code.as_str()})),
     }
 }

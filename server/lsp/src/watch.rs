@@ -4,7 +4,7 @@
 
 use super::state::Shared;
 use noctune_core::RunRecord;
-use noctune_engine::api::ApprovalView;
+use noctune_studio::ApprovalView;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,7 +68,7 @@ pub async fn refresh(shared: &Shared, full: bool) -> bool {
             let approvals = studio.approvals(rec.run_id.as_str()).unwrap_or_default();
             runs.push((rec, approvals));
         }
-        Ok::<_, noctune_engine::api::EngineError>(Snapshot { runs })
+        Ok::<_, noctune_studio::OpError>(Snapshot { runs })
     })
     .await;
     let snap = match snap {

@@ -278,8 +278,8 @@ impl Conn {
                 for (k, v) in headers {
                     // Validated with the config; skip rather than panic if one slipped through.
                     if let (Ok(k), Ok(v)) = (
-                        axum::http::HeaderName::from_bytes(k.as_bytes()),
-                        axum::http::HeaderValue::from_str(v),
+                        reqwest::header::HeaderName::from_bytes(k.as_bytes()),
+                        reqwest::header::HeaderValue::from_str(v),
                     ) {
                         h.insert(k, v);
                     }

@@ -423,7 +423,7 @@ fn parse_server(
                 .unwrap_or_default();
             for (h, v) in &headers {
                 let hk = format!("{key}.headers.{h}");
-                if axum::http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                if reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
                     return Err(invalid(
                         file,
                         &hk,
@@ -439,7 +439,7 @@ fn parse_server(
                         "a header other than Accept, Mcp-Session-Id, Last-Event-ID",
                     ));
                 }
-                if axum::http::HeaderValue::from_str(v).is_err() {
+                if reqwest::header::HeaderValue::from_str(v).is_err() {
                     return Err(invalid(
                         file,
                         &hk,

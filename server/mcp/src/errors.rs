@@ -1,90 +1,46 @@
-//! Failed tool calls: an engine error (or bad arguments) becomes a `CallToolResult` with
-//! `isError: true`, a text message and `structuredContent` `{error, message}`. Never a protocol
-//! error, a crash or a hung call: the agent reads the message and knows what to do.
+//! Failed tool calls: a facade error (or bad arguments) becomes a `CallToolResult` with
+//! `isError: true` whose text is `<code>: <message>`, and the same `{error, message}` in the
+//! result's `_meta` under [`ERROR_META_KEY`]. Never a protocol error, a crash or a hung call.
+//!
+//! Why not `structuredContent`: a tool's declared output schema describes its success, and
+//! official SDK clients validate any `structuredContent` against it, so an error there would
+//! be thrown away as a schema violation and the agent would never see our message.
 
 use super::types::ToolErrorOut;
-use noctune_engine::api::EngineError;
-use rmcp::model::CallToolResult;
+use noctune_studio::{ErrorCode, OpError};
+use rmcp::model::{CallToolResult, JsonObject, MetaObject};
 
-#[derive(Debug, Clone)]
-pub struct ToolFailure {
-    pub code: &'static str,
-    pub message: String,
-}
+/// Where an error result's `_meta` carries `{error, message}` (schema: [`ToolErrorOut`]).
+pub const ERROR_META_KEY: &str = "io.noctune/error";
 
-impl ToolFailure {
-    pub fn new(code: &'static str, message: impl Into<String>) -> ToolFailure {
-        ToolFailure {
-            code,
-            message: message.into(),
-        }
+pub fn into_result(e: OpError) -> CallToolResult {
+    let mut r = CallToolResult::error(vec![rmcp::model::ContentBlock::text(format!(
+        "{}: {}",
+        e.code, e.message
+    ))]);
+    let out = ToolErrorOut {
+        error: e.code.as_str().to_string(),
+        message: e.message,
+    };
+    if let Ok(serde_json::Value::Object(v)) = serde_json::to_value(&out) {
+        let mut meta = JsonObject::new();
+        meta.insert(ERROR_META_KEY.into(), serde_json::Value::Object(v));
+        r.meta = Some(MetaObject(meta));
     }
-
-    pub fn invalid(message: impl Into<String>) -> ToolFailure {
-        ToolFailure::new("invalid_arguments", message)
-    }
-
-    pub fn internal(message: impl Into<String>) -> ToolFailure {
-        ToolFailure::new("internal", message)
-    }
-
-    pub fn into_result(self) -> CallToolResult {
-        // The text is the message itself (what a person or model reads); the structured
-        // content carries the code as well.
-        let out = ToolErrorOut {
-            error: self.code.to_string(),
-            message: self.message,
-        };
-        let mut r = CallToolResult::error(vec![rmcp::model::ContentBlock::text(format!(
-            "{}: {}",
-            out.error, out.message
-        ))]);
-        r.structured_content = serde_json::to_value(&out).ok();
-        r
-    }
-}
-
-impl From<EngineError> for ToolFailure {
-    fn from(e: EngineError) -> ToolFailure {
-        let code = match &e {
-            EngineError::Id(_) => "invalid_arguments",
-            EngineError::UnknownRun(..) => "unknown_run",
-            EngineError::UnknownPack { .. } => "unknown_pack",
-            EngineError::UnknownProfile { .. } => "unknown_profile",
-            EngineError::Git(noctune_git::GitError::NotARepo(_)) => "not_a_repo",
-            EngineError::Git(_) => "git_error",
-            EngineError::Config(_) => "config_error",
-            EngineError::OutsideRoots { .. } => "outside_allowed_roots",
-            EngineError::UnknownApproval { .. } => "unknown_approval",
-            EngineError::AlreadyDecided { .. } => "already_decided",
-            EngineError::AutoApproved(_) => "auto_approved",
-            EngineError::WrongState { .. } => "wrong_state",
-            EngineError::RunFile(_) | EngineError::Store(_) | EngineError::Io(_) => "internal",
-        };
-        let hint = match code {
-            "unknown_run" => " Use a run_id returned by enqueue_run.",
-            "unknown_approval" => " Call list_approvals for the run's approval ids.",
-            _ => "",
-        };
-        let mut message = e.to_string();
-        if !hint.is_empty() {
-            if !message.ends_with('.') {
-                message.push('.');
-            }
-            message.push_str(hint);
-        }
-        ToolFailure::new(code, message)
-    }
+    r
 }
 
 /// Parses a tool's arguments; a wrong shape is a tool error naming the problem.
 pub fn parse_args<T: serde::de::DeserializeOwned>(
     tool: &str,
     args: rmcp::model::JsonObject,
-) -> Result<T, ToolFailure> {
+) -> Result<T, OpError> {
     serde_json::from_value(serde_json::Value::Object(args)).map_err(|e| {
-        ToolFailure::invalid(format!(
-            "{tool}: bad arguments: {e}. See the tool's inputSchema (tools/list) for the expected fields."
-        ))
+        OpError::new(
+            ErrorCode::InvalidArguments,
+            format!(
+                "{tool}: bad arguments: {e}. See the tool's inputSchema (tools/list) for the expected fields."
+            ),
+        )
     })
 }

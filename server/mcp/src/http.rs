@@ -2,7 +2,7 @@
 //! layer (token, Host and Origin checks). rmcp's own Host and Origin allowlists are set to
 //! loopback as a second line of defence.
 
-use super::server::{NoctuneMcp, ServerOptions};
+use super::server::NoctuneMcp;
 use noctune_studio::Studio;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
@@ -21,7 +21,7 @@ pub fn http_router(studio: Arc<Studio>) -> axum::Router {
         .with_allowed_origins(ALLOWED_ORIGINS)
         .enforce_origin_validation();
     let service = StreamableHttpService::new(
-        move || Ok(NoctuneMcp::new(studio.clone(), ServerOptions::default())),
+        move || Ok(NoctuneMcp::new(studio.clone())),
         Arc::new(LocalSessionManager::default()),
         config,
     );

@@ -14,4 +14,4 @@ pub mod stdio;
 pub mod types;
 
 pub use http::http_router;
-pub use server::{NoctuneMcp, ServerOptions};
+pub use server::NoctuneMcp;

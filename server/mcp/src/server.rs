@@ -5,11 +5,9 @@
 //! success) and, in its `_meta`, the schema of its error results. Studio calls block (SQLite,
 //! files, waiting for a worker), so each runs on tokio's blocking pool.
 
-use super::errors::{ToolFailure, parse_args};
+use super::errors::{ERROR_META_KEY, into_result, parse_args};
 use super::types::*;
-use noctune_core::Decision;
-use noctune_engine::api::StartRequest;
-use noctune_studio::Studio;
+use noctune_studio::{ErrorCode, OpError, StartRequest, Studio};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::{schema_for_input, schema_for_output};
 use rmcp::model::{CallToolResult, JsonObject, MetaObject};
@@ -17,38 +15,76 @@ use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// What a server instance may do beyond what the engine itself enforces.
-#[derive(Debug, Clone, Default)]
-pub struct ServerOptions {
-    /// `noctune mcp --repo DIR`: runs may only be enqueued inside these roots (DIR's
-    /// configured allowed roots), checked with the engine's own `check_allowed`.
-    pub allowed_roots: Option<Vec<PathBuf>>,
-}
 
 #[derive(Clone)]
 pub struct NoctuneMcp {
     studio: Arc<Studio>,
-    opts: Arc<ServerOptions>,
     tool_router: ToolRouter<Self>,
 }
 
 fn input<T: JsonSchema + 'static>() -> Arc<JsonObject> {
     // The input types are structs, so their schema root is always an object.
-    schema_for_input::<T>().unwrap_or_else(|_| Arc::new(JsonObject::new()))
+    let schema = schema_for_input::<T>().unwrap_or_else(|_| Arc::new(JsonObject::new()));
+    Arc::new(standard_formats_only((*schema).clone()))
 }
 
 fn output<T: JsonSchema + 'static>() -> Arc<JsonObject> {
-    schema_for_output::<T>()
+    Arc::new(standard_formats_only((*schema_for_output::<T>()).clone()))
+}
+
+/// JSON Schema 2020-12's defined formats; strict validators reject any other.
+const STANDARD_FORMATS: [&str; 19] = [
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+/// Drops the `format`s schemars adds for Rust integer widths (`uint32`, `int64`, ...): their
+/// range is already stated by `minimum`/`maximum` where it matters.
+pub fn standard_formats_only(mut schema: JsonObject) -> JsonObject {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                let drop = m
+                    .get("format")
+                    .and_then(|f| f.as_str())
+                    .is_some_and(|f| !STANDARD_FORMATS.contains(&f));
+                if drop {
+                    m.remove("format");
+                }
+                m.values_mut().for_each(walk);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    schema.values_mut().for_each(walk);
+    schema
 }
 
 fn error_meta() -> MetaObject {
     let mut m = JsonObject::new();
     m.insert(
-        ERROR_SCHEMA_META_KEY.into(),
+        ERROR_META_KEY.into(),
         serde_json::Value::Object((*output::<ToolErrorOut>()).clone()),
     );
     MetaObject(m)
@@ -57,28 +93,21 @@ fn error_meta() -> MetaObject {
 fn success<T: Serialize>(value: &T) -> CallToolResult {
     match serde_json::to_value(value) {
         Ok(v) => CallToolResult::structured(v),
-        Err(e) => ToolFailure::internal(format!("cannot encode the result: {e}")).into_result(),
+        Err(e) => into_result(OpError::new(
+            ErrorCode::Internal,
+            format!("cannot encode the result: {e}"),
+        )),
     }
 }
 
-fn finish<T: Serialize>(r: Result<T, ToolFailure>) -> CallToolResult {
+fn finish<T: Serialize>(r: Result<T, OpError>) -> CallToolResult {
     match r {
         Ok(v) => success(&v),
-        Err(f) => f.into_result(),
+        Err(e) => into_result(e),
     }
 }
 
-/// Runs a blocking Studio call off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ToolFailure> + Send + 'static,
-) -> Result<T, ToolFailure> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => Err(ToolFailure::internal(format!(
-            "the call failed inside Noctune: {e}"
-        ))),
-    }
-}
+use noctune_studio::blocking_io as blocking;
 
 /// `mcp:<clientInfo.name>`: from the per-request `_meta` (protocol 2026-07-28) or from the
 /// `initialize` request (earlier protocols).
@@ -102,10 +131,10 @@ pub fn decided_by(ctx: &RequestContext<RoleServer>) -> String {
 }
 
 impl NoctuneMcp {
-    pub fn new(studio: Arc<Studio>, opts: ServerOptions) -> NoctuneMcp {
+    /// The server of `studio`, whose roots decide which repositories runs may start on.
+    pub fn new(studio: Arc<Studio>) -> NoctuneMcp {
         NoctuneMcp {
             studio,
-            opts: Arc::new(opts),
             tool_router: Self::tool_router(),
         }
     }
@@ -130,40 +159,15 @@ impl NoctuneMcp {
     )]
     async fn enqueue_run(&self, args: JsonObject) -> CallToolResult {
         let studio = self.studio.clone();
-        let opts = self.opts.clone();
         finish(
-            blocking(move || {
+            blocking(move || -> Result<_, OpError> {
                 let a: EnqueueRunArgs = parse_args("enqueue_run", args)?;
-                let repo = Path::new(&a.repo_root);
-                if !repo.is_absolute() {
-                    return Err(ToolFailure::invalid(format!(
-                        "repo_root {:?} is relative; pass the repository's absolute path",
-                        a.repo_root
-                    )));
-                }
-                if let Some(roots) = &opts.allowed_roots {
-                    let canon = std::fs::canonicalize(repo).map_err(|_| {
-                        ToolFailure::new(
-                            "not_a_repo",
-                            format!("{}: no such directory; pass an existing repository's absolute path", repo.display()),
-                        )
-                    })?;
-                    noctune_engine::api::check_allowed(&canon, roots)?;
-                }
-                let req = StartRequest { repo: repo.to_path_buf(), pack: a.pack, profile: a.profile.filter(|p| !p.is_empty()) };
-                let mut started = studio.start_run(&req)?;
-                let view = RunView::from(started.record.clone());
-                // Reap the worker and record how it ended, as every host of a run must.
-                let sup = studio.clone();
-                let spawned = std::thread::Builder::new().name(format!("supervise-{}", view.run_id)).spawn(move || {
-                    if let Err(e) = sup.supervise(&mut started, || {}) {
-                        tracing::warn!("supervising run {}: {e}", started.record.run_id);
-                    }
-                });
-                if let Err(e) = spawned {
-                    tracing::warn!("cannot start the supervisor thread of run {}: {e}; a status check will still notice a dead worker", view.run_id);
-                }
-                Ok(view)
+                let req = StartRequest {
+                    repo: PathBuf::from(&a.repo_root),
+                    pack: a.pack,
+                    profile: a.profile,
+                };
+                Ok(RunView::from(studio.start_run(&req)?))
             })
             .await,
         )
@@ -181,7 +185,7 @@ impl NoctuneMcp {
     async fn get_status(&self, args: JsonObject) -> CallToolResult {
         let studio = self.studio.clone();
         finish(
-            blocking(move || {
+            blocking(move || -> Result<_, OpError> {
                 let a: RunIdArgs = parse_args("get_status", args)?;
                 Ok(RunView::from(studio.status(&a.run_id)?))
             })
@@ -202,11 +206,11 @@ impl NoctuneMcp {
     async fn tail_events(&self, args: JsonObject) -> CallToolResult {
         let studio = self.studio.clone();
         finish(
-            blocking(move || {
+            blocking(move || -> Result<_, OpError> {
                 let a: TailEventsArgs = parse_args("tail_events", args)?;
                 let limit = a.limit.unwrap_or(DEFAULT_EVENT_LIMIT);
                 if !(1..=MAX_EVENT_LIMIT).contains(&limit) {
-                    return Err(ToolFailure::invalid(format!(
+                    return Err(OpError::invalid(format!(
                         "limit {limit} is out of range; pass 1 to {MAX_EVENT_LIMIT}"
                     )));
                 }
@@ -240,7 +244,7 @@ impl NoctuneMcp {
     async fn list_approvals(&self, args: JsonObject) -> CallToolResult {
         let studio = self.studio.clone();
         finish(
-            blocking(move || {
+            blocking(move || -> Result<_, OpError> {
                 let a: RunIdArgs = parse_args("list_approvals", args)?;
                 let approvals: Vec<ApprovalOut> = studio
                     .approvals(&a.run_id)?
@@ -278,17 +282,9 @@ impl NoctuneMcp {
         let studio = self.studio.clone();
         let by = decided_by(&ctx);
         finish(
-            blocking(move || {
+            blocking(move || -> Result<_, OpError> {
                 let a: DecideApprovalArgs = parse_args("decide_approval", args)?;
-                let decision = match a.decision.as_str() {
-                    "approve" => Decision::Approve,
-                    "reject" => Decision::Reject,
-                    other => {
-                        return Err(ToolFailure::invalid(format!(
-                            "decision {other:?} is not valid; send \"approve\" or \"reject\""
-                        )));
-                    }
-                };
+                let decision = Studio::parse_decision(&a.decision)?;
                 Ok(DecisionView::from(studio.decide(
                     &a.run_id,
                     &a.approval_id,
@@ -313,7 +309,7 @@ impl NoctuneMcp {
     async fn stop_run(&self, args: JsonObject) -> CallToolResult {
         let studio = self.studio.clone();
         finish(
-            blocking(move || {
+            blocking(move || -> Result<_, OpError> {
                 let a: StopRunArgs = parse_args("stop_run", args)?;
                 let grace = a.grace_secs.map(|s| Duration::from_secs(s.min(600)));
                 Ok(RunView::from(studio.stop(&a.run_id, grace)?))

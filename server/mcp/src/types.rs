@@ -6,7 +6,7 @@
 //! silently breaking the declared output schema.
 
 use noctune_core::{ApprovalDecision, ApprovalStatus, Decision, Event, RunRecord, RunStatus};
-use noctune_engine::api::ApprovalView;
+use noctune_studio::ApprovalView;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -317,17 +317,14 @@ pub struct ApprovalList {
     pub pending: u32,
 }
 
-/// The `structuredContent` of every failed call (`isError: true`). Declared in each tool's
-/// `_meta` under [`ERROR_SCHEMA_META_KEY`].
+/// What every failed call (`isError: true`) carries in its result's `_meta` under
+/// `io.noctune/error`; each tool's `_meta` declares this schema under the same key.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ToolErrorOut {
-    /// A stable code: invalid_arguments, unknown_run, unknown_approval, already_decided,
-    /// auto_approved, wrong_state, outside_allowed_roots, not_a_repo, unknown_pack,
-    /// unknown_profile, config_error, internal.
+    /// A stable code (the facade's `ErrorCode`): invalid_arguments, too_large, unknown_run,
+    /// unknown_approval, unknown_pack, unknown_profile, not_a_repo, outside_allowed_roots,
+    /// already_decided, wrong_state, config_error, git_error, internal.
     pub error: String,
     /// What went wrong and what to do about it.
     pub message: String,
 }
-
-/// Where each tool's `_meta` declares the schema of its error results.
-pub const ERROR_SCHEMA_META_KEY: &str = "io.noctune/errorSchema";

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// The actions a grant record may have.
 pub const GRANT_ACTIONS: [&str; 4] = ["granted", "denied", "revoked", "used"];
-/// The scopes a grant record may have (DESIGN §5: once, session, always).
+/// The scopes a grant record may have (once, session, always).
 pub const GRANT_SCOPES: [&str; 3] = ["once", "session", "always"];
 
 /// One permission event of a chat session.

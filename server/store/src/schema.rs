@@ -15,7 +15,7 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema, one step per version. Step `i` takes the DB from version `i` to `i + 1`.
 pub(crate) const MIGRATIONS: &[&str] = &[
-    // v1: runs, events, approvals, decisions, grants (DESIGN §4 and §5).
+    // v1: runs, events, approvals, decisions, grants.
     r#"
     CREATE TABLE runs (
         run_id       TEXT PRIMARY KEY NOT NULL,

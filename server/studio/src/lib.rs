@@ -1,31 +1,102 @@
-//! The facade every surface (CLI, HTTP, LSP, MCP) talks to: one `Studio` handle with plain
-//! request/response types. Surfaces translate their protocol into these calls and decide
-//! nothing themselves.
+//! The one API every surface (terminal, web, editor, MCP) calls: a `Studio` handle with plain
+//! request/response types. Each rule that more than one surface relies on is decided here
+//! once (or in the layer below that owns it): which repositories may be touched, supervision
+//! of a run's worker, limits on what a request may carry, and the error code of a failure.
 //!
-//! Invariant: no protocol types here (no LSP, HTTP or MCP).
+//! Invariant: no protocol types (LSP, HTTP, MCP) and no protocol words in messages. A surface
+//! translates its protocol into these calls and an [`OpError`] into its protocol; it decides
+//! nothing. Adapter crates depend on this crate and `noctune-core` only, so the engine, chat,
+//! store, config and git crates are out of their reach (tests/it/arch.rs keeps it so).
 
-mod chat;
+pub mod chat;
+pub mod limits;
+mod repo;
+mod runs;
+mod util;
 
-use noctune_core::{ApprovalDecision, Decision, Event, RunRecord};
-use noctune_engine::api::{self, ApprovalView, EngineError, StartRequest, Started};
+pub use noctune_core::{
+    ApprovalDecision, ApprovalStatus, ApprovalView, Decision, ErrorCode, Event, OpError, RunRecord,
+    RunStatus, StartRequest,
+};
+pub use repo::{
+    ConfigReport, EngineSettings, ModelHealth, ModelProfile, PackSummary, PolicyPack,
+    ProfileSummary, RepoConfig, ToolDef,
+};
+pub use runs::{Commit, EventFeed, PatchsetPlan};
+pub use util::{blocking_io, logging_init, truncate_chars};
+
 use noctune_store::AuditStore;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+
+/// Which repositories this handle may start runs on and chat in.
+#[derive(Debug, Clone)]
+enum Roots {
+    /// Each repository's own configured roots: for the terminal, where the person at the
+    /// keyboard names the repository.
+    PerRepository,
+    /// Fixed at launch (`noctune studio --repo A`, `noctune lsp`, `noctune mcp`): a request
+    /// from a page, an editor or an agent may not reach any other repository.
+    Fixed(Vec<PathBuf>),
+}
 
 pub struct Studio {
     store: Mutex<AuditStore>,
+    db: PathBuf,
+    roots: Roots,
 }
 
 impl Studio {
-    pub fn open(db: &Path) -> Result<Studio, EngineError> {
+    /// A handle on the audit DB at `db` whose roots are each repository's own.
+    pub fn open(db: &Path) -> Result<Studio, OpError> {
+        let store = AuditStore::open(db).map_err(|e| {
+            OpError::new(
+                ErrorCode::Internal,
+                format!(
+                    "opening the audit DB {}: {e} (set NOCTUNE_STUDIO_DB to use another file)",
+                    db.display()
+                ),
+            )
+        })?;
         Ok(Studio {
-            store: Mutex::new(AuditStore::open(db)?),
+            db: store.path().to_path_buf(),
+            store: Mutex::new(store),
+            roots: Roots::PerRepository,
         })
     }
 
-    pub fn open_default() -> Result<Studio, EngineError> {
+    /// The audit DB named by the environment (`NOCTUNE_STUDIO_DB`, else the XDG data folder).
+    pub fn open_default() -> Result<Studio, OpError> {
         Studio::open(&noctune_config::db_path_from_env())
+    }
+
+    /// A handle that serves `repo_root`: runs and chat only inside the roots its configuration
+    /// allows (`NOCTUNE_STUDIO_ALLOWED_ROOTS`, default: the repository itself).
+    pub fn for_repository(db: &Path, repo_root: &Path) -> Result<Studio, OpError> {
+        let root = repo::discover(repo_root).unwrap_or_else(|_| repo_root.to_path_buf());
+        let cfg = noctune_config::load(&root)
+            .map_err(|e| OpError::new(ErrorCode::ConfigError, e.to_string()))?;
+        let mut studio = Studio::open(db)?;
+        studio.roots = Roots::Fixed(cfg.allowed_roots.clone());
+        Ok(studio)
+    }
+
+    /// The same DB with fixed roots (canonical paths).
+    pub fn confined_to(mut self, roots: Vec<PathBuf>) -> Studio {
+        self.roots = Roots::Fixed(roots);
+        self
+    }
+
+    /// The roots this handle is confined to, if fixed.
+    pub fn allowed_roots(&self) -> Option<&[PathBuf]> {
+        match &self.roots {
+            Roots::Fixed(r) => Some(r),
+            Roots::PerRepository => None,
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.db.clone()
     }
 
     fn store(&self) -> MutexGuard<'_, AuditStore> {
@@ -33,77 +104,25 @@ impl Studio {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn db_path(&self) -> PathBuf {
-        self.store().path().to_path_buf()
+    /// A connection of its own, for calls that wait (supervision, stop) so others go on.
+    fn own_store(&self) -> Result<AuditStore, OpError> {
+        AuditStore::open(&self.db)
+            .map_err(|e| OpError::new(ErrorCode::Internal, format!("audit DB: {e}")))
     }
 
-    pub fn start_run(&self, req: &StartRequest) -> Result<Started, EngineError> {
-        api::start_run(&self.store(), req)
+    /// The repository containing `path` (its work-tree root, canonical).
+    pub fn discover_repository(path: &Path) -> Result<PathBuf, OpError> {
+        repo::discover(path)
     }
 
-    /// Waits for a started run's worker, calling `on_tick` about every 100 ms.
-    pub fn supervise(
-        &self,
-        started: &mut Started,
-        on_tick: impl FnMut(),
-    ) -> Result<RunRecord, EngineError> {
-        // The store lock is taken per call inside, not held across the wait.
-        let db = self.db_path();
-        let store = AuditStore::open(&db)?;
-        api::supervise(&store, started, on_tick)
-    }
-
-    pub fn status(&self, run_id: &str) -> Result<RunRecord, EngineError> {
-        api::status(&self.store(), run_id)
-    }
-
-    pub fn list_runs(&self, repo: Option<&Path>) -> Result<Vec<RunRecord>, EngineError> {
-        api::list_runs(&self.store(), repo)
-    }
-
-    pub fn events(
-        &self,
-        run_id: &str,
-        cursor: u64,
-        limit: usize,
-    ) -> Result<Vec<Event>, EngineError> {
-        api::events(&self.store(), run_id, cursor, limit)
-    }
-
-    pub fn approvals(&self, run_id: &str) -> Result<Vec<ApprovalView>, EngineError> {
-        api::approvals(&self.store(), run_id)
-    }
-
-    pub fn decide(
-        &self,
-        run_id: &str,
-        approval_id: &str,
-        decision: Decision,
-        reason: &str,
-        decided_by: &str,
-    ) -> Result<ApprovalDecision, EngineError> {
-        api::decide(
-            &self.store(),
-            run_id,
-            approval_id,
-            decision,
-            reason,
-            decided_by,
-        )
-    }
-
-    pub fn stop(&self, run_id: &str, grace: Option<Duration>) -> Result<RunRecord, EngineError> {
-        let db = self.db_path();
-        // Stopping waits for the worker; use a connection of its own so other calls go on.
-        let store = AuditStore::open(&db)?;
-        api::stop(&store, run_id, grace)
-    }
-
-    pub fn resume(&self, run_id: &str) -> Result<Started, EngineError> {
-        api::resume(&self.store(), run_id)
-    }
-
-    pub fn commits(&self, rec: &RunRecord) -> Result<Vec<(String, String)>, EngineError> {
-        api::commits(rec)
+    /// `noctune worker`: performs one run in this process (the worker side of a run).
+    pub fn run_worker(run_dir: &Path) -> i32 {
+        match noctune_engine::worker::run_worker(run_dir) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                2
+            }
+        }
     }
 }

@@ -9,8 +9,9 @@
 //! to a repository inside the sandbox's roots.
 
 use crate::tool::{Tool, ToolClass, ToolContext, ToolError};
-use noctune_core::{ApprovalDecision, Decision, Event, RunRecord};
-use noctune_engine::api::{ApprovalView, EngineError, StartRequest};
+use noctune_core::{
+    ApprovalDecision, ApprovalView, Decision, Event, OpError, RunRecord, StartRequest,
+};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
@@ -27,11 +28,11 @@ const MAX_PAYLOAD_CHARS: usize = 1500;
 pub trait RunControl: Send + Sync {
     /// Starts a run and supervises its worker in the background (a dead worker marks the run
     /// failed); returns as soon as `run.json` exists.
-    fn start(&self, req: &StartRequest) -> Result<RunRecord, EngineError>;
-    fn status(&self, run_id: &str) -> Result<RunRecord, EngineError>;
-    fn stop(&self, run_id: &str) -> Result<RunRecord, EngineError>;
-    fn events(&self, run_id: &str, cursor: u64, limit: usize) -> Result<Vec<Event>, EngineError>;
-    fn approvals(&self, run_id: &str) -> Result<Vec<ApprovalView>, EngineError>;
+    fn start(&self, req: &StartRequest) -> Result<RunRecord, OpError>;
+    fn status(&self, run_id: &str) -> Result<RunRecord, OpError>;
+    fn stop(&self, run_id: &str) -> Result<RunRecord, OpError>;
+    fn events(&self, run_id: &str, cursor: u64, limit: usize) -> Result<Vec<Event>, OpError>;
+    fn approvals(&self, run_id: &str) -> Result<Vec<ApprovalView>, OpError>;
     fn decide(
         &self,
         run_id: &str,
@@ -39,7 +40,7 @@ pub trait RunControl: Send + Sync {
         decision: Decision,
         reason: &str,
         decided_by: &str,
-    ) -> Result<ApprovalDecision, EngineError>;
+    ) -> Result<ApprovalDecision, OpError>;
 }
 
 /// The five run tools over `runs`.
@@ -53,18 +54,9 @@ pub fn run_tools(runs: Arc<dyn RunControl>) -> Vec<Arc<dyn Tool>> {
     ]
 }
 
-fn engine_error(e: EngineError) -> ToolError {
-    let code = match &e {
-        EngineError::UnknownRun(..) | EngineError::Id(_) => "unknown_run",
-        EngineError::UnknownPack { .. } => "unknown_pack",
-        EngineError::UnknownProfile { .. } => "unknown_profile",
-        EngineError::UnknownApproval { .. } => "unknown_approval",
-        EngineError::AlreadyDecided { .. } | EngineError::AutoApproved(_) => "already_decided",
-        EngineError::WrongState { .. } => "wrong_state",
-        EngineError::OutsideRoots { .. } => "path_not_allowed",
-        _ => "engine_error",
-    };
-    ToolError::new(code, e.to_string())
+/// A facade error as the model sees it: the same code and message as on every other surface.
+fn engine_error(e: OpError) -> ToolError {
+    ToolError::new(e.code.as_str(), e.message)
 }
 
 fn str_arg<'a>(args: &'a Value, key: &str) -> Result<&'a str, ToolError> {
