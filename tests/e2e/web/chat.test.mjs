@@ -32,19 +32,34 @@ async function openStudio(b = browser, size) {
   const { context, page } = await newPage(b, size);
   await page.goto(studio.url);
   await page.locator('#profile option').first().waitFor({ state: 'attached' });
+  // The first session list is in (the page fetches it on load; a later refresh must not race with it).
+  await page.locator('#session-list li').first().waitFor({ state: 'attached' });
   return { context, page };
 }
 
+/** How many assistant answers the page shows (to tell `turnDone` which turn to wait for). */
+const answers = (page) => page.locator('article.msg-assistant').count();
+
+/** Sends `text` from the composer; returns the number of answers before it, for `turnDone`. */
 async function sendMessage(page, text) {
+  const before = await answers(page);
   await page.locator('#composer-input').fill(text);
   await page.locator('#composer-input').press('Enter');
+  return before;
 }
 
 /** The assistant article of the latest turn. */
 const lastTurn = (page) => page.locator('article.msg-assistant').last();
 
-async function turnDone(page) {
-  await waitFor(async () => !(await page.locator('#send').isDisabled()), { what: 'the turn to end' });
+/**
+ * Waits until the turn sent when the page had `before` answers is over. An enabled Send button alone says
+ * nothing: the page disables it only once the session exists (after a POST), so right after Enter it is still
+ * enabled and a wait on it alone passed before the turn began, and the answer was then read half streamed. The
+ * page adds the turn's answer and disables Send in one step, and enables Send again only after the stream ended
+ * and the whole answer is rendered.
+ */
+async function turnDone(page, before) {
+  await waitFor(async () => (await answers(page)) > before && !(await page.locator('#send').isDisabled()), { what: 'the turn to end' });
 }
 
 test('opening /studio with the printed URL works (cookie, clean URL, no banner), and not without it', async () => {
@@ -101,7 +116,7 @@ test('without a grant a write tool returns write_not_allowed and the assistant a
     ? Reply.text(['I am not allowed to write ', '`shapes/util/helpers.py`. ', 'May I edit it? ', 'Please allow the write.'])
     : Reply.text(['Unexpected.'])));
   const { context, page } = await openStudio();
-  await sendMessage(page, 'Remove the unused import in helpers.py');
+  const sent = await sendMessage(page, 'Remove the unused import in helpers.py');
   const card = page.locator('section.permission').last();
   await card.waitFor();
   assert.match(await card.textContent(), /writeFile/);
@@ -110,7 +125,7 @@ test('without a grant a write tool returns write_not_allowed and the assistant a
   const panel = page.locator('details.tool[data-call-id="call_deny"]');
   await waitFor(async () => (await panel.getAttribute('data-status')) === 'error', { what: 'the denied tool result' });
   assert.match(await panel.locator('.tool-result').textContent(), /write_not_allowed/);
-  await turnDone(page);
+  await turnDone(page, sent);
   assert.match(await lastTurn(page).locator('.md').last().textContent(), /May I edit it\?/);
   assert.equal(await lastTurn(page).locator('.md').first().textContent(), 'I will remove the unused import.', 'text before a tool call is complete');
   assert.equal(read('shapes/util/helpers.py'), before, 'nothing was written');
@@ -131,7 +146,7 @@ test('with Allow once a file is edited, a backup is made, the next write asks ag
   llm.reply(Reply.toolCall('call_twice', 'writeFile', { path: 'shapes/util/helpers.py', content: `${edited}# again\n` }));
   llm.reply(Reply.text(['Understood, ', 'I will not.']));
   const { context, page } = await openStudio();
-  await sendMessage(page, 'Remove the unused import in helpers.py');
+  const sent = await sendMessage(page, 'Remove the unused import in helpers.py');
   const card = page.locator('section.permission').last();
   await card.waitFor();
   await card.getByRole('button', { name: 'Allow once' }).click();
@@ -139,7 +154,7 @@ test('with Allow once a file is edited, a backup is made, the next write asks ag
   await waitFor(async () => (await panel.getAttribute('data-status')) === 'ok', { what: 'the edit result' });
   assert.ok(await panel.locator('table.diff tr.del').count() >= 1, 'the diff is rendered with removed lines');
   assert.match(await panel.locator('table.diff').textContent(), /-import sys/);
-  await turnDone(page);
+  await turnDone(page, sent);
   assert.equal(read('shapes/util/helpers.py'), edited, 'the file was edited');
   const backups = path.join(repo, '.noctune_cache/studio_edits/backups');
   const found = [];
@@ -152,11 +167,11 @@ test('with Allow once a file is edited, a backup is made, the next write asks ag
   await screenshot(page, 'studio-chat-allow-once');
 
   // "Once" was one call: the next write asks again.
-  await sendMessage(page, 'Add a comment at the end');
+  const sent2 = await sendMessage(page, 'Add a comment at the end');
   const card2 = page.locator('section.permission').last();
   await waitFor(async () => (await page.locator('section.permission').count()) === 2, { what: 'a second prompt' });
   await card2.getByRole('button', { name: 'Deny' }).click();
-  await turnDone(page);
+  await turnDone(page, sent2);
   assert.equal(read('shapes/util/helpers.py'), edited);
 
   // Undo last edit restores the file from its backup.
@@ -175,14 +190,14 @@ test('with Allow this session a run starts, its events tail from events.jsonl, a
     return Reply.text([r?.run_id ? `Run ${r.run_id} is ${r.status}.` : `Result: ${JSON.stringify(r).slice(0, 80)}`]);
   });
   const { context, page } = await openStudio();
-  await sendMessage(page, 'Run lint_fix please');
+  const sent = await sendMessage(page, 'Run lint_fix please');
   const card = page.locator('section.permission').last();
   await card.waitFor();
   assert.match(await card.textContent(), /noctuneStart/);
   await card.getByRole('button', { name: 'Allow this session' }).click();
   const panel = page.locator('details.tool[data-call-id="call_start"]');
   await waitFor(async () => (await panel.getAttribute('data-status')) === 'ok', { what: 'the run to start' });
-  await turnDone(page);
+  await turnDone(page, sent);
   const link = panel.locator('a[href^="/studio/runs/"]');
   const runId = (await link.textContent()).trim();
   assert.ok(fs.existsSync(path.join(repo, '.noctune_cache/runs', runId, 'state/run.json')));
@@ -207,10 +222,10 @@ test('with Allow this session a run starts, its events tail from events.jsonl, a
   llm.reset();
   llm.reply(Reply.toolCall('call_stop', 'noctuneStop', { run_id: runId }));
   llm.when(lastIsToolResult, (req) => Reply.text([`Stopped: ${lastToolResult(req)?.status}`]));
-  await sendMessage(page, 'Stop that run');
+  const sentStop = await sendMessage(page, 'Stop that run');
   const stopPanel = page.locator('details.tool[data-call-id="call_stop"]');
   await waitFor(async () => (await stopPanel.getAttribute('data-status')) === 'ok', { timeout: 60000, what: 'the stop' });
-  await turnDone(page);
+  await turnDone(page, sentStop);
   assert.equal(await page.locator('section.permission').count(), prompts, 'no new permission prompt');
   assert.equal(studio.runJson(runId).status, 'stopped');
   assert.deepEqual(page.errors, []);
@@ -223,12 +238,12 @@ test('with Always allow the grant survives a browser restart through studio_allo
   llm.reply(Reply.text(['Removed `import os`.']));
   let b = browser;
   const { context, page } = await openStudio(b);
-  await sendMessage(page, 'Remove the unused import in geometry.py');
+  const sent = await sendMessage(page, 'Remove the unused import in geometry.py');
   const card = page.locator('section.permission').last();
   await card.waitFor();
   await card.getByRole('button', { name: 'Always allow' }).click();
   await waitFor(async () => (await page.locator('details.tool[data-call-id="call_always"]').getAttribute('data-status')) === 'ok', { what: 'the edit' });
-  await turnDone(page);
+  await turnDone(page, sent);
   assert.doesNotMatch(read('shapes/geometry.py'), /import os/);
   const allow = JSON.parse(fs.readFileSync(path.join(repo, '.noctune_cache/studio_allow.json'), 'utf8'));
   assert.match(JSON.stringify(allow), /"write"/, JSON.stringify(allow));
@@ -242,10 +257,10 @@ test('with Always allow the grant survives a browser restart through studio_allo
   llm.reply(Reply.toolCall('call_after_restart', 'writeFile', { path: 'scripts/report.py', content: '"""Report."""\n\n\ndef main():\n    print("report")\n' }));
   llm.reply(Reply.text(['Rewrote ', '`scripts/report.py`.']));
   const { context: c2, page: p2 } = await openStudio(b);
-  await sendMessage(p2, 'Tidy scripts/report.py');
+  const sent2 = await sendMessage(p2, 'Tidy scripts/report.py');
   const panel = p2.locator('details.tool[data-call-id="call_after_restart"]');
   await waitFor(async () => (await panel.getAttribute('data-status')) === 'ok', { what: 'the write without a prompt' });
-  await turnDone(p2);
+  await turnDone(p2, sent2);
   assert.equal(await p2.locator('section.permission').count(), 0, 'no prompt: the always grant held');
   assert.match(read('scripts/report.py'), /"""Report\."""/);
   const grants = await studio.api('/api/chat/grants');
@@ -270,8 +285,9 @@ test('sessions: new, load from the sidebar, export, keyboard only', async () => 
   await page.keyboard.press('Tab');
   await page.keyboard.press('Enter');
   await page.keyboard.type('first message');
+  const before = await answers(page);
   await page.keyboard.press('Enter');
-  await turnDone(page);
+  await turnDone(page, before);
   const md = lastTurn(page).locator('.md').last();
   assert.match(await md.textContent(), /You said: "first message"/);
   assert.equal(await md.locator('script').count(), 0, 'model HTML is shown as text');
@@ -279,10 +295,15 @@ test('sessions: new, load from the sidebar, export, keyboard only', async () => 
   assert.equal(await md.locator('pre.md-diff .add').count(), 1);
   const sid = new URL(page.url()).searchParams.get('session');
   assert.ok(sid);
+  // The end of the turn refreshes the sidebar (clear and rebuild); its list is in once it marks this session open.
+  const entry = page.locator(`.session-list li[data-session-id="${sid}"]`);
+  await entry.locator('.session-open[aria-current="true"]').waitFor();
   // New chat, then load the first one from the sidebar.
   await page.getByRole('button', { name: 'New chat' }).click();
   assert.equal(await page.locator('article').count(), 0);
-  const item = page.locator(`.session-list li[data-session-id="${sid}"] .session-open`);
+  // New chat refreshes the sidebar too. Focus an entry only once that list is in (it marks no session open): a
+  // button focused before would be replaced under the keyboard, and Enter would go nowhere.
+  const item = entry.locator('.session-open:not([aria-current])');
   await item.waitFor();
   await item.focus();
   await page.keyboard.press('Enter');
