@@ -4,3 +4,4 @@ pub mod llm_server;
 pub mod lsp_client;
 pub mod pkg_index;
 pub mod repo;
+pub mod wait;
