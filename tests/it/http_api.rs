@@ -4,9 +4,10 @@
 //! from SQLite by cursor.
 
 use crate::http_support::Setup;
+use crate::support::wait::wait_for;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn openapi_documents_every_route_and_only_those() {
@@ -87,7 +88,7 @@ fn unknown_runs_are_404_with_a_helpful_message() {
             r.json()["message"]
                 .as_str()
                 .unwrap()
-                .contains("noctune runs")
+                .contains("list the runs")
                 || r.json()["message"]
                     .as_str()
                     .unwrap()
@@ -117,18 +118,18 @@ fn unknown_runs_are_404_with_a_helpful_message() {
 /// may move between the reads), then check they are equal.
 #[track_caller]
 fn api_equals_run_json(s: &Setup, run_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let a = s.studio.json(&format!("/api/runs/{run_id}"));
-        let file = s.run_json(run_id);
-        let b = s.studio.json(&format!("/api/runs/{run_id}"));
-        if a == b {
-            assert_eq!(a, file, "the API's status is run.json");
-            return a;
-        }
-        assert!(Instant::now() < deadline, "status never settled");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (a, file) = wait_for(
+        Duration::from_secs(10),
+        "two reads of the API status around one of run.json to agree",
+        || {
+            let a = s.studio.json(&format!("/api/runs/{run_id}"));
+            let file = s.run_json(run_id);
+            let b = s.studio.json(&format!("/api/runs/{run_id}"));
+            (a == b).then_some((a, file))
+        },
+    );
+    assert_eq!(a, file, "the API's status is run.json");
+    a
 }
 
 fn sqlite(s: &Setup) -> rusqlite::Connection {
@@ -177,7 +178,7 @@ fn runs_flow_over_the_api_reject_is_audited_and_status_matches_run_json() {
         &format!("/api/runs/{run_id}/decide"),
         &json!({"approval_id": id, "decision": "maybe"}),
     );
-    assert_eq!((r.status, r.code().as_str()), (400, "invalid_decision"));
+    assert_eq!((r.status, r.code().as_str()), (400, "invalid_arguments"));
     let r = st.raw(
         "POST",
         &format!("/api/runs/{run_id}/decide"),
@@ -202,7 +203,8 @@ fn runs_flow_over_the_api_reject_is_audited_and_status_matches_run_json() {
         &format!("/api/runs/{run_id}/decide"),
         &json!({"approval_id": "../../x", "decision": "approve"}),
     );
-    assert_eq!(r.status, 400);
+    // a malformed id names no approval that could exist
+    assert_eq!((r.status, r.code().as_str()), (404, "unknown_approval"));
     assert_eq!(
         st.json(&format!("/api/runs/{run_id}/approvals"))["approvals"],
         json!(approvals),

@@ -115,7 +115,7 @@ fn sessions_create_list_load_export_delete() {
     let r = st.post_json("/api/chat/sessions/x/messages", &json!({"message": "  "}));
     assert_eq!((r.status, r.code().as_str()), (400, "empty_message"));
     let r = st.post_json("/api/chat/sessions/.x/messages", &json!({"message": "hi"}));
-    assert_eq!((r.status, r.code().as_str()), (400, "invalid_session_id"));
+    assert_eq!((r.status, r.code().as_str()), (400, "invalid_arguments"));
 }
 
 #[test]
@@ -238,7 +238,7 @@ fn allow_once_edits_with_a_backup_and_undo_restores() {
     let r = st.post("/api/chat/sessions/s-once/undo");
     assert_eq!(
         (r.status, r.code().as_str()),
-        (409, "nothing_to_undo"),
+        (409, "wrong_state"),
         "{}",
         r.text()
     );

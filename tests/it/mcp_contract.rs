@@ -5,6 +5,7 @@
 use crate::mcp_support::{TOOLS, connect_stdio};
 use crate::support::cli::Noctune;
 use crate::support::repo::FixtureRepo;
+use crate::support::wait::wait_until_async;
 use serde_json::{Value, json};
 
 const CLIENT: &str = "noctune-contract-test";
@@ -55,19 +56,16 @@ async fn every_tool_declares_its_schemas_and_the_approval_flow_matches_them() {
         .await;
     assert_eq!(events[0]["type"], "run_queued");
     // The run goes on with the other files, then waits for the decision.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let status = mcp.ok("get_status", json!({"run_id": run_id})).await;
-        assert_eq!(status["terminal"], false, "{status:#}");
-        if status["status"] == "waiting_approval" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never waiting_approval: {status:#}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_until_async(
+        std::time::Duration::from_secs(60),
+        "the run to wait for approval",
+        async || {
+            let status = mcp.ok("get_status", json!({"run_id": run_id})).await;
+            assert_eq!(status["terminal"], false, "{status:#}");
+            status["status"] == "waiting_approval"
+        },
+    )
+    .await;
 
     let list = mcp.ok("list_approvals", json!({"run_id": run_id})).await;
     assert_eq!(list["pending"], 1, "{list:#}");
@@ -115,7 +113,11 @@ async fn every_tool_declares_its_schemas_and_the_approval_flow_matches_them() {
     let ghost = "20990101T000000Z-deadbeef";
     for tool in ["get_status", "list_approvals", "stop_run"] {
         let msg = mcp.err(tool, json!({"run_id": ghost}), "unknown_run").await;
-        assert!(msg.contains(ghost) && msg.contains("enqueue_run"), "{msg}");
+        // the same surface-neutral words as on every other surface
+        assert!(
+            msg.contains(ghost) && msg.contains("list the runs"),
+            "{msg}"
+        );
     }
     mcp.err(
         "tail_events",

@@ -289,8 +289,18 @@ pub fn main() -> i32 {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {e:#}{}", cli_hint(&e));
             2
         }
+    }
+}
+
+/// The terminal's words for what to do next, after the facade's surface-neutral message.
+fn cli_hint(e: &anyhow::Error) -> &'static str {
+    use noctune_studio::ErrorCode;
+    match e.downcast_ref::<noctune_studio::OpError>().map(|o| o.code) {
+        Some(ErrorCode::UnknownRun) => " (`noctune runs` lists them)",
+        Some(ErrorCode::UnknownApproval) => " (`noctune approvals RUN` lists them)",
+        _ => "",
     }
 }

@@ -29,7 +29,12 @@ pub fn mcp(repo: Option<PathBuf>, command: Option<McpCommand>) -> anyhow::Result
 }
 
 fn serve(repo: Option<PathBuf>) -> anyhow::Result<i32> {
-    let studio = Arc::new(super::surface_studio(repo)?);
+    // With --repo, agents reach only that repository's allowed roots; without, the person who
+    // started the server named no repository and each repository's own roots apply.
+    let studio = Arc::new(match repo {
+        Some(dir) => super::surface_studio(Some(dir))?,
+        None => Studio::open_default()?,
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -376,7 +376,7 @@ pub async fn send(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<SendBody>,
 ) -> Result<Response, ApiError> {
-    validate_id(&id).map_err(|e| ApiError::bad_request("invalid_session_id", e.to_string()))?;
+    validate_id(&id).map_err(|e| ApiError::bad_request("invalid_arguments", e.to_string()))?;
     if body.message.trim().is_empty() {
         return Err(ApiError::bad_request(
             "empty_message",

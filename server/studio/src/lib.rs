@@ -44,6 +44,8 @@ pub struct Studio {
     store: Mutex<AuditStore>,
     db: PathBuf,
     roots: Roots,
+    /// Runs whose worker this process reaps.
+    supervised: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Studio {
@@ -62,6 +64,7 @@ impl Studio {
             db: store.path().to_path_buf(),
             store: Mutex::new(store),
             roots: Roots::PerRepository,
+            supervised: Mutex::default(),
         })
     }
 

@@ -102,6 +102,10 @@ impl Studio {
     /// reader still catches a dead worker by pid and heartbeat lease.
     fn supervise(&self, mut started: Started) -> RunRecord {
         let record = started.record.clone();
+        self.supervised
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(record.run_id.to_string());
         let db = self.db.clone();
         let run_id = record.run_id.to_string();
         let spawned = std::thread::Builder::new()
@@ -128,8 +132,20 @@ impl Studio {
         mut on_events: impl FnMut(&[Event]),
     ) -> Result<RunRecord, OpError> {
         let mut cursor = 0;
+        let ours = self
+            .supervised
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(run_id);
         loop {
-            let rec = self.status(run_id)?;
+            // A run this process supervises is read as it is: its supervisor, which reaps the
+            // worker, says how a dead worker died (a liveness check would race it).
+            let rec = if ours {
+                let rec = self.status_unchecked(run_id)?;
+                rec
+            } else {
+                self.status(run_id)?
+            };
             loop {
                 let batch = self.events(run_id, cursor, limits::MAX_EVENT_PAGE)?;
                 if let Some(last) = batch.last() {
@@ -145,6 +161,12 @@ impl Studio {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    fn status_unchecked(&self, run_id: &str) -> Result<RunRecord, OpError> {
+        let (paths, _) = api::locate(&self.store(), run_id)?;
+        noctune_engine::runfile::read(&paths)
+            .map_err(|e| OpError::new(ErrorCode::Internal, e.to_string()))
     }
 
     pub fn status(&self, run_id: &str) -> Result<RunRecord, OpError> {
