@@ -3,8 +3,15 @@
 #  - an external agent on the official MCP Python SDK (`mcp` from PyPI, pinned in
 #    tests/e2e/mcp/requirements.txt) drives enqueue -> tail -> approve -> done and a stopped run,
 #    over stdio (`noctune mcp`) and over Streamable HTTP (`noctune studio`'s /mcp with the token);
+#  - an agent on the official MCP TypeScript SDK (@modelcontextprotocol/sdk from npm, pinned in
+#    tests/e2e/mcp/package.json) makes every tool fail once and checks that each error reaches it
+#    as an `isError` result with our code and message (not an SDK exception), that successes
+#    validate against the output schemas, and that no published schema has a non-standard
+#    `format` (tests/e2e/mcp/ts_sdk_errors.mjs), over stdio and Streamable HTTP;
 #  - chat uses a real third-party MCP server from npm (@modelcontextprotocol/server-filesystem,
 #    pinned in tests/e2e/mcp/package-lock.json).
+# Needs ruff on PATH and pytest for python3 (the lint_fix runs use them; tests/run-all.sh installs
+# both).
 # Installs what it needs (a venv at ~/.cache/noctune-mcp-venv, npm ci), runs the agent directly,
 # then the Rust MCP tests that drive the same scripts and check commits, run.json and the audit DB.
 # Safe to re-run: installs are skipped when already done.
@@ -25,11 +32,16 @@ if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.vers
 fi
 "$VENV/bin/python" -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))'
 
-step "Third-party MCP server from npm (npm ci in tests/e2e/mcp)"
-command -v node >/dev/null || { echo "node is required for @modelcontextprotocol/server-filesystem" >&2; exit 1; }
-if ! (cd "$E2E" && npm ls --depth=0 @modelcontextprotocol/server-filesystem >/dev/null 2>&1); then
+step "MCP TypeScript SDK and a third-party MCP server from npm (npm ci in tests/e2e/mcp)"
+command -v node >/dev/null || { echo "node is required for @modelcontextprotocol/sdk and server-filesystem" >&2; exit 1; }
+# `npm ls` fails when any dependency in package.json is missing or at another version.
+if ! (cd "$E2E" && npm ls --depth=0 >/dev/null 2>&1); then
   (cd "$E2E" && npm ci --no-audit --no-fund)
 fi
+
+# The lint_fix runs every tier drives fix with ruff and check with `python3 -m pytest`.
+command -v ruff >/dev/null || { echo "ruff is required on PATH (tests/run-all.sh installs ruff==0.17.6)" >&2; exit 1; }
+python3 -c 'import pytest' 2>/dev/null || { echo "pytest is required for python3 (tests/run-all.sh installs pytest==9.2.0)" >&2; exit 1; }
 
 step "Build"
 cargo build --locked --bin noctune
@@ -102,6 +114,10 @@ token=${url##*token=}
 check "$WORK/http.json" "$WORK/repo-http"
 kill "$STUDIO_PID"
 STUDIO_PID=
+
+step "Tool errors as the TypeScript SDK sees them, over stdio and Streamable HTTP (ts_sdk_errors.mjs)"
+# Exits non-zero (and so does this script, set -e) when any check failed.
+NOCTUNE_STUDIO_DB=$WORK/ts-audit.sqlite node "$E2E/ts_sdk_errors.mjs" --bin "$BIN"
 
 step "Rust MCP tests (contract, agents, HTTP lock, client with the npm server)"
 unset NOCTUNE_STUDIO_DB

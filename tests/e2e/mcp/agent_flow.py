@@ -7,7 +7,7 @@ that drives Noctune Studio's whole approval flow:
          tail_events until the run is stopped
 
 Transports:
-  --stdio BIN            start `BIN mcp` and talk over its stdin/stdout
+  --stdio BIN            start `BIN mcp --repo REPO` and talk over its stdin/stdout
   --url URL --token T    Streamable HTTP (e.g. http://127.0.0.1:PORT/mcp), with
                          `Authorization: Bearer T`
 
@@ -33,6 +33,7 @@ from mcp.types import Implementation
 CLIENT_NAME = "python-sdk-agent"
 TOOLS = {"enqueue_run", "get_status", "tail_events", "list_approvals", "decide_approval", "stop_run"}
 TERMINAL = {"done", "failed", "stopped"}
+ERROR_META_KEY = "io.noctune/error"  # where a failed call's result carries {error, message}
 
 
 def fail(msg: str) -> None:
@@ -143,7 +144,7 @@ async def stop_flow(client: Client, repo: str) -> dict:
 
 async def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--stdio", help="the noctune binary (started as `BIN mcp`)")
+    ap.add_argument("--stdio", help="the noctune binary (started as `BIN mcp --repo REPO`)")
     ap.add_argument("--url", help="Streamable HTTP endpoint, e.g. http://127.0.0.1:PORT/mcp")
     ap.add_argument("--token", help="bearer token for --url")
     ap.add_argument("--repo", required=True, help="a git repository made from fixtures/pyproj")
@@ -152,7 +153,8 @@ async def main() -> None:
 
     info = Implementation(name=CLIENT_NAME, version="1.0")
     if a.stdio:
-        server: Any = StdioServerParameters(command=a.stdio, args=["mcp"], env=dict(os.environ))
+        # --repo: the allowed roots are the repository's (without it, the working directory's).
+        server: Any = StdioServerParameters(command=a.stdio, args=["mcp", "--repo", a.repo], env=dict(os.environ))
         transport = "stdio"
     elif a.url:
         headers = {"Authorization": f"Bearer {a.token}"} if a.token else {}
@@ -169,10 +171,18 @@ async def main() -> None:
         missing = [n for n, t in tools.items() if not t.output_schema]
         if missing:
             fail(f"tools without an output schema: {missing}")
-        # An error is a tool result the agent can read, not an exception.
+        # An error is a tool result the agent can read, not an exception: isError, no
+        # structuredContent (that is the success shape), the code and message in _meta.
         bad = await client.call_tool("get_status", {"run_id": "20990101T000000Z-00000000"})
-        if not bad.is_error or (bad.structured_content or {}).get("error") != "unknown_run":
-            fail(f"an unknown run should be a tool error: {bad}")
+        err = (bad.meta or {}).get(ERROR_META_KEY) or {}
+        text = " ".join(getattr(c, "text", "") for c in bad.content)
+        if (
+            not bad.is_error
+            or bad.structured_content is not None
+            or err.get("error") != "unknown_run"
+            or not text.startswith("unknown_run: ")
+        ):
+            fail(f"an unknown run should be a tool error with {ERROR_META_KEY} in _meta: {bad}")
         out: dict[str, Any] = {"transport": transport, "client_name": CLIENT_NAME}
         out["protocol_version"] = str(getattr(client, "protocol_version", "") or "")
         out["approve"] = await approve_flow(client, a.repo)
