@@ -4,6 +4,7 @@
 
 use crate::support::llm_server::{self, Reply, Script, ScriptedLlm};
 use crate::support::repo::FixtureRepo;
+use crate::support::wait::wait_until_async;
 use noctune_chat::agent::{
     ChatEvent, FixedPrompter, NoPrompter, Prompter, TurnContext, TurnSummary,
 };
@@ -916,25 +917,31 @@ async fn a_server_that_is_down_is_named_with_how_to_start_one() {
 async fn a_cancelled_turn_ends_as_cancelled() {
     let env = ChatEnv::new(Reply::text(&["slow"]).delay(5000), "auto");
     let cancel = CancelToken::new();
-    let c = cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        c.cancel();
-    });
+    // Cancelled while the model is thinking: the request has arrived, the answer is 5 s away.
+    let canceller = async {
+        wait_until_async(
+            std::time::Duration::from_secs(10),
+            "the turn's request to reach the model",
+            async || !env.llm.requests().is_empty(),
+        )
+        .await;
+        cancel.cancel();
+    };
     let mut events = Vec::new();
     let started = std::time::Instant::now();
-    let summary = env
-        .service
-        .send(
+    let mut on_event = |e| events.push(e);
+    let (summary, ()) = tokio::join!(
+        env.service.send(
             "s1",
             "hi",
             TurnContext::default(),
             &NoPrompter,
-            &mut |e| events.push(e),
+            &mut on_event,
             &cancel,
-        )
-        .await
-        .unwrap();
+        ),
+        canceller
+    );
+    let summary = summary.unwrap();
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
     assert_eq!(summary.finish_reason.as_deref(), Some("cancelled"));
     assert!(
@@ -978,13 +985,12 @@ impl RunControl for FakeRuns {
     fn start(
         &self,
         _req: &noctune_engine::api::StartRequest,
-    ) -> Result<noctune_core::RunRecord, noctune_engine::api::EngineError> {
-        unimplemented!("not used")
+    ) -> Result<noctune_core::RunRecord, noctune_core::OpError> {
+        Err(noctune_core::OpError::invalid(
+            "this fake only answers status, approvals and decide",
+        ))
     }
-    fn status(
-        &self,
-        run_id: &str,
-    ) -> Result<noctune_core::RunRecord, noctune_engine::api::EngineError> {
+    fn status(&self, run_id: &str) -> Result<noctune_core::RunRecord, noctune_core::OpError> {
         let rec: noctune_core::RunRecord = serde_json::from_value(json!({
             "run_id": run_id, "status": "waiting_approval", "started_at": "2026-01-01T00:00:00.000Z",
             "updated_at": "2026-01-01T00:00:00.000Z", "ended_at": null, "repo_root": self.repo,
@@ -994,10 +1000,7 @@ impl RunControl for FakeRuns {
         .unwrap();
         Ok(rec)
     }
-    fn stop(
-        &self,
-        run_id: &str,
-    ) -> Result<noctune_core::RunRecord, noctune_engine::api::EngineError> {
+    fn stop(&self, run_id: &str) -> Result<noctune_core::RunRecord, noctune_core::OpError> {
         self.status(run_id)
     }
     fn events(
@@ -1005,13 +1008,13 @@ impl RunControl for FakeRuns {
         _run_id: &str,
         _c: u64,
         _l: usize,
-    ) -> Result<Vec<noctune_core::Event>, noctune_engine::api::EngineError> {
+    ) -> Result<Vec<noctune_core::Event>, noctune_core::OpError> {
         Ok(Vec::new())
     }
     fn approvals(
         &self,
         _run_id: &str,
-    ) -> Result<Vec<noctune_engine::api::ApprovalView>, noctune_engine::api::EngineError> {
+    ) -> Result<Vec<noctune_engine::api::ApprovalView>, noctune_core::OpError> {
         Ok(Vec::new())
     }
     fn decide(
@@ -1021,7 +1024,7 @@ impl RunControl for FakeRuns {
         decision: noctune_core::Decision,
         reason: &str,
         decided_by: &str,
-    ) -> Result<noctune_core::ApprovalDecision, noctune_engine::api::EngineError> {
+    ) -> Result<noctune_core::ApprovalDecision, noctune_core::OpError> {
         self.decided
             .lock()
             .unwrap()

@@ -6,6 +6,7 @@
 
 use crate::support::cli::Noctune;
 use crate::support::repo::FixtureRepo;
+use crate::support::wait::{poll_for, wait_until};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -21,6 +22,8 @@ pub struct StudioProc {
     pub token: String,
     pub url: String,
     stderr: Arc<Mutex<String>>,
+    /// The thread copying stderr into `stderr`; it ends at end of file.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl StudioProc {
@@ -59,7 +62,7 @@ impl StudioProc {
         let stderr = Arc::new(Mutex::new(String::new()));
         let err_pipe = child.stderr.take().unwrap();
         let sink = stderr.clone();
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             let mut r = BufReader::new(err_pipe);
             let mut line = String::new();
             while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
@@ -95,6 +98,7 @@ impl StudioProc {
             token: token.to_string(),
             url,
             stderr,
+            stderr_reader: Some(stderr_reader),
         }
     }
 
@@ -142,11 +146,19 @@ impl StudioProc {
         )
     }
 
-    /// Stops the server and returns everything it wrote to stderr.
+    /// Stops the server and returns everything it wrote to stderr (all of it: the reader has
+    /// seen the end of the pipe).
     pub fn stop(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        std::thread::sleep(Duration::from_millis(100));
+        if let Some(reader) = self.stderr_reader.take() {
+            wait_until(
+                Duration::from_secs(10),
+                "the end of the studio's stderr (does a child of it still hold the pipe?)",
+                || reader.is_finished(),
+            );
+            reader.join().expect("the stderr reader");
+        }
         self.stderr()
     }
 
@@ -199,15 +211,14 @@ impl StudioProc {
     /// Polls the run's API status until `pred` holds.
     #[track_caller]
     pub fn wait_status(&self, run_id: &str, secs: u64, pred: impl Fn(&str) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let s = self.json(&format!("/api/runs/{run_id}"));
-            if pred(s["status"].as_str().unwrap()) {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "timed out; last status {s:#}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut last = Value::Null;
+        poll_for(Duration::from_secs(secs), || {
+            last = self.json(&format!("/api/runs/{run_id}"));
+            pred(last["status"].as_str().unwrap()).then(|| last.clone())
+        })
+        .unwrap_or_else(|elapsed| {
+            panic!("timed out after {elapsed:.1?} waiting for run {run_id}; last status {last:#}")
+        })
     }
 
     /// POSTs a JSON body and reads the answer as an event stream (a chat turn).

@@ -2,12 +2,14 @@
 //! against llama-server's recorded output, so the stand-in provably matches the real server.
 
 use crate::support::llm_server::{self, MODEL, Reply, Script, ScriptTimings, ScriptedLlm};
+use crate::support::wait::wait_until_async;
 use noctune_llm::{
     CancelToken, ChatMessage, ChatOutcome, ChatRequest, LlmClient, LlmError, StreamEvent,
     TimeoutPhase, ToolCall, ToolSpec,
 };
 use serde_json::{Value, json};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -566,18 +568,31 @@ async fn cancellation_ends_promptly() {
     let client = LlmClient::new(server.endpoint()).expect("client");
     for expected_events in [0, 2] {
         let cancel = CancelToken::new();
-        let canceller = {
-            let cancel = cancel.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                cancel.cancel();
-            })
+        let asked = server.requests().len();
+        let received = AtomicUsize::new(0);
+        // Cancelled while the client is blocked: the first reply is in its scripted delay (the
+        // request has arrived, no answer yet), the second stalls after its first two pieces.
+        let canceller = async {
+            wait_until_async(
+                Duration::from_secs(10),
+                "the request to arrive and the pieces before the stall to be seen",
+                async || {
+                    server.requests().len() > asked
+                        && received.load(Ordering::SeqCst) >= expected_events
+                },
+            )
+            .await;
+            cancel.cancel();
         };
         let started = Instant::now();
         let mut events = Vec::new();
-        let result = client
-            .stream_chat(&request(), &cancel, &mut |e| events.push(e))
-            .await;
+        let req = request();
+        let mut on_event = |e| {
+            received.fetch_add(1, Ordering::SeqCst);
+            events.push(e)
+        };
+        let (result, ()) =
+            tokio::join!(client.stream_chat(&req, &cancel, &mut on_event), canceller);
         assert!(matches!(result, Err(LlmError::Cancelled)), "{result:?}");
         assert!(
             started.elapsed() < Duration::from_secs(3),
@@ -585,7 +600,6 @@ async fn cancellation_ends_promptly() {
             started.elapsed()
         );
         assert_eq!(events.len(), expected_events, "{events:?}");
-        canceller.await.expect("canceller");
     }
     // Already cancelled: nothing is sent.
     let cancel = CancelToken::new();

@@ -4,6 +4,7 @@
 use crate::support::cli::Noctune;
 use crate::support::lsp_client::{LspClient, alive, descendants, full_caps, pgrp};
 use crate::support::repo::FixtureRepo;
+use crate::support::wait::{poll_for, wait_until};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -145,18 +146,15 @@ fn studio_url_is_served_by_the_same_process_and_shutdown_leaves_no_child_behind(
     let nt = Noctune::new();
     let mut c = LspClient::start(&nt, &repo.path(), &[], &[]);
     c.initialize(&repo.path(), full_caps());
+    // The first call starts the studio server (and asks to open it); the URL may come later.
     let mut u = c.call("noctune/studioUrl", json!({"open": true}));
-    for _ in 0..20 {
-        if u["url"].is_string() {
-            break;
+    let got = poll_for(Duration::from_secs(10), || {
+        if !u["url"].is_string() {
+            u = c.call("noctune/studioUrl", json!({}));
         }
-        std::thread::sleep(Duration::from_millis(250));
-        u = c.call("noctune/studioUrl", json!({}));
-    }
-    let url = u["url"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no URL: {u:#}\n{}", c.stderr()))
-        .to_string();
+        u["url"].as_str().map(str::to_string)
+    });
+    let url = got.unwrap_or_else(|_| panic!("no URL within 10 s: {u:#}\n{}", c.stderr()));
     assert!(
         url.starts_with("http://127.0.0.1:") && url.contains("/studio?token="),
         "{url}"
@@ -192,11 +190,11 @@ fn studio_url_is_served_by_the_same_process_and_shutdown_leaves_no_child_behind(
     assert!(status.success(), "exit {status:?}\n{}", c.stderr());
     assert!(!alive(pid));
     for (p, _, cmd) in helpers {
-        let deadline = std::time::Instant::now() + Duration::from_secs(3);
-        while alive(p) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(!alive(p), "helper {p} ({cmd}) outlived the server");
+        wait_until(
+            Duration::from_secs(3),
+            &format!("helper {p} ({cmd}) to end with the server"),
+            || !alive(p),
+        );
     }
     // The run goes on without the editor (by design), and can be stopped from elsewhere.
     let st = nt.wait_for(&run_id, 60, |s| {

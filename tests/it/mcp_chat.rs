@@ -7,7 +7,9 @@
 use crate::chat_turns::{allow, profile_toml, send_on};
 use crate::mcp_client::e2e_dir;
 use crate::support::llm_server::{Reply, ScriptedLlm};
+use crate::support::lsp_client::alive;
 use crate::support::repo::FixtureRepo;
+use crate::support::wait::wait_until_async;
 use noctune_chat::agent::ChatEvent;
 use noctune_chat::permissions::PermissionAnswer;
 use noctune_chat::service::ChatService;
@@ -142,7 +144,12 @@ async fn chat_uses_a_third_party_mcp_server_with_a_permission_prompt_and_survive
             .unwrap()
             .success()
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until_async(
+        Duration::from_secs(10),
+        &format!("the MCP server {pid} to die"),
+        async || !alive(pid),
+    )
+    .await;
     let turn = send_on(
         &service,
         "s1",

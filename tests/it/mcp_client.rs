@@ -3,7 +3,9 @@
 //! tool errors: a server that cannot start, one that never answers, one killed mid-session.
 
 use crate::support::cli::{Noctune, bin};
+use crate::support::lsp_client::alive;
 use crate::support::repo::FixtureRepo;
+use crate::support::wait::wait_until;
 use axum::response::IntoResponse;
 use noctune_chat::tool::{Tool, ToolClass, ToolContext};
 use noctune_mcp_client::{McpClients, ServerState};
@@ -55,12 +57,17 @@ fn kill(pid: u32) {
         .unwrap()
         .success();
     assert!(ok, "kill {pid}");
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until(
+        Duration::from_secs(10),
+        &format!("MCP server {pid} to die"),
+        || !alive(pid),
+    );
 }
 
 #[test]
 fn list_servers_shows_each_server_its_state_and_tools() {
     let nt = Noctune::new();
+    // `mute` is `sleep 30`: a server that starts and never says a word (not a wait in the test).
     let config = format!(
         "{}\n[mcp_servers.missing]\ncommand = \"no-such-mcp-server-binary\"\n\n\
          [mcp_servers.mute]\ncommand = \"sleep\"\nargs = [\"30\"]\nstartup_timeout_secs = 1\n\n\
@@ -205,13 +212,10 @@ fn bridged_tools_call_a_stdio_server_and_a_killed_server_is_a_clean_tool_error()
     let pid = clients.server_pid("self").unwrap();
     drop(status);
     drop(clients);
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        !Path::new(&format!("/proc/{pid}")).exists()
-            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .unwrap_or_default()
-                .contains(") Z"),
-        "server {pid} still running"
+    wait_until(
+        Duration::from_secs(10),
+        &format!("server {pid} to end once its clients are dropped"),
+        || !alive(pid),
     );
 }
 

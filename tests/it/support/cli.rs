@@ -1,9 +1,10 @@
 //! Running the real `noctune` binary, as a user would, with a private audit DB.
 
+use crate::support::wait::poll_for;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct Noctune {
     pub db_dir: tempfile::TempDir,
@@ -99,18 +100,18 @@ impl Noctune {
     /// Polls `status` until `pred` holds (or panics after `secs`).
     #[track_caller]
     pub fn wait_for(&self, run_id: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let s = self.status(run_id);
-            if pred(&s) {
-                return s;
-            }
-            if Instant::now() > deadline {
-                let ev = self.run(&["events", run_id]).stdout;
-                panic!("timed out waiting; last status {s:#}\nevents:\n{ev}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut last = Value::Null;
+        poll_for(Duration::from_secs(secs), || {
+            last = self.status(run_id);
+            pred(&last).then(|| last.clone())
+        })
+        .unwrap_or_else(|elapsed| {
+            let ev = self.run(&["events", run_id]).stdout;
+            panic!(
+                "timed out after {elapsed:.1?} waiting for the status of run {run_id}; \
+                 last status {last:#}\nevents:\n{ev}"
+            )
+        })
     }
 
     #[track_caller]
@@ -121,19 +122,15 @@ impl Noctune {
     /// Polls the events until one of type `kind` matches `pred`.
     #[track_caller]
     pub fn wait_event(&self, run_id: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(e) = self.events(run_id).into_iter().find(|e| pred(e)) {
-                return e;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "timed out waiting for an event; events: {:#?}",
-                    self.events(run_id)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        poll_for(Duration::from_secs(secs), || {
+            self.events(run_id).into_iter().find(|e| pred(e))
+        })
+        .unwrap_or_else(|elapsed| {
+            panic!(
+                "timed out after {elapsed:.1?} waiting for an event of run {run_id}; events: {:#?}",
+                self.events(run_id)
+            )
+        })
     }
 
     pub fn events(&self, run_id: &str) -> Vec<Value> {

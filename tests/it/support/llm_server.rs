@@ -781,7 +781,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
-            // e.g. out of file descriptors: back off instead of spinning
+            // Kept sleep: not a wait for anything. accept() failed (e.g. out of file
+            // descriptors); back off a little instead of spinning on the same error.
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
@@ -972,6 +973,8 @@ async fn respond(
     let number = shared.chats.fetch_add(1, Ordering::Relaxed) as usize + 1;
     let reply = lock(&shared.script).next_reply(&request_json, number);
     if !reply.delay.is_zero() {
+        // Kept sleep: the scripted latency before the answer (`Reply::delay`), which a test
+        // asks for to have a slow server (timeouts, cancellation), not a wait for anything.
         tokio::time::sleep(reply.delay).await;
     }
     let ctx = AnswerCtx::new(&reply, &request_json, &shared.model);
@@ -1092,6 +1095,7 @@ async fn write_sse(
             break;
         }
         if i > 0 && !reply.gap.is_zero() {
+            // Kept sleep: the scripted gap between two chunks (`Reply::gap`), simulated latency.
             tokio::time::sleep(reply.gap).await;
         }
         let chunk = format!("{:x}\r\n{event}\r\n", event.len());
@@ -1100,6 +1104,8 @@ async fn write_sse(
         if let Some((after, pause)) = reply.stall
             && after == i + 1
         {
+            // Kept sleep: the scripted stall mid-stream (`Reply::stall_after`), so a test sees a
+            // server that stops sending (idle timeout, cancellation while blocked on a read).
             tokio::time::sleep(pause).await;
         }
     }

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // a library for several test files
 
 use super::cli::Noctune;
+use super::wait::poll_for;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -332,17 +333,12 @@ impl LspClient {
             .expect("the server did not exit within 10 s of `exit`")
     }
 
+    /// The exit status, or `None` if the server is still running after `secs`.
     pub fn wait_exit(&mut self, secs: u64) -> Option<ExitStatus> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return Some(s);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll_for(Duration::from_secs(secs), || {
+            self.child.try_wait().ok().flatten()
+        })
+        .ok()
     }
 }
 
