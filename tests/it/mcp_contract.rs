@@ -135,12 +135,13 @@ async fn every_tool_declares_its_schemas_and_the_approval_flow_matches_them() {
         .err(
             "get_status",
             json!({"run_id": "../etc"}),
-            "invalid_arguments",
+            // a malformed id names no run that could exist: the same code as on HTTP
+            "unknown_run",
         )
         .await;
     assert!(msg.contains("invalid run id"), "{msg}");
     let msg = mcp.err("decide_approval", json!({"run_id": run_id, "approval_id": "0123456789abcdef0123", "decision": "approve", "reason": ""}), "unknown_approval").await;
-    assert!(msg.contains("list_approvals"), "{msg}");
+    assert!(msg.contains("list the run's approvals"), "{msg}");
     let msg = mcp
         .err(
             "enqueue_run",

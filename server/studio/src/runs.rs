@@ -71,7 +71,7 @@ impl Studio {
     /// Starts a run and supervises its worker from this process: a worker that dies before
     /// the run ended makes the run `failed` with how it died. Returns once `run.json` exists.
     pub fn start_run(&self, req: &StartRequest) -> Result<RunRecord, OpError> {
-        if !req.repo.is_absolute() && self.allowed_roots().is_some() {
+        if !req.repo.is_absolute() {
             return Err(OpError::invalid(format!(
                 "repository {:?} is relative; pass its absolute path",
                 req.repo.display().to_string()
