@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real-server test tier: builds (once, cached) llama.cpp's llama-server and a tiny random-weight model with
-# ../shared/llm/llama-server-kit.sh, starts it on a free port, runs `cargo test --test it llm_real` against it,
-# and stops it again.
+# ../shared/llm/llama-server-kit.sh, starts it on a free port, runs the #[ignore]d tests of tests/it/llm_real.rs
+# against it (`cargo test --test it -- --ignored llm_real::`, with NOCTUNE_LLAMA_URL set), and stops it again.
+# It fails when that filter matches no test, so the tier cannot pass by running nothing.
 #
 #   tests/llm-real.sh            build if needed (~15 min the first time on 2 cores), then test
 #   tests/llm-real.sh --no-build skip the tier (exit 0) when the kit is not built yet
@@ -10,6 +11,26 @@
 #      NOCTUNE_LLAMA_CACHE (the kit's cache), CARGO_TARGET_DIR (as usual).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# run_ignored FILTER... [-- LIBTEST-ARGS...]: runs the #[ignore = "needs …"] tests of tests/it whose names match
+# a filter, and fails if they fail or if no test matched (a renamed test must not turn the tier into a no-op).
+# The same function is in tests/run-all.sh.
+run_ignored() {
+  local filters=() log ran rc=0
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do filters+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  log=$(mktemp -t noctune-ignored.XXXXXX.log)
+  cargo test --locked --test it -- --ignored "$@" "${filters[@]}" 2>&1 | tee "$log" || rc=$?
+  ran=$(sed -n 's/^running \([0-9][0-9]*\) tests\{0,1\}$/\1/p' "$log" | awk '{n += $1} END {print n + 0}')
+  rm -f "$log"
+  [ "$rc" -eq 0 ] || { echo "ignored tests matching ${filters[*]}: cargo test failed (exit $rc)" >&2; return "$rc"; }
+  if [ "$ran" -eq 0 ]; then
+    echo "ignored tests matching ${filters[*]}: no test ran; the filter matches no #[ignore]d test in tests/it" >&2
+    return 1
+  fi
+  echo "ignored tests matching ${filters[*]}: $ran ran and passed"
+}
+
 KIT=${NOCTUNE_LLAMA_KIT:-../shared/llm/llama-server-kit.sh}
 [ -x "$KIT" ] || { echo "llm-real: no llama-server kit at $KIT (set NOCTUNE_LLAMA_KIT)" >&2; exit 2; }
 
@@ -50,4 +71,4 @@ curl -fs "http://127.0.0.1:$port/health" >/dev/null || { echo "llm-real: llama-s
 
 export NOCTUNE_LLAMA_URL="http://127.0.0.1:$port/v1"
 echo "llm-real: llama-server at $NOCTUNE_LLAMA_URL (pid $pid)" >&2
-cargo test --test it llm_real -- --test-threads=1 --nocapture
+run_ignored llm_real:: -- --test-threads=1 --nocapture

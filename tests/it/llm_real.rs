@@ -4,8 +4,10 @@
 //! checked: streaming in pieces, usage and timings, the over-long prompt's error, cancellation,
 //! json_schema-constrained output, and a whole chat turn.
 //!
-//! Runs only when `NOCTUNE_LLAMA_URL` (the base URL, ending in /v1) is set; otherwise each test
-//! prints "skipped: set NOCTUNE_LLAMA_URL" and passes.
+//! Every test here is `#[ignore]`d: it needs a running llama-server, whose base URL (ending in
+//! /v1) is in `NOCTUNE_LLAMA_URL`. `tests/llm-real.sh` (run by `tests/run-all.sh`) builds it,
+//! starts it and runs `cargo test --test it -- --ignored llm_real::`. Run by hand without the
+//! variable, a test fails and says how to set it; it never passes without a server.
 
 use crate::chat_turns::{ChatEnv, profile_toml, send_on};
 use crate::support::llm_server::Reply;
@@ -17,13 +19,16 @@ use noctune_llm::{
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-fn base_url() -> Option<String> {
+/// `NOCTUNE_LLAMA_URL` without its trailing slash; panics (saying how to set it) when unset.
+fn base_url() -> String {
     match std::env::var("NOCTUNE_LLAMA_URL") {
-        Ok(u) if !u.trim().is_empty() => Some(u.trim().trim_end_matches('/').to_string()),
-        _ => {
-            println!("skipped: set NOCTUNE_LLAMA_URL");
-            None
-        }
+        Ok(u) if !u.trim().is_empty() => u.trim().trim_end_matches('/').to_string(),
+        _ => panic!(
+            "NOCTUNE_LLAMA_URL is not set: this test needs a real llama-server. Run \
+             tests/llm-real.sh (it builds llama-server and a tiny model once, starts it and runs \
+             these tests), or start one yourself and set \
+             NOCTUNE_LLAMA_URL=http://127.0.0.1:PORT/v1"
+        ),
     }
 }
 
@@ -46,8 +51,9 @@ fn request(text: &str, max_tokens: u32) -> ChatRequest {
 }
 
 #[tokio::test]
+#[ignore = "needs a llama-server at NOCTUNE_LLAMA_URL; run by tests/run-all.sh"]
 async fn real_server_streams_in_pieces_with_usage_and_timings() {
-    let Some(url) = base_url() else { return };
+    let url = base_url();
     let mut pieces = 0;
     let mut saw_usage = false;
     let outcome = client(&url)
@@ -85,8 +91,9 @@ async fn real_server_streams_in_pieces_with_usage_and_timings() {
 }
 
 #[tokio::test]
+#[ignore = "needs a llama-server at NOCTUNE_LLAMA_URL; run by tests/run-all.sh"]
 async fn real_server_over_long_prompt_is_a_context_overflow() {
-    let Some(url) = base_url() else { return };
+    let url = base_url();
     let long = "lorem ipsum dolor sit amet ".repeat(3000);
     let err = client(&url)
         .stream_chat(&request(&long, 8), &CancelToken::new(), &mut |_| {})
@@ -103,8 +110,9 @@ async fn real_server_over_long_prompt_is_a_context_overflow() {
 }
 
 #[tokio::test]
+#[ignore = "needs a llama-server at NOCTUNE_LLAMA_URL; run by tests/run-all.sh"]
 async fn real_server_request_can_be_cancelled() {
-    let Some(url) = base_url() else { return };
+    let url = base_url();
     let c = client(&url);
     let cancel = CancelToken::new();
     let trigger = cancel.clone();
@@ -126,8 +134,9 @@ async fn real_server_request_can_be_cancelled() {
 }
 
 #[tokio::test]
+#[ignore = "needs a llama-server at NOCTUNE_LLAMA_URL; run by tests/run-all.sh"]
 async fn real_server_json_schema_output_parses_as_json() {
-    let Some(url) = base_url() else { return };
+    let url = base_url();
     let schema = json!({
         "type": "object",
         "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer", "minimum": 0, "maximum": 9}},
@@ -150,8 +159,9 @@ async fn real_server_json_schema_output_parses_as_json() {
 }
 
 #[tokio::test]
+#[ignore = "needs a llama-server at NOCTUNE_LLAMA_URL; run by tests/run-all.sh"]
 async fn real_server_chat_turn_streams_and_ends_with_done() {
-    let Some(url) = base_url() else { return };
+    let url = base_url();
     // A fixture repository whose default profile is the real server (small answers).
     let env = ChatEnv::new(Reply::text(&["unused"]), "auto");
     let toml = profile_toml(&url, "auto", 4096).replace("max_tokens = 256", "max_tokens = 24");

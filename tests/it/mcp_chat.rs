@@ -3,6 +3,9 @@
 //! installed by tests/e2e/run-mcp.sh). The scripted model asks for one of its tools; the user
 //! gets a permission prompt, then the real result. Killed mid-session, the server gives a clean
 //! tool error and the turn goes on.
+//!
+//! `#[ignore]`d: they need node and that package. `tests/run-all.sh` runs them with
+//! `cargo test --test it -- --ignored mcp_chat::` right after tests/e2e/run-mcp.sh installed it.
 
 use crate::chat_turns::{allow, profile_toml, send_on};
 use crate::mcp_client::e2e_dir;
@@ -17,7 +20,9 @@ use noctune_chat::tool::ToolClass;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-fn filesystem_server() -> Option<std::path::PathBuf> {
+/// The npm server's entry point. Panics, saying how to install it, when it or node is missing:
+/// a test that needs it never passes without it.
+fn filesystem_server() -> std::path::PathBuf {
     let index =
         e2e_dir().join("node_modules/@modelcontextprotocol/server-filesystem/dist/index.js");
     let node = std::process::Command::new("node")
@@ -25,15 +30,16 @@ fn filesystem_server() -> Option<std::path::PathBuf> {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    if index.is_file() && node {
-        Some(index)
-    } else {
-        eprintln!(
-            "SKIPPED: {} or node is missing (run tests/e2e/run-mcp.sh to install it)",
-            index.display()
-        );
-        None
-    }
+    assert!(
+        node,
+        "node is not on PATH: install node (>= 20) to run this test"
+    );
+    assert!(
+        index.is_file(),
+        "{} is missing: run tests/e2e/run-mcp.sh (or `npm ci` in tests/e2e/mcp) to install it",
+        index.display()
+    );
+    index
 }
 
 fn tool_results(events: &[ChatEvent]) -> Vec<(String, bool, Value)> {
@@ -49,10 +55,9 @@ fn tool_results(events: &[ChatEvent]) -> Vec<(String, bool, Value)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node and @modelcontextprotocol/server-filesystem (npm ci in tests/e2e/mcp); run by tests/run-all.sh"]
 async fn chat_uses_a_third_party_mcp_server_with_a_permission_prompt_and_survives_its_death() {
-    let Some(index) = filesystem_server() else {
-        return;
-    };
+    let index = filesystem_server();
     let repo = FixtureRepo::new("pyproj", &[]);
     let target = repo.path().join("shapes/render.py");
     let args = json!({"path": target}).to_string();
@@ -196,10 +201,9 @@ async fn chat_uses_a_third_party_mcp_server_with_a_permission_prompt_and_survive
 /// `noctune chat` itself (the real binary) lists the configured server's tools next to ours
 /// and runs one with `--allow once`.
 #[test]
+#[ignore = "needs node and @modelcontextprotocol/server-filesystem (npm ci in tests/e2e/mcp); run by tests/run-all.sh"]
 fn noctune_chat_cli_registers_configured_mcp_servers_tools() {
-    let Some(index) = filesystem_server() else {
-        return;
-    };
+    let index = filesystem_server();
     let repo = FixtureRepo::new("pyproj", &[]);
     let root = repo.path();
     let cfg = format!(
