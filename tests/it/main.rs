@@ -42,6 +42,7 @@ mod support;
 mod arch;
 
 mod chat_cli;
+mod chat_events;
 mod chat_files;
 mod chat_permissions;
 mod chat_sandbox;

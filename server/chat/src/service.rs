@@ -247,10 +247,28 @@ impl ChatService {
             prompter,
             cancel,
         };
-        let summary = agent::run_turn(&deps, &mut session, message, &context, on_event).await;
+        // The turn's last event (`done` or `error`) goes out only once the session is saved, so
+        // a surface that reloads the session on it sees the whole turn.
+        let mut last: Option<ChatEvent> = None;
+        let summary = {
+            let mut hold = |ev: ChatEvent| match ev {
+                ChatEvent::Done { .. } | ChatEvent::Error { .. } => last = Some(ev),
+                ev => on_event(ev),
+            };
+            agent::run_turn(&deps, &mut session, message, &context, &mut hold).await
+        };
         if existed || !session.messages.is_empty() {
             session.updated_at = noctune_util::time::now_rfc3339();
-            self.store.save(&session)?;
+            if let Err(e) = self.store.save(&session) {
+                let e = ChatError::from(e);
+                on_event(ChatEvent::Error {
+                    message: e.to_string(),
+                });
+                return Err(e);
+            }
+        }
+        if let Some(ev) = last {
+            on_event(ev);
         }
         Ok(summary)
     }
