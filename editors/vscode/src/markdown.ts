@@ -1,9 +1,16 @@
 // A small, safe Markdown renderer for the chat view: everything is HTML-escaped first, then a
 // known subset is turned into tags (headings, fenced and inline code, emphasis, lists, quotes,
-// http(s) links). No `vscode` import.
+// links by the rule shared with the web page). No `vscode` import.
 
 export function escapeHtml(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+}
+
+/** The one link rule, shared with the web page (fixtures/markdown/links.json): http(s),
+ * root-relative (not protocol-relative), ./ ../ relative and #anchor URLs; anything else
+ * stays text. */
+export function isSafeLink(url: string): boolean {
+  return /^(https?:\/\/|\/(?!\/)|\.{1,2}\/|#)/i.test(url) && !/^javascript:/i.test(url);
 }
 
 function inline(text: string): string {
@@ -15,7 +22,9 @@ function inline(text: string): string {
         return `<code>${escapeHtml(part.slice(1, -1))}</code>`;
       }
       let s = escapeHtml(part);
-      s = s.replace(/\[([^\]]+)\]\((https?:\/\/[^\s)]+)\)/g, (_m, label: string, url: string) => `<a href="${url}">${label}</a>`);
+      s = s.replace(/\[([^\]\n]+)\]\(([^)\s]+)\)/g, (m: string, label: string, url: string) =>
+        isSafeLink(url) ? `<a href="${url}" rel="noopener noreferrer" target="_blank">${label}</a>` : m,
+      );
       s = s.replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>");
       s = s.replace(/__([^_]+)__/g, "<strong>$1</strong>");
       s = s.replace(/(^|[^*])\*([^*\s][^*]*)\*/g, "$1<em>$2</em>");

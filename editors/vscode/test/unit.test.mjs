@@ -46,7 +46,7 @@ test("markdown: the usual subset, and nothing gets through unescaped", () => {
   assert.match(html, /<code>x&lt;y<\/code>/);
   assert.match(html, /<ul><li>a<\/li><li>b<\/li><\/ul>/);
   assert.match(html, /<pre><code class="language-py">print\(&#39;&lt;hi&gt;&#39;\)<\/code><\/pre>/);
-  assert.match(html, /<a href="https:\/\/example.com">link<\/a>/);
+  assert.match(html, /<a href="https:\/\/example.com" rel="noopener noreferrer" target="_blank">link<\/a>/);
   const evil = renderMarkdown('<script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=y>');
   assert.ok(!evil.includes("<script") && !evil.includes("<img") && !evil.includes('href="javascript'), evil);
   assert.equal(escapeHtml(`<"'&>`), "&lt;&quot;&#39;&amp;&gt;");
