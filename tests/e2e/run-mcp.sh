@@ -44,8 +44,10 @@ command -v ruff >/dev/null || { echo "ruff is required on PATH (tests/run-all.sh
 python3 -c 'import pytest' 2>/dev/null || { echo "pytest is required for python3 (tests/run-all.sh installs pytest==9.2.0)" >&2; exit 1; }
 
 step "Build"
-cargo build --locked --bin noctune
-BIN=$CARGO_TARGET_DIR/debug/noctune
+if [ -z "${NOCTUNE_BIN:-}" ]; then # tests/run-all.sh built it already
+  cargo build --locked --bin noctune
+fi
+BIN=${NOCTUNE_BIN:-$CARGO_TARGET_DIR/debug/noctune}
 
 WORK=$(mktemp -d)
 STUDIO_PID=
@@ -119,6 +121,8 @@ step "Tool errors as the TypeScript SDK sees them, over stdio and Streamable HTT
 # Exits non-zero (and so does this script, set -e) when any check failed.
 NOCTUNE_STUDIO_DB=$WORK/ts-audit.sqlite node "$E2E/ts_sdk_errors.mjs" --bin "$BIN"
 
-step "Rust MCP tests (contract, agents, HTTP lock, client with the npm server)"
-unset NOCTUNE_STUDIO_DB
-NOCTUNE_MCP_VENV=$VENV cargo test --locked --test it mcp_ -- --test-threads="${NOCTUNE_TEST_THREADS:-2}"
+if [ -z "${NOCTUNE_FROM_RUN_ALL:-}" ]; then # run-all.sh runs these itself, once
+  step "Rust MCP tests (contract, agents, HTTP lock, client with the npm server)"
+  unset NOCTUNE_STUDIO_DB
+  NOCTUNE_MCP_VENV=$VENV cargo test --locked --test it mcp_ -- --include-ignored --test-threads="${NOCTUNE_TEST_THREADS:-2}"
+fi
