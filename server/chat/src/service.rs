@@ -58,6 +58,20 @@ pub enum ChatError {
     },
     #[error("could not start an async runtime for chat: {0}")]
     Runtime(std::io::Error),
+    #[error("the message is {len} bytes; at most {MAX_MESSAGE_BYTES} are accepted, send a shorter one")]
+    MessageTooLong { len: usize },
+}
+
+/// Longest chat message a turn accepts, from any surface.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// The rule for a message a turn accepts; [`ChatService::send`] applies it, and a surface that
+/// wants to refuse before it starts streaming calls it first.
+pub fn check_message(message: &str) -> Result<(), ChatError> {
+    if message.len() > MAX_MESSAGE_BYTES {
+        return Err(ChatError::MessageTooLong { len: message.len() });
+    }
+    Ok(())
 }
 
 impl ChatError {
@@ -69,6 +83,7 @@ impl ChatError {
             ChatError::UnknownProfile { .. } => ErrorCode::UnknownProfile,
             ChatError::UnknownClass(_) | ChatError::Permission(_) => ErrorCode::InvalidArguments,
             ChatError::Undo(_) => ErrorCode::WrongState,
+            ChatError::MessageTooLong { .. } => ErrorCode::TooLarge,
             ChatError::Config(_) => ErrorCode::ConfigError,
             ChatError::Llm(_) => ErrorCode::ModelUnavailable,
             ChatError::Sandbox(_) => ErrorCode::OutsideAllowedRoots,
@@ -212,6 +227,7 @@ impl ChatService {
         cancel: &CancelToken,
     ) -> Result<TurnSummary, ChatError> {
         session::validate_id(session_id)?;
+        check_message(message)?;
         let turn_lock = lock(&self.turn_locks)
             .entry(session_id.to_string())
             .or_default()

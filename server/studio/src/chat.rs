@@ -23,7 +23,7 @@ pub use noctune_chat::agent::{
     ChatEvent, FixedPrompter, ModeUsed, NoPrompter, Prompter, TurnContext, TurnSummary,
 };
 pub use noctune_chat::permissions::{AlwaysGrant, GrantScope, PermissionAnswer, PermissionRequest};
-pub use noctune_chat::service::{ChatError, ChatService};
+pub use noctune_chat::service::{ChatError, ChatService, check_message};
 pub use noctune_chat::session::{
     SESSIONS_DIR, Session, SessionSummary, new_id as new_session_id, validate_id,
 };
