@@ -15,6 +15,8 @@
 //!   llama-server (`llm_real`).
 //! - `store`: the audit DB; `deps`: `deps_bump` and the package index; `policy_props`:
 //!   property tests of the policy.
+//! - `wire`: the one wire model: `editors/vscode/schema/wire.json` is generated from the types,
+//!   and the OpenAPI components and MCP output schemas are the same schemas.
 //!
 //! Support code: `support/` (the binary as a user runs it: `cli`; fixture repos: `repo`; the
 //! scripted model server: `llm_server`; an LSP client: `lsp_client`; a package index:
@@ -56,6 +58,7 @@ mod engine_packs;
 mod engine_runs;
 mod http_api;
 mod http_chat;
+mod http_openapi;
 mod http_security;
 mod http_sse;
 mod http_support;
@@ -73,3 +76,5 @@ mod mcp_support;
 mod policy_props;
 mod store;
 mod studio_facade;
+mod studio_runs;
+mod wire;

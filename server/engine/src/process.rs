@@ -37,11 +37,24 @@ pub fn kill(pid: u32, started: Option<u64>) {
     }
 }
 
+static WORKER_EXE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Which program runs `worker` for runs started by this process: the `noctune` binary itself
+/// unless a host that is not `noctune` (a test harness, a benchmark) names it once, first.
+/// Returns false if it was already set to something else.
+pub fn set_worker_exe(exe: std::path::PathBuf) -> bool {
+    WORKER_EXE.get_or_init(|| exe.clone()) == &exe
+}
+
 /// Spawns `noctune worker --run-dir DIR` in its own process group, with stdout and stderr
-/// going to the run's `worker.log`.
-pub fn spawn_worker(run_dir: &Path, log: &Path) -> std::io::Result<Child> {
+/// going to the run's `worker.log`. The worker records into the host's audit DB `db`, whatever
+/// the environment says.
+pub fn spawn_worker(run_dir: &Path, log: &Path, db: &Path) -> std::io::Result<Child> {
     use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe()?;
+    let exe = match WORKER_EXE.get() {
+        Some(exe) => exe.clone(),
+        None => std::env::current_exe()?,
+    };
     let out = std::fs::File::options()
         .create(true)
         .append(true)
@@ -51,6 +64,7 @@ pub fn spawn_worker(run_dir: &Path, log: &Path) -> std::io::Result<Child> {
         .arg("worker")
         .arg("--run-dir")
         .arg(run_dir)
+        .env(noctune_config::ENV_DB, db)
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))

@@ -12,11 +12,12 @@ pub mod chat;
 pub mod limits;
 mod repo;
 mod runs;
+pub mod schema;
 mod util;
 
 pub use noctune_core::{
-    ApprovalDecision, ApprovalStatus, ApprovalView, Decision, ErrorCode, Event, OpError, RunRecord,
-    RunStatus, StartRequest,
+    ApprovalDecision, ApprovalStatus, ApprovalView, Decision, ErrorCode, Event, OpError,
+    PatchsetStatus, PlannedPatchset, RunRecord, RunStatus, StartRequest,
 };
 pub use repo::{
     ConfigReport, EngineSettings, ModelHealth, ModelProfile, PackSummary, PolicyPack,
@@ -116,6 +117,13 @@ impl Studio {
     /// The repository containing `path` (its work-tree root, canonical).
     pub fn discover_repository(path: &Path) -> Result<PathBuf, OpError> {
         repo::discover(path)
+    }
+
+    /// For hosts that are not the `noctune` binary (test harnesses, benchmarks): the binary
+    /// whose `worker` subcommand performs runs started from this process. Set it once, before
+    /// the first run; returns false if another binary was set already.
+    pub fn use_worker_binary(exe: PathBuf) -> bool {
+        noctune_engine::process::set_worker_exe(exe)
     }
 
     /// `noctune worker`: performs one run in this process (the worker side of a run).
