@@ -2,9 +2,23 @@
 
 use std::ops::Range;
 
-use super::pyproject::TomlEntry;
 use super::spec::{Op, Requirement, Specifier, normalize_name};
 use super::version::{Version, is_major_bump};
+
+/// Where a dependency string in `pyproject.toml` lives: its TOML path and decoded value,
+/// and the file offset where the string's contents start (just after the opening quote).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TomlEntry {
+    pub path: Vec<PathSeg>,
+    pub value: String,
+    pub inner_start: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathSeg {
+    Key(String),
+    Index(usize),
+}
 
 /// One requirement with a raisable version: its `==` pin, else its `~=` pin, else the
 /// lower bound of its `>=` (in that order of preference; other clauses constrain).

@@ -9,22 +9,10 @@ use toml::de::{DeTable, DeValue};
 use toml::{Spanned, Value};
 
 use super::pin::Pin;
+// The entry types live with `Pin` (which carries one) so the two files do not import
+// each other; re-exported here, where entries are found and checked.
+pub use super::pin::{PathSeg, TomlEntry};
 use super::spec::parse_requirement;
-
-/// Where a dependency string lives: its TOML path and decoded value, and the file
-/// offset where the string's contents start (just after the opening quote).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TomlEntry {
-    pub path: Vec<PathSeg>,
-    pub value: String,
-    pub inner_start: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathSeg {
-    Key(String),
-    Index(usize),
-}
 
 /// Every raisable pin, in file order; `Err` carries the TOML parse error.
 pub fn find_pins(content: &str) -> Result<Vec<Pin>, String> {

@@ -5,7 +5,7 @@
 //! `{"error": {"code", "message", "type"}}`) so its message reaches the user instead of a bare
 //! status code, and so a context overflow becomes [`LlmError::ContextOverflow`] with numbers.
 
-use super::stream::ChatOutcome;
+use super::outcome::ChatOutcome;
 use serde_json::Value;
 use std::fmt;
 use std::time::Duration;

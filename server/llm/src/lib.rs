@@ -11,6 +11,7 @@
 //! Layout, kept small so each part can be read alone:
 //! - [`wire`]: serde types exactly as they travel (no logic), tolerant of unknown fields.
 //! - [`stream`]: SSE reading, delta assembly into a [`ChatOutcome`], the [`StreamEvent`]s.
+//! - [`outcome`]: [`ChatOutcome`], the assembled answer (apart so errors can carry one).
 //! - [`client`]: [`LlmEndpoint`], [`LlmClient`]: HTTP, timeouts, cancellation.
 //! - [`error`]: [`LlmError`] and the parsing of server error bodies.
 //! - [`cancel`]: [`CancelToken`], a tiny cancellation flag (tokio-util is not a dependency).
@@ -22,6 +23,7 @@
 pub mod cancel;
 pub mod client;
 pub mod error;
+pub mod outcome;
 pub mod stream;
 pub mod wire;
 

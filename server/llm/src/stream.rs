@@ -8,7 +8,7 @@
 
 use super::cancel::CancelToken;
 use super::error::{self, LlmError, TimeoutPhase};
-use super::wire::{ChatMessage, Role};
+pub use super::outcome::ChatOutcome;
 use super::wire::{Chunk, Completion, FunctionCall, Timings, ToolCall, ToolCallDelta, Usage};
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
@@ -43,35 +43,6 @@ pub enum StreamEvent {
     Finished {
         finish_reason: String,
     },
-}
-
-/// A whole answer, assembled from the stream.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ChatOutcome {
-    pub content: String,
-    pub reasoning: String,
-    /// In `index` order. Arguments are the concatenated pieces, unparsed. A call whose first
-    /// delta had no id gets `call_<index>`, so tool results can always answer it.
-    pub tool_calls: Vec<ToolCall>,
-    pub finish_reason: Option<String>,
-    pub usage: Option<Usage>,
-    pub timings: Option<Timings>,
-    /// From sending the request to the first byte of the answer: prompt processing time, mostly.
-    pub time_to_first_byte: Duration,
-}
-
-impl ChatOutcome {
-    /// The assistant message to append to the conversation for the next request.
-    pub fn assistant_message(&self) -> ChatMessage {
-        ChatMessage {
-            role: Role::Assistant,
-            content: (!self.content.is_empty() || self.tool_calls.is_empty())
-                .then(|| self.content.clone()),
-            reasoning_content: (!self.reasoning.is_empty()).then(|| self.reasoning.clone()),
-            tool_calls: (!self.tool_calls.is_empty()).then(|| self.tool_calls.clone()),
-            ..ChatMessage::default()
-        }
-    }
 }
 
 /// What a `data:` event meant for the stream as a whole.

@@ -5,7 +5,7 @@
 
 use super::documents::{Documents, end_position, uri_path};
 use super::protocol::{self, ChatCancelParams, ChatDelta, ChatParams, id_string};
-use super::state::{Shared, failed, invalid};
+use super::state::{ChatTracker, Shared, failed, invalid};
 use noctune_studio::chat::{
     BufferOverlay, CancelToken, ChatEvent, EditSink, PermissionAnswer, PermissionRequest, Prompter,
     TurnContext,
@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tower_lsp_server::Client;
 use tower_lsp_server::jsonrpc::Result;
@@ -31,29 +31,10 @@ use tower_lsp_server::ls_types::{
 /// How long an edit waits for the editor's answer to `workspace/applyEdit`.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Chat turns in flight, by request id, so they can be cancelled.
-#[derive(Default)]
-pub struct Tracker {
-    active: Mutex<HashMap<String, (String, CancelToken)>>,
-    next: AtomicU64,
-}
-
-impl Tracker {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, CancelToken)>> {
-        self.active.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn cancel_all(&self) {
-        for (_, (_, c)) in self.lock().iter() {
-            c.cancel();
-        }
-    }
-}
-
 /// Removes a turn from the tracker and cancels it when the request ends in any way
 /// (including `$/cancelRequest`, which drops the handler's future).
 struct InFlight<'a> {
-    tracker: &'a Tracker,
+    tracker: &'a ChatTracker,
     request_id: String,
     cancel: CancelToken,
 }

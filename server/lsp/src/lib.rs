@@ -4,8 +4,8 @@
 //! It translates and decides nothing: chat goes through `Studio::chat`, runs and decisions
 //! through the `Studio` facade. Modules: `transport` (stdio framing and malformed input),
 //! `server` (the `LanguageServer` impl), `documents` (text sync, the chat's buffer overlay),
-//! `chat`, `runs` (`$/progress`), `approvals` (diagnostics and code actions), `watch` (the
-//! 500 ms refresh), `protocol` (method names and shapes).
+//! `chat`, `runs` (`$/progress`), `diagnostics` (pending approvals), `approvals` (their code
+//! actions and commands), `watch` (the 500 ms refresh), `protocol` (method names and shapes).
 //!
 //! Lifetime: the session ends on `exit` or when stdin closes; the process then exits at once
 //! (in-flight chat turns are dropped) after ending its own helper processes. Run workers are
@@ -13,6 +13,7 @@
 
 mod approvals;
 mod chat;
+mod diagnostics;
 mod documents;
 mod protocol;
 mod runs;

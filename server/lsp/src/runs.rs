@@ -4,13 +4,11 @@
 //! worker's run failed) while it lives.
 
 use super::protocol::{RunsStartParams, RunsStopParams};
-use super::state::{Shared, blocking, failed, invalid};
-use super::watch::Snapshot;
+use super::state::{Reporting, Shared, Snapshot, blocking, failed, invalid};
 use noctune_core::{ApprovalStatus, RunStatus};
 use noctune_studio::StartRequest;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::collections::BTreeSet;
 use std::time::Duration;
 use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::notification::Progress;
@@ -18,47 +16,6 @@ use tower_lsp_server::ls_types::{
     NumberOrString, ProgressParams, ProgressParamsValue, WorkDoneProgress, WorkDoneProgressBegin,
     WorkDoneProgressEnd, WorkDoneProgressReport,
 };
-
-struct Reporting {
-    token: NumberOrString,
-    last: String,
-}
-
-#[derive(Default)]
-pub struct Tracker {
-    /// Runs this session reports `$/progress` for.
-    progress: Mutex<BTreeMap<String, Reporting>>,
-    /// Live runs of the workspace seen by the last watcher pass.
-    live: Mutex<BTreeSet<String>>,
-}
-
-impl Tracker {
-    pub fn tracked_ids(&self) -> Vec<String> {
-        self.progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect()
-    }
-    pub fn live_ids(&self) -> Vec<String> {
-        self.live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect()
-    }
-    pub fn set_live(&self, ids: BTreeSet<String>) {
-        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = ids;
-    }
-    fn add_live(&self, id: &str) {
-        self.live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_string());
-    }
-}
 
 fn to_json(v: &impl serde::Serialize) -> Result<Value> {
     serde_json::to_value(v).map_err(|e| failed(e.to_string()))

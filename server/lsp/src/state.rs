@@ -2,13 +2,18 @@
 //! lazily opened `Studio` facade and the workspace's repository.
 
 use super::documents::Documents;
-use noctune_studio::{OpError, Studio};
+use super::protocol::ApprovalItem;
+use noctune_core::RunRecord;
+use noctune_studio::chat::CancelToken;
+use noctune_studio::{ApprovalView, OpError, Studio};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, OnceCell, watch};
 use tower_lsp_server::Client;
 use tower_lsp_server::jsonrpc::{Error, ErrorCode};
+use tower_lsp_server::ls_types::NumberOrString;
 
 /// Where the /studio HTTP server of this process is, as the CLI reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,9 +48,9 @@ pub struct Shared {
     /// Wakes the watcher (a run started, a decision made here).
     pub wake: Notify,
     pub shutdown: AtomicBool,
-    pub approvals: super::approvals::Tracker,
-    pub runs: super::runs::Tracker,
-    pub chat: super::chat::Tracker,
+    pub approvals: ApprovalsTracker,
+    pub runs: RunsTracker,
+    pub chat: ChatTracker,
 }
 
 impl Shared {
@@ -121,6 +126,90 @@ impl Shared {
             format!("{user} (lsp: {client})")
         }
     }
+}
+
+// The per-feature state of the session and the watcher's snapshot live here, not in the
+// feature files, so those files depend on this one and never the other way round.
+
+/// What was last published, per document URI.
+#[derive(Default)]
+pub struct ApprovalsTracker {
+    pub published: Mutex<BTreeMap<String, Vec<ApprovalItem>>>,
+}
+
+impl ApprovalsTracker {
+    pub fn current(&self) -> BTreeMap<String, Vec<ApprovalItem>> {
+        self.published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+pub struct Reporting {
+    pub token: NumberOrString,
+    pub last: String,
+}
+
+#[derive(Default)]
+pub struct RunsTracker {
+    /// Runs this session reports `$/progress` for.
+    pub progress: Mutex<BTreeMap<String, Reporting>>,
+    /// Live runs of the workspace seen by the last watcher pass.
+    live: Mutex<BTreeSet<String>>,
+}
+
+impl RunsTracker {
+    pub fn tracked_ids(&self) -> Vec<String> {
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+    pub fn live_ids(&self) -> Vec<String> {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+    pub fn set_live(&self, ids: BTreeSet<String>) {
+        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = ids;
+    }
+    pub fn add_live(&self, id: &str) {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string());
+    }
+}
+
+/// Chat turns in flight, by request id, so they can be cancelled.
+#[derive(Default)]
+pub struct ChatTracker {
+    active: Mutex<HashMap<String, (String, CancelToken)>>,
+    pub next: AtomicU64,
+}
+
+impl ChatTracker {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, CancelToken)>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn cancel_all(&self) {
+        for (_, (_, c)) in self.lock().iter() {
+            c.cancel();
+        }
+    }
+}
+
+/// What one watcher pass read: live runs of the workspace (and runs this session reports
+/// progress for), with approvals.
+pub struct Snapshot {
+    pub runs: Vec<(RunRecord, Vec<ApprovalView>)>,
 }
 
 /// A request that was well formed but failed: the engine's message, for the user.

@@ -2,9 +2,8 @@
 //! workspace through the facade and hands the snapshot to the diagnostics (approvals) and the
 //! progress reports (runs). Runs started or decided elsewhere show up here the same way.
 
-use super::state::Shared;
+use super::state::{Shared, Snapshot};
 use noctune_core::RunRecord;
-use noctune_studio::ApprovalView;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,11 +11,6 @@ pub const PERIOD: Duration = Duration::from_millis(500);
 /// Every this many ticks the full run list is read (new runs from other surfaces); in
 /// between only the runs already known to be live.
 const FULL_EVERY: u64 = 4;
-
-/// Live runs of the workspace (and runs this session reports progress for), with approvals.
-pub struct Snapshot {
-    pub runs: Vec<(RunRecord, Vec<ApprovalView>)>,
-}
 
 static GATE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -89,7 +83,7 @@ pub async fn refresh(shared: &Shared, full: bool) -> bool {
             .map(|(r, _)| r.run_id.to_string())
             .collect(),
     );
-    super::approvals::publish(shared, &repo, &snap).await;
+    super::diagnostics::publish(shared, &repo, &snap).await;
     super::runs::report(shared, &snap).await;
     true
 }

@@ -689,19 +689,14 @@ impl McpClients {
         self.inner.call_blocking(server, tool, args)
     }
 
-    /// The tools of every ready server as chat tools named `<server>__<tool>`.
-    pub fn tools(&self) -> Vec<Arc<dyn noctune_chat::tool::Tool>> {
-        let mut out: Vec<Arc<dyn noctune_chat::tool::Tool>> = Vec::new();
+    /// Each known tool with its server's name, in server order; [`McpClients::tools`]
+    /// (tools_bridge.rs) makes chat tools of them, so this file never names the bridge.
+    pub(super) fn for_each_tool(&self, mut f: impl FnMut(&str, &RemoteTool)) {
         for c in &self.inner.conns {
             for t in lock(&c.snap).tools.iter() {
-                out.push(Arc::new(super::tools_bridge::McpTool::new(
-                    self.inner.clone(),
-                    &c.name,
-                    t,
-                )));
+                f(&c.name, t);
             }
         }
-        out
     }
 }
 

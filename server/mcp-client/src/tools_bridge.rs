@@ -2,7 +2,7 @@
 //! `Run`: the permission gate asks before each call (once / session / always, keyed by the
 //! tool's name), exactly as for our own run tools.
 
-use super::client::{Inner, RemoteTool};
+use super::client::{Inner, McpClients, RemoteTool};
 use noctune_chat::tool::{Tool, ToolClass, ToolContext, ToolError};
 use serde_json::Value;
 use std::collections::HashSet;
@@ -79,5 +79,16 @@ impl Tool for McpTool {
     }
     fn call(&self, _ctx: &ToolContext, args: &Value) -> Result<Value, ToolError> {
         self.clients.call_blocking(&self.server, &self.remote, args)
+    }
+}
+
+impl McpClients {
+    /// The tools of every ready server as chat tools named `<server>__<tool>`.
+    pub fn tools(&self) -> Vec<Arc<dyn Tool>> {
+        let mut out: Vec<Arc<dyn Tool>> = Vec::new();
+        self.for_each_tool(|server, t| {
+            out.push(Arc::new(McpTool::new(self.inner.clone(), server, t)));
+        });
+        out
     }
 }

@@ -1,5 +1,6 @@
 //! The built-in chat tools.
 
+mod common;
 pub mod files;
 pub mod runs;
 pub mod search;

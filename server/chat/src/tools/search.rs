@@ -8,7 +8,7 @@
 //! lines match, and still yields the exact global first `max` (the global first `max` are among
 //! every thread's first `max`).
 
-use super::files::{
+use super::common::{
     arg_bool, arg_path, arg_usize, bad_args, glob_accepts, glob_filter, resolve, shown, skipped_dir,
 };
 use crate::tool::{Tool, ToolClass, ToolContext, ToolError};
