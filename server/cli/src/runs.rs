@@ -157,48 +157,55 @@ fn finish_report(studio: &Studio, rec: &RunRecord, json: bool) -> anyhow::Result
 
 /// One human-readable line for the events a person watching a run cares about.
 pub fn progress_line(ev: &Event) -> Option<String> {
-    let p = &ev.payload;
-    let s = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-    let n = |k: &str| p.get(k).map(|v| v.to_string()).unwrap_or_default();
-    Some(match ev.kind.as_str() {
-        "stage" => format!("== {}", s("stage")),
-        "tool_finished" => format!("  tool {} ({}): {}", s("tool"), s("stage"), s("outcome")),
-        "tool_skipped" => format!("  tool {} skipped: {}", s("tool"), s("reason")),
-        "edit_proposed" => format!("  proposed  {}", s("file")),
-        "edit_dropped" => format!("  dropped   {}: {}", s("file"), s("reason")),
-        "edit_repaired" => format!("  repaired  {} ({})", s("file"), s("gate")),
-        "policy_violation" => format!("  REFUSED   {}: {}", s("file"), s("reason")),
-        "edit_refused" => format!("  refused   {}: {}", s("file"), s("reason")),
-        "auto_approved" => format!("  approved  {} (risk {}, auto)", s("file"), n("risk_score")),
-        "approval_requested" => format!(
-            "  WAITING   {} (risk {}: {})\n            to approve: {}",
-            s("file"),
-            n("risk_score"),
-            s("reason"),
-            s("decide")
+    use noctune_core::event::EventPayload as P;
+    Some(match ev.body()? {
+        P::Stage { stage } => format!("== {stage}"),
+        P::ToolFinished {
+            tool,
+            stage,
+            outcome,
+            ..
+        } => format!("  tool {tool} ({stage}): {outcome}"),
+        P::ToolSkipped { tool, reason, .. } => format!("  tool {tool} skipped: {reason}"),
+        P::EditProposed { file, .. } => format!("  proposed  {file}"),
+        P::EditDropped { file, reason, .. } => format!("  dropped   {file}: {reason}"),
+        P::EditRepaired { file, gate, .. } => format!("  repaired  {file} ({})", gate.as_str()),
+        P::PolicyViolation { file, reason, .. } => format!("  REFUSED   {file}: {reason}"),
+        P::EditRefused { file, reason, .. } => format!("  refused   {file}: {reason}"),
+        P::AutoApproved {
+            file, risk_score, ..
+        } => format!("  approved  {file} (risk {risk_score}, auto)"),
+        P::ApprovalRequested {
+            file,
+            risk_score,
+            reason,
+            decide,
+            ..
+        } => format!(
+            "  WAITING   {file} (risk {risk_score}: {reason})\n            to approve: {decide}"
         ),
-        "approval_decided" => format!(
-            "  decided   {}: {} by {}",
-            s("file"),
-            s("decision"),
-            s("decided_by")
+        P::ApprovalDecided {
+            file,
+            decision,
+            decided_by,
+            ..
+        } => format!("  decided   {file}: {} by {decided_by}", decision.as_str()),
+        P::PatchsetCommitted { n, of, sha, .. } => {
+            format!("  commit    [{n}/{of}] {}", &sha[..sha.len().min(10)])
+        }
+        P::PatchsetFailed {
+            n,
+            of,
+            reason,
+            output_tail,
+            ..
+        } => format!(
+            "  patchset  [{n}/{of}] not committed: {reason}\n{}",
+            indent(&output_tail)
         ),
-        "patchset_committed" => format!(
-            "  commit    [{}/{}] {}",
-            n("n"),
-            n("of"),
-            &s("sha")[..s("sha").len().min(10)]
-        ),
-        "patchset_failed" => format!(
-            "  patchset  [{}/{}] not committed: {}\n{}",
-            n("n"),
-            n("of"),
-            s("reason"),
-            indent(&s("output_tail"))
-        ),
-        "status_changed" => format!("  status -> {}", s("status")),
-        "stopped" => "  stopped".into(),
-        "run_failed" => format!("  FAILED: {}", s("error")),
+        P::StatusChanged { status, .. } => format!("  status -> {status}"),
+        P::Stopped { .. } => "  stopped".into(),
+        P::RunFailed { error } => format!("  FAILED: {error}"),
         _ => return None,
     })
 }

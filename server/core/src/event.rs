@@ -1,8 +1,18 @@
 //! Run events: one JSON object per line of `events.jsonl`, `{idx, ts, type, payload}` with
 //! `idx` contiguous from 0.
+//!
+//! [`Event`] is the record as stored and sent (file, audit DB, HTTP/SSE, LSP, MCP): its
+//! `payload` stays JSON so that lines written by any version, of any type, always read back.
+//! [`EventPayload`] is the contract: one variant per [`EventKind`], each with the payload's
+//! fields. Writers build events only from it ([`Event::new`]), readers get it back with
+//! [`Event::body`], and [`event_schema`] is its JSON Schema for web, LSP and editor clients.
 
+use crate::approval::Decision;
+use crate::proposal::ProposalSource;
+use crate::run_state::RunStatus;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -11,6 +21,341 @@ pub struct Event {
     #[serde(rename = "type")]
     pub kind: String,
     pub payload: Value,
+}
+
+impl Event {
+    /// The record of a typed event. The payload's JSON is the typed value's (keys sorted, as
+    /// `serde_json` maps are), so it is the same bytes whichever writer made it.
+    pub fn new(idx: u64, ts: String, body: &EventPayload) -> Event {
+        Event {
+            idx,
+            ts,
+            kind: body.kind().as_str().to_string(),
+            payload: body.payload_json(),
+        }
+    }
+
+    /// The typed payload, or `None` for a type this version does not know or a payload it
+    /// cannot read (the record itself is still an [`Event`]).
+    pub fn body(&self) -> Option<EventPayload> {
+        let mut m = Map::new();
+        m.insert("type".into(), Value::String(self.kind.clone()));
+        m.insert("payload".into(), self.payload.clone());
+        EventPayload::deserialize(Value::Object(m)).ok()
+    }
+}
+
+/// A tool's gate that checks an edit before it is proposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    Parse,
+    Lint,
+}
+
+impl Gate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gate::Parse => "parse",
+            Gate::Lint => "lint",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// What happened, with its fields: `{"type": <EventKind name>, "payload": {fields}}`.
+/// A field that is an `Option` and marked "absent when none" is left out of the payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", content = "payload", rename_all = "snake_case")]
+pub enum EventPayload {
+    /// The run was created (by the host that starts it).
+    RunQueued {
+        pack: String,
+        profile: String,
+        repo_root: String,
+        head_sha: String,
+    },
+    /// A worker took the run for the first time.
+    RunStarted {
+        worker_pid: u32,
+        pack: String,
+        branch: String,
+    },
+    /// `run.json`'s status changed.
+    StatusChanged {
+        #[schemars(schema_with = "run_status_schema")]
+        status: RunStatus,
+        #[serde(default)]
+        error: Option<String>,
+        /// Set (true) when the change is a resume; absent when none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resumed: Option<bool>,
+    },
+    /// The worker entered a stage (`setup`, `propose`, `approvals`, `patchsets`).
+    Stage {
+        stage: String,
+    },
+    Heartbeat {},
+    WorktreeReady {
+        path: String,
+    },
+    ToolStarted {
+        tool: String,
+        stage: String,
+        argv: Vec<String>,
+    },
+    ToolFinished {
+        tool: String,
+        stage: String,
+        ok: bool,
+        #[serde(default)]
+        exit_code: Option<i32>,
+        #[serde(default)]
+        elapsed_ms: Option<u64>,
+        outcome: String,
+        /// The tool's log file.
+        log: String,
+    },
+    ToolSkipped {
+        tool: String,
+        reason: String,
+        stage: String,
+    },
+    EditProposed {
+        file: String,
+        #[schemars(schema_with = "proposal_source_schema")]
+        source: ProposalSource,
+        /// The rewritten symbols (llm proposer); absent when none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        symbols: Option<Vec<String>>,
+        /// `project from→to, …` (deps_bump proposer); absent when none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bumps: Option<String>,
+        /// Whether a bump is a major one (deps_bump proposer); absent when none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        major: Option<bool>,
+    },
+    EditRepaired {
+        file: String,
+        gate: Gate,
+        how: String,
+        /// The parse error that was repaired; absent when none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// The lint findings that were repaired; absent when none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        findings: Option<Vec<String>>,
+    },
+    EditDropped {
+        file: String,
+        reason: String,
+        /// The gate that dropped it; absent when none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gate: Option<Gate>,
+        /// The symbol(s) concerned; absent when none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        symbol: Option<String>,
+    },
+    PolicyViolation {
+        file: String,
+        reason: String,
+        #[schemars(schema_with = "proposal_source_schema")]
+        source: ProposalSource,
+    },
+    EditRefused {
+        file: String,
+        reason: String,
+        /// Absent when the edit had no approval yet.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approval_id: Option<String>,
+    },
+    AutoApproved {
+        approval_id: String,
+        file: String,
+        risk_score: u8,
+        lines: u32,
+    },
+    ApprovalRequested {
+        approval_id: String,
+        file: String,
+        symbol: String,
+        risk_score: u8,
+        reason: String,
+        lines: u32,
+        /// The CLI command that approves it.
+        decide: String,
+    },
+    ApprovalDecided {
+        approval_id: String,
+        file: String,
+        #[schemars(schema_with = "decision_schema")]
+        decision: Decision,
+        decided_by: String,
+        decided_at: String,
+        reason: String,
+    },
+    ApprovalStale {
+        file: String,
+        reason: String,
+    },
+    /// Patchset `n` of `of` (1-based) was planned.
+    PatchsetPlanned {
+        n: usize,
+        of: usize,
+        files: Vec<String>,
+        approval_ids: Vec<String>,
+    },
+    PatchsetApplied {
+        n: usize,
+        of: usize,
+        files: Vec<String>,
+    },
+    PatchsetFailed {
+        n: usize,
+        of: usize,
+        files: Vec<String>,
+        tool: String,
+        reason: String,
+        output_tail: String,
+    },
+    PatchsetCommitted {
+        n: usize,
+        of: usize,
+        sha: String,
+        message: String,
+        files: Vec<String>,
+    },
+    StopRequested {
+        grace_secs: u64,
+    },
+    Stopped {
+        /// The stage the run stopped in (empty in lines of older versions that had none).
+        #[serde(default)]
+        stage: String,
+        /// Whether the worker was killed rather than stopping by itself.
+        #[serde(default)]
+        forced: bool,
+    },
+    RunFailed {
+        error: String,
+    },
+    RunDone {
+        commits: Vec<String>,
+        branch: String,
+    },
+    /// A worker took over a run that had started before.
+    RunResumed {
+        worker_pid: u32,
+        pack: String,
+        branch: String,
+    },
+    Log {
+        level: LogLevel,
+        message: String,
+        /// Absent when none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file: Option<String>,
+        /// Absent when none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        project: Option<String>,
+    },
+}
+
+impl EventPayload {
+    pub fn kind(&self) -> EventKind {
+        use EventKind as K;
+        use EventPayload as P;
+        match self {
+            P::RunQueued { .. } => K::RunQueued,
+            P::RunStarted { .. } => K::RunStarted,
+            P::StatusChanged { .. } => K::StatusChanged,
+            P::Stage { .. } => K::Stage,
+            P::Heartbeat {} => K::Heartbeat,
+            P::WorktreeReady { .. } => K::WorktreeReady,
+            P::ToolStarted { .. } => K::ToolStarted,
+            P::ToolFinished { .. } => K::ToolFinished,
+            P::ToolSkipped { .. } => K::ToolSkipped,
+            P::EditProposed { .. } => K::EditProposed,
+            P::EditRepaired { .. } => K::EditRepaired,
+            P::EditDropped { .. } => K::EditDropped,
+            P::PolicyViolation { .. } => K::PolicyViolation,
+            P::EditRefused { .. } => K::EditRefused,
+            P::AutoApproved { .. } => K::AutoApproved,
+            P::ApprovalRequested { .. } => K::ApprovalRequested,
+            P::ApprovalDecided { .. } => K::ApprovalDecided,
+            P::ApprovalStale { .. } => K::ApprovalStale,
+            P::PatchsetPlanned { .. } => K::PatchsetPlanned,
+            P::PatchsetApplied { .. } => K::PatchsetApplied,
+            P::PatchsetFailed { .. } => K::PatchsetFailed,
+            P::PatchsetCommitted { .. } => K::PatchsetCommitted,
+            P::StopRequested { .. } => K::StopRequested,
+            P::Stopped { .. } => K::Stopped,
+            P::RunFailed { .. } => K::RunFailed,
+            P::RunDone { .. } => K::RunDone,
+            P::RunResumed { .. } => K::RunResumed,
+            P::Log { .. } => K::Log,
+        }
+    }
+
+    /// The `payload` object alone (without the `type`).
+    pub fn payload_json(&self) -> Value {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(mut m)) => m.remove("payload"),
+            _ => None,
+        }
+        .unwrap_or_else(|| Value::Object(Map::new()))
+    }
+}
+
+// The shape of an [`Event`] whose type this version knows; it exists for the schema only.
+/// One event of a run: a line of `events.jsonl`, an item of the HTTP events page, an SSE
+/// message. Clients should skip an event whose `type` they do not know.
+#[derive(JsonSchema)]
+#[schemars(rename = "Event")]
+#[allow(dead_code)]
+struct TypedEvent {
+    /// Contiguous from 0 within a run.
+    idx: u64,
+    /// RFC 3339.
+    ts: String,
+    #[serde(flatten)]
+    body: EventPayload,
+}
+
+/// The JSON Schema of an event line (`{idx, ts, type, payload}`), one alternative per type.
+/// Clients should ignore events of a type they do not know.
+pub fn event_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(TypedEvent)).unwrap_or_default()
+}
+
+fn string_enum(names: &[&str]) -> Schema {
+    json_schema!({"type": "string", "enum": names})
+}
+
+fn run_status_schema(_: &mut SchemaGenerator) -> Schema {
+    string_enum(&RunStatus::ALL.map(RunStatus::as_str))
+}
+
+fn decision_schema(_: &mut SchemaGenerator) -> Schema {
+    string_enum(&[Decision::Approve, Decision::Reject].map(Decision::as_str))
+}
+
+const PROPOSAL_SOURCES: [(ProposalSource, &str); 3] = [
+    (ProposalSource::Command, "command"),
+    (ProposalSource::Llm, "llm"),
+    (ProposalSource::DepsBump, "deps_bump"),
+];
+
+fn proposal_source_schema(_: &mut SchemaGenerator) -> Schema {
+    string_enum(&PROPOSAL_SOURCES.map(|(_, n)| n))
 }
 
 /// The closed list of event types a run emits. Surfaces render by these names.
@@ -78,6 +423,369 @@ impl EventKind {
             RunDone => "run_done",
             RunResumed => "run_resumed",
             Log => "log",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// One event of every type, with the JSON payload the engine wrote before payloads were
+    /// typed (`json!`), which must stay the same bytes.
+    fn samples() -> Vec<(EventPayload, Value)> {
+        use EventPayload as P;
+        let s = |x: &str| x.to_string();
+        let files = || vec![s("a.py"), s("b.py")];
+        vec![
+            (
+                P::RunQueued {
+                    pack: s("lint_fix"),
+                    profile: s("local"),
+                    repo_root: s("/r"),
+                    head_sha: s("abc"),
+                },
+                json!({"pack": "lint_fix", "profile": "local", "repo_root": "/r", "head_sha": "abc"}),
+            ),
+            (
+                P::RunStarted {
+                    worker_pid: 7,
+                    pack: s("lint_fix"),
+                    branch: s("noctune/x"),
+                },
+                json!({"worker_pid": 7, "pack": "lint_fix", "branch": "noctune/x"}),
+            ),
+            (
+                P::StatusChanged {
+                    status: RunStatus::WaitingApproval,
+                    error: None,
+                    resumed: None,
+                },
+                json!({"status": "waiting_approval", "error": null}),
+            ),
+            (
+                P::Stage {
+                    stage: s("propose"),
+                },
+                json!({"stage": "propose"}),
+            ),
+            (P::Heartbeat {}, json!({})),
+            (P::WorktreeReady { path: s("/w") }, json!({"path": "/w"})),
+            (
+                P::ToolStarted {
+                    tool: s("ruff"),
+                    stage: s("propose"),
+                    argv: vec![s("ruff"), s("check")],
+                },
+                json!({"tool": "ruff", "stage": "propose", "argv": ["ruff", "check"]}),
+            ),
+            (
+                P::ToolFinished {
+                    tool: s("ruff"),
+                    stage: s("check"),
+                    ok: false,
+                    exit_code: None,
+                    elapsed_ms: Some(12),
+                    outcome: s("timed out after 5s"),
+                    log: s("/l"),
+                },
+                json!({"tool": "ruff", "stage": "check", "ok": false, "exit_code": null, "elapsed_ms": 12,
+                       "outcome": "timed out after 5s", "log": "/l"}),
+            ),
+            (
+                P::ToolSkipped {
+                    tool: s("mypy"),
+                    reason: s("no"),
+                    stage: s("check"),
+                },
+                json!({"tool": "mypy", "reason": "no", "stage": "check"}),
+            ),
+            (
+                P::EditProposed {
+                    file: s("a.py"),
+                    source: ProposalSource::Llm,
+                    symbols: Some(vec![s("f")]),
+                    bumps: None,
+                    major: None,
+                },
+                json!({"file": "a.py", "source": "llm", "symbols": ["f"]}),
+            ),
+            (
+                P::EditRepaired {
+                    file: s("a.py"),
+                    gate: Gate::Lint,
+                    how: s("ruff --fix"),
+                    error: None,
+                    findings: Some(vec![s("F401")]),
+                },
+                json!({"file": "a.py", "gate": "lint", "findings": ["F401"], "how": "ruff --fix"}),
+            ),
+            (
+                P::EditDropped {
+                    file: s("a.py"),
+                    reason: s("bad"),
+                    gate: Some(Gate::Parse),
+                    symbol: Some(s("f, g")),
+                },
+                json!({"file": "a.py", "symbol": "f, g", "gate": "parse", "reason": "bad"}),
+            ),
+            (
+                P::PolicyViolation {
+                    file: s("a.py"),
+                    reason: s("outside"),
+                    source: ProposalSource::DepsBump,
+                },
+                json!({"file": "a.py", "reason": "outside", "source": "deps_bump"}),
+            ),
+            (
+                P::EditRefused {
+                    file: s("a.py"),
+                    reason: s("no"),
+                    approval_id: None,
+                },
+                json!({"file": "a.py", "reason": "no"}),
+            ),
+            (
+                P::AutoApproved {
+                    approval_id: s("ab12"),
+                    file: s("a.py"),
+                    risk_score: 10,
+                    lines: 3,
+                },
+                json!({"approval_id": "ab12", "file": "a.py", "risk_score": 10, "lines": 3}),
+            ),
+            (
+                P::ApprovalRequested {
+                    approval_id: s("ab12"),
+                    file: s("a.py"),
+                    symbol: s(""),
+                    risk_score: 70,
+                    reason: s("big"),
+                    lines: 40,
+                    decide: s("noctune decide r ab12 approve"),
+                },
+                json!({"approval_id": "ab12", "file": "a.py", "symbol": "", "risk_score": 70, "reason": "big",
+                       "lines": 40, "decide": "noctune decide r ab12 approve"}),
+            ),
+            (
+                P::ApprovalDecided {
+                    approval_id: s("ab12"),
+                    file: s("a.py"),
+                    decision: Decision::Reject,
+                    decided_by: s("me"),
+                    decided_at: s("t"),
+                    reason: s(""),
+                },
+                json!({"approval_id": "ab12", "file": "a.py", "decision": "reject", "decided_by": "me",
+                       "decided_at": "t", "reason": ""}),
+            ),
+            (
+                P::ApprovalStale {
+                    file: s("a.py"),
+                    reason: s("changed"),
+                },
+                json!({"file": "a.py", "reason": "changed"}),
+            ),
+            (
+                P::PatchsetPlanned {
+                    n: 1,
+                    of: 2,
+                    files: files(),
+                    approval_ids: vec![s("ab12")],
+                },
+                json!({"n": 1, "of": 2, "files": ["a.py", "b.py"], "approval_ids": ["ab12"]}),
+            ),
+            (
+                P::PatchsetApplied {
+                    n: 1,
+                    of: 2,
+                    files: files(),
+                },
+                json!({"n": 1, "of": 2, "files": ["a.py", "b.py"]}),
+            ),
+            (
+                P::PatchsetFailed {
+                    n: 2,
+                    of: 2,
+                    files: files(),
+                    tool: s("pytest"),
+                    reason: s("failed"),
+                    output_tail: s("E"),
+                },
+                json!({"n": 2, "of": 2, "files": ["a.py", "b.py"], "tool": "pytest", "reason": "failed", "output_tail": "E"}),
+            ),
+            (
+                P::PatchsetCommitted {
+                    n: 1,
+                    of: 1,
+                    sha: s("deadbeef"),
+                    message: s("m"),
+                    files: files(),
+                },
+                json!({"n": 1, "of": 1, "sha": "deadbeef", "message": "m", "files": ["a.py", "b.py"]}),
+            ),
+            (
+                P::StopRequested { grace_secs: 10 },
+                json!({"grace_secs": 10}),
+            ),
+            (
+                P::Stopped {
+                    stage: s("approvals"),
+                    forced: true,
+                },
+                json!({"forced": true, "stage": "approvals"}),
+            ),
+            (P::RunFailed { error: s("boom") }, json!({"error": "boom"})),
+            (
+                P::RunDone {
+                    commits: vec![s("deadbeef")],
+                    branch: s("noctune/x"),
+                },
+                json!({"commits": ["deadbeef"], "branch": "noctune/x"}),
+            ),
+            (
+                P::RunResumed {
+                    worker_pid: 8,
+                    pack: s("lint_fix"),
+                    branch: s("noctune/x"),
+                },
+                json!({"worker_pid": 8, "pack": "lint_fix", "branch": "noctune/x"}),
+            ),
+            (
+                P::Log {
+                    level: LogLevel::Warn,
+                    message: s("m"),
+                    file: Some(s("req.txt")),
+                    project: Some(s("")),
+                },
+                json!({"level": "warn", "file": "req.txt", "project": "", "message": "m"}),
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_kind_has_a_payload_whose_json_is_what_the_engine_wrote_before() {
+        let samples = samples();
+        let kinds: std::collections::BTreeSet<&str> =
+            samples.iter().map(|(p, _)| p.kind().as_str()).collect();
+        assert_eq!(kinds.len(), samples.len(), "one sample per kind");
+        assert_eq!(kinds.len(), 28, "every EventKind has a variant");
+        for (body, old) in samples {
+            let ev = Event::new(3, "2024-01-01T00:00:00Z".into(), &body);
+            let line = serde_json::to_string(&ev).unwrap();
+            let old_line = serde_json::to_string(&Event {
+                idx: 3,
+                ts: "2024-01-01T00:00:00Z".into(),
+                kind: body.kind().as_str().into(),
+                payload: old,
+            })
+            .unwrap();
+            assert_eq!(line, old_line, "{:?}", body.kind());
+            assert!(line.starts_with("{\"idx\":3,"), "{line}");
+            // The serde tag is the kind's name, and the line reads back as the same value.
+            let tagged = serde_json::to_value(&body).unwrap();
+            assert_eq!(tagged["type"], body.kind().as_str());
+            let back: Event = serde_json::from_str(&line).unwrap();
+            assert_eq!(back.body(), Some(body));
+        }
+    }
+
+    #[test]
+    fn lines_of_older_versions_and_unknown_types_still_read() {
+        // A setup failure of an older worker wrote `stopped` with only an error.
+        let old = r#"{"idx":4,"ts":"t","type":"stopped","payload":{"error":null}}"#;
+        let ev: Event = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            ev.body(),
+            Some(EventPayload::Stopped {
+                stage: String::new(),
+                forced: false
+            })
+        );
+        // A resume's status change has no `error`.
+        let resumed = r#"{"idx":5,"ts":"t","type":"status_changed","payload":{"resumed":true,"status":"queued"}}"#;
+        let ev: Event = serde_json::from_str(resumed).unwrap();
+        assert_eq!(
+            ev.body(),
+            Some(EventPayload::StatusChanged {
+                status: RunStatus::Queued,
+                error: None,
+                resumed: Some(true)
+            })
+        );
+        // A type (or a payload) this version does not know is still an event, just untyped.
+        for line in [
+            r#"{"idx":6,"ts":"t","type":"gc_done","payload":{"freed":3}}"#,
+            r#"{"idx":7,"ts":"t","type":"stage","payload":{"stage":42}}"#,
+            r#"{"idx":8,"ts":"t","type":"log","payload":"free text"}"#,
+        ] {
+            let ev: Event = serde_json::from_str(line).unwrap();
+            assert_eq!(ev.body(), None, "{line}");
+            assert_eq!(serde_json::to_string(&ev).unwrap(), line, "kept as it was");
+        }
+        // Extra fields a newer writer adds do not stop this version from reading the event.
+        let newer = r#"{"idx":9,"ts":"t","type":"stage","payload":{"stage":"propose","extra":1}}"#;
+        let ev: Event = serde_json::from_str(newer).unwrap();
+        assert_eq!(
+            ev.body(),
+            Some(EventPayload::Stage {
+                stage: "propose".into()
+            })
+        );
+    }
+
+    #[test]
+    fn the_schema_has_one_alternative_per_type() {
+        let schema = event_schema();
+        let text = schema.to_string();
+        let alts = schema
+            .get("oneOf")
+            .or_else(|| schema.get("anyOf"))
+            .and_then(Value::as_array)
+            .unwrap_or_else(|| panic!("no alternatives in {text}"));
+        assert_eq!(alts.len(), 28, "{text}");
+        for required in ["idx", "ts"] {
+            assert!(
+                schema["required"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r == required),
+                "{text}"
+            );
+        }
+        for (body, _) in samples() {
+            assert!(
+                text.contains(&format!("\"{}\"", body.kind().as_str())),
+                "{:?}",
+                body.kind()
+            );
+        }
+        assert!(
+            text.contains("waiting_approval")
+                && text.contains("deps_bump")
+                && text.contains("reject")
+        );
+    }
+
+    #[test]
+    fn the_schema_lists_the_serde_names_of_the_value_types() {
+        for (src, name) in PROPOSAL_SOURCES {
+            assert_eq!(serde_json::to_value(src).unwrap(), name);
+            // A new ProposalSource must be added to the list (this match stops compiling).
+            match src {
+                ProposalSource::Command | ProposalSource::Llm | ProposalSource::DepsBump => {}
+            }
+        }
+        for s in RunStatus::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for g in [Gate::Parse, Gate::Lint] {
+            assert_eq!(serde_json::to_value(g).unwrap(), g.as_str());
+        }
+        for d in [Decision::Approve, Decision::Reject] {
+            assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
         }
     }
 }

@@ -4,17 +4,17 @@
 use super::events::{EventLog, read_events};
 use super::paths::{RunPaths, ensure_cache_dir};
 use super::process;
+use super::records::{full_ingest, load_decision, load_requests};
 use super::runfile::{self, RunFileError};
-use super::worker::{full_ingest, load_decision, load_requests};
+use noctune_core::event::EventPayload;
 use noctune_core::{
-    ApprovalDecision, ApprovalStatus, Decision, ErrorCode, Event, EventKind, IdError, OpError,
-    ResumePolicy, RunId, RunRecord, RunStatus,
+    ApprovalDecision, ApprovalStatus, Decision, ErrorCode, Event, IdError, OpError, ResumePolicy,
+    RunId, RunRecord, RunStatus,
 };
 pub use noctune_core::{ApprovalView, StartRequest};
 use noctune_store::{AuditStore, StoreError};
 use noctune_util::{fsx, time};
 
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -165,17 +165,19 @@ pub fn start_run(store: &AuditStore, req: &StartRequest) -> Result<Started, Engi
         stage: "queued".into(),
     };
     runfile::create(&paths, &record)?;
-    let ev = EventLog::new(&paths).append(
-        EventKind::RunQueued,
-        json!({"pack": record.pack, "profile": record.profile, "repo_root": record.repo_root, "head_sha": record.head_sha}),
-    )?;
+    let ev = EventLog::new(&paths).append(&EventPayload::RunQueued {
+        pack: record.pack.clone(),
+        profile: record.profile.clone(),
+        repo_root: record.repo_root.clone(),
+        head_sha: record.head_sha.clone(),
+    })?;
     store.upsert_run(&record)?;
     store.ingest_events(&run_id, &[ev])?;
     spawn(store, paths)
 }
 
 fn spawn(store: &AuditStore, paths: RunPaths) -> Result<Started, EngineError> {
-    let worker = process::spawn_worker(&paths.run_dir, &paths.worker_log())?;
+    let worker = process::spawn_worker(&paths.run_dir, &paths.worker_log(), store.path())?;
     let pid = worker.id();
     let record = runfile::update(&paths, |r| {
         if r.status == RunStatus::Queued {
@@ -235,12 +237,14 @@ fn mark_dead(store: &AuditStore, paths: &RunPaths, error: &str) -> Result<RunRec
     };
     let events = EventLog::new(paths);
     if to == RunStatus::Stopped {
-        events.append(
-            EventKind::Stopped,
-            json!({"forced": true, "stage": cur.stage}),
-        )?;
+        events.append(&EventPayload::Stopped {
+            stage: cur.stage.clone(),
+            forced: true,
+        })?;
     } else {
-        events.append(EventKind::RunFailed, json!({"error": error}))?;
+        events.append(&EventPayload::RunFailed {
+            error: error.to_string(),
+        })?;
     }
     let rec = runfile::update(paths, |r| {
         if to == RunStatus::Failed {
@@ -248,10 +252,11 @@ fn mark_dead(store: &AuditStore, paths: &RunPaths, error: &str) -> Result<RunRec
         }
         Some(to)
     })?;
-    events.append(
-        EventKind::StatusChanged,
-        json!({"status": to.as_str(), "error": rec.error}),
-    )?;
+    events.append(&EventPayload::StatusChanged {
+        status: to,
+        error: rec.error.clone(),
+        resumed: None,
+    })?;
     full_ingest(paths, store);
     Ok(rec)
 }
@@ -480,10 +485,9 @@ pub fn stop(
     });
     fsx::write_atomic(&paths.stop_request(), time::now_rfc3339().as_bytes())?;
     let events = EventLog::new(&paths);
-    events.append(
-        EventKind::StopRequested,
-        json!({"grace_secs": grace.as_secs()}),
-    )?;
+    events.append(&EventPayload::StopRequested {
+        grace_secs: grace.as_secs(),
+    })?;
     let rec = runfile::update(&paths, |r| {
         if r.status == RunStatus::Stopping {
             None
@@ -542,10 +546,11 @@ pub fn resume(store: &AuditStore, run_id: &str) -> Result<Started, EngineError> 
     }
     let _ = std::fs::remove_file(paths.stop_request());
     let rec = runfile::update(&paths, |_| Some(RunStatus::Queued))?;
-    let ev = EventLog::new(&paths).append(
-        EventKind::StatusChanged,
-        json!({"status": "queued", "resumed": true}),
-    )?;
+    let ev = EventLog::new(&paths).append(&EventPayload::StatusChanged {
+        status: RunStatus::Queued,
+        error: None,
+        resumed: Some(true),
+    })?;
     store.upsert_run(&rec)?;
     store.ingest_events(&paths.run_id, &[ev])?;
     spawn(store, paths)

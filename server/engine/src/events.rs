@@ -3,9 +3,9 @@
 //! because every append takes the run's event lock and reads the last idx under it.
 
 use super::paths::RunPaths;
-use noctune_core::{Event, EventKind};
+use noctune_core::Event;
+use noctune_core::event::EventPayload;
 use noctune_util::time;
-use serde_json::Value;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 
@@ -24,13 +24,9 @@ impl EventLog {
         }
     }
 
-    /// Appends one event and returns it with its index.
-    pub fn append(&self, kind: EventKind, payload: Value) -> std::io::Result<Event> {
-        self.append_raw(kind.as_str(), payload)
-    }
-
-    /// Appends one event of a type given by name.
-    pub fn append_raw(&self, kind: &str, payload: Value) -> std::io::Result<Event> {
+    /// Appends one event and returns it with its index. Events are written only from
+    /// [`EventPayload`], so a payload's shape changes only with its type.
+    pub fn append(&self, body: &EventPayload) -> std::io::Result<Event> {
         let path = self.paths.events();
         let mut f = File::options()
             .create(true)
@@ -44,12 +40,7 @@ impl EventLog {
             Some((end, next)) if end == len => next,
             _ => next_idx(&mut f)?,
         };
-        let ev = Event {
-            idx,
-            ts: time::now_rfc3339(),
-            kind: kind.to_string(),
-            payload,
-        };
+        let ev = Event::new(idx, time::now_rfc3339(), body);
         let mut line = serde_json::to_vec(&ev).map_err(std::io::Error::other)?;
         line.push(b'\n');
         f.write_all(&line)?;
@@ -197,6 +188,7 @@ impl EventTail {
 mod tests {
     use super::*;
     use noctune_core::RunId;
+    use noctune_core::event::LogLevel;
 
     #[test]
     fn paging_from_any_cursor_returns_contiguous_events() {
@@ -205,10 +197,12 @@ mod tests {
         std::fs::create_dir_all(&paths.run_dir).unwrap();
         let log = EventLog::new(&paths);
         for i in 0..3000u64 {
-            log.append(
-                EventKind::Log,
-                serde_json::json!({"i": i, "pad": "x".repeat((i % 97) as usize)}),
-            )
+            log.append(&EventPayload::Log {
+                level: LogLevel::Info,
+                message: format!("{i} {}", "x".repeat((i % 97) as usize)),
+                file: None,
+                project: None,
+            })
             .unwrap();
         }
         for cursor in [0u64, 1, 2, 999, 1000, 1777, 2998, 2999, 3000, 5000] {

@@ -1,12 +1,12 @@
 //! Proposers: turn a pack's proposer spec into [`Proposal`]s for files of the run's worktree.
 //! Each proposer leaves the worktree as it found it (clean at HEAD); proposals are values.
 
+use super::ctx::{Halt, RunCtx};
 use super::gates;
 use super::symbols;
 use super::tools::{self, ToolOutcome};
-use super::worker::{Halt, RunCtx};
-use noctune_core::{EventKind, Proposal, ProposalSource, ProposerSpec};
-use serde_json::json;
+use noctune_core::event::{EventPayload, Gate, LogLevel};
+use noctune_core::{Proposal, ProposalSource, ProposerSpec};
 use std::collections::BTreeMap;
 
 /// Proposes edits for every file in scope (`only`: just these paths, for a re-proposal).
@@ -35,7 +35,11 @@ fn command(
     for name in tool_names {
         ctx.check_stop()?;
         if !ctx.pack.tool_allowed(name) {
-            ctx.emit(EventKind::ToolSkipped, json!({"tool": name, "reason": "not in the pack's tools_allowed", "stage": "propose"}))?;
+            ctx.emit(EventPayload::ToolSkipped {
+                tool: name.clone(),
+                reason: NOT_ALLOWED.into(),
+                stage: "propose".into(),
+            })?;
             continue;
         }
         let tool = ctx.tool(name)?;
@@ -61,10 +65,7 @@ fn command(
     let parse_errors = match gates::ruff_parse_errors(&ctx.worktree_path(), &py) {
         Ok(errors) => errors,
         Err(gates::GateUnavailable::Missing(why)) => {
-            ctx.emit(
-                EventKind::Log,
-                json!({"level": "warn", "message": format!("parse gate skipped: {why}")}),
-            )?;
+            ctx.emit(warn(format!("parse gate skipped: {why}")))?;
             BTreeMap::new()
         }
     };
@@ -83,11 +84,21 @@ fn command(
             }
         }
         let Ok(after) = after else {
-            ctx.emit(EventKind::EditDropped, json!({"file": path, "reason": "the tool deleted the file; deletions are not proposed"}))?;
+            ctx.emit(EventPayload::EditDropped {
+                file: path.clone(),
+                reason: "the tool deleted the file; deletions are not proposed".into(),
+                gate: None,
+                symbol: None,
+            })?;
             continue;
         };
         if let Some(err) = parse_errors.get(path) {
-            ctx.emit(EventKind::EditDropped, json!({"file": path, "reason": format!("does not parse after the fixer: {err}"), "gate": "parse"}))?;
+            ctx.emit(EventPayload::EditDropped {
+                file: path.clone(),
+                reason: format!("does not parse after the fixer: {err}"),
+                gate: Some(Gate::Parse),
+                symbol: None,
+            })?;
             continue;
         }
         let before = String::from_utf8_lossy(&before.unwrap_or_default()).into_owned();
@@ -121,7 +132,12 @@ fn command(
                     after.get(path).unwrap_or(&empty),
                 );
                 if !new.is_empty() {
-                    ctx.emit(EventKind::EditDropped, json!({"file": path, "gate": "lint", "reason": format!("the edit adds lint findings {}", new.join(", "))}))?;
+                    ctx.emit(EventPayload::EditDropped {
+                        file: path.clone(),
+                        reason: format!("the edit adds lint findings {}", new.join(", ")),
+                        gate: Some(Gate::Lint),
+                        symbol: None,
+                    })?;
                     dropped.push(path.clone());
                 }
             }
@@ -129,17 +145,17 @@ fn command(
         }
         (Err(gates::GateUnavailable::Missing(why)), _)
         | (_, Err(gates::GateUnavailable::Missing(why))) => {
-            ctx.emit(
-                EventKind::Log,
-                json!({"level": "warn", "message": format!("lint gate skipped: {why}")}),
-            )?;
+            ctx.emit(warn(format!("lint gate skipped: {why}")))?;
         }
     }
     for p in &proposals {
-        ctx.emit(
-            EventKind::EditProposed,
-            json!({"file": p.file_path, "source": "command"}),
-        )?;
+        ctx.emit(EventPayload::EditProposed {
+            file: p.file_path.clone(),
+            source: ProposalSource::Command,
+            symbols: None,
+            bumps: None,
+            major: None,
+        })?;
     }
     Ok(proposals)
 }
@@ -192,7 +208,12 @@ fn llm(
             match ctx.ask_model(instructions, &path, &original, None) {
                 Ok(code) => rewrites.push((sym.clone(), code)),
                 Err(e) => {
-                    ctx.emit(EventKind::EditDropped, json!({"file": path, "symbol": sym.name, "reason": format!("model request failed: {e}")}))?;
+                    ctx.emit(EventPayload::EditDropped {
+                        file: path.clone(),
+                        reason: format!("model request failed: {e}"),
+                        gate: None,
+                        symbol: Some(sym.name.clone()),
+                    })?;
                 }
             }
         }
@@ -224,11 +245,22 @@ fn llm(
             }
             match repaired {
                 Some(c) => {
-                    ctx.emit(EventKind::EditRepaired, json!({"file": path, "gate": "parse", "error": err, "how": "asked the model again with the error"}))?;
+                    ctx.emit(EventPayload::EditRepaired {
+                        file: path.clone(),
+                        gate: Gate::Parse,
+                        how: "asked the model again with the error".into(),
+                        error: Some(err),
+                        findings: None,
+                    })?;
                     after = c;
                 }
                 None => {
-                    ctx.emit(EventKind::EditDropped, json!({"file": path, "symbol": names.join(", "), "gate": "parse", "reason": format!("the model's code does not parse: {err}")}))?;
+                    ctx.emit(EventPayload::EditDropped {
+                        file: path.clone(),
+                        reason: format!("the model's code does not parse: {err}"),
+                        gate: Some(Gate::Parse),
+                        symbol: Some(names.join(", ")),
+                    })?;
                     continue;
                 }
             }
@@ -237,27 +269,38 @@ fn llm(
         match lint_gate(&path, &text, &after) {
             Ok(LintGate::Pass) => {}
             Ok(LintGate::Repaired(fixed, codes)) => {
-                ctx.emit(
-                    EventKind::EditRepaired,
-                    json!({"file": path, "gate": "lint", "findings": codes, "how": "ruff --fix"}),
-                )?;
+                ctx.emit(EventPayload::EditRepaired {
+                    file: path.clone(),
+                    gate: Gate::Lint,
+                    how: "ruff --fix".into(),
+                    error: None,
+                    findings: Some(codes),
+                })?;
                 after = fixed;
             }
             Ok(LintGate::Fail(codes)) => {
-                ctx.emit(EventKind::EditDropped, json!({"file": path, "gate": "lint", "reason": format!("adds lint findings {}", codes.join(", "))}))?;
+                ctx.emit(EventPayload::EditDropped {
+                    file: path.clone(),
+                    reason: format!("adds lint findings {}", codes.join(", ")),
+                    gate: Some(Gate::Lint),
+                    symbol: None,
+                })?;
                 continue;
             }
             Err(why) => {
-                ctx.emit(EventKind::Log, json!({"level": "warn", "message": format!("lint gate skipped for {path}: {why}")}))?;
+                ctx.emit(warn(format!("lint gate skipped for {path}: {why}")))?;
             }
         }
         if after == text {
             continue;
         }
-        ctx.emit(
-            EventKind::EditProposed,
-            json!({"file": path, "source": "llm", "symbols": names}),
-        )?;
+        ctx.emit(EventPayload::EditProposed {
+            file: path.clone(),
+            source: ProposalSource::Llm,
+            symbols: Some(names.clone()),
+            bumps: None,
+            major: None,
+        })?;
         proposals.push(Proposal {
             file_path: path,
             symbol: names.join(", "),
@@ -275,10 +318,7 @@ fn parse_error(ctx: &mut RunCtx, path: &str, src: &str) -> Result<Option<String>
     match gates::python_parse_errors(&one) {
         Ok(mut e) => Ok(e.remove(path)),
         Err(gates::GateUnavailable::Missing(why)) => {
-            ctx.emit(
-                EventKind::Log,
-                json!({"level": "warn", "message": format!("parse gate skipped: {why}")}),
-            )?;
+            ctx.emit(warn(format!("parse gate skipped: {why}")))?;
             Ok(None)
         }
     }
@@ -326,13 +366,23 @@ fn deps(
         .map_err(|e| Halt::Fail(format!("deps_bump: {e}")))?
         .map_err(|e| Halt::Fail(format!("deps_bump: {e}")))?;
     for w in warnings {
-        ctx.emit(EventKind::Log, json!({"level": "warn", "file": w.file_path, "project": w.project, "message": w.message}))?;
+        ctx.emit(EventPayload::Log {
+            level: LogLevel::Warn,
+            message: w.message,
+            file: Some(w.file_path),
+            project: Some(w.project),
+        })?;
     }
     let mut out = Vec::new();
     for e in edits {
         if e.file_path.ends_with(".toml") {
             if let Err(err) = e.after.parse::<toml::Table>() {
-                ctx.emit(EventKind::EditDropped, json!({"file": e.file_path, "gate": "parse", "reason": format!("not valid TOML after the bump: {err}")}))?;
+                ctx.emit(EventPayload::EditDropped {
+                    file: e.file_path.clone(),
+                    reason: format!("not valid TOML after the bump: {err}"),
+                    gate: Some(Gate::Parse),
+                    symbol: None,
+                })?;
                 continue;
             }
         }
@@ -343,10 +393,13 @@ fn deps(
             .collect::<Vec<_>>()
             .join(", ");
         let major = e.bumps.iter().any(|b| b.major);
-        ctx.emit(
-            EventKind::EditProposed,
-            json!({"file": e.file_path, "source": "deps_bump", "bumps": symbol, "major": major}),
-        )?;
+        ctx.emit(EventPayload::EditProposed {
+            file: e.file_path.clone(),
+            source: ProposalSource::DepsBump,
+            symbols: None,
+            bumps: Some(symbol.clone()),
+            major: Some(major),
+        })?;
         out.push(Proposal {
             file_path: e.file_path,
             symbol,
@@ -366,10 +419,11 @@ pub fn run_check(
     files: &[String],
 ) -> Result<Option<ToolOutcome>, Halt> {
     if !ctx.pack.tool_allowed(name) {
-        ctx.emit(
-            EventKind::ToolSkipped,
-            json!({"tool": name, "reason": "not in the pack's tools_allowed", "stage": "check"}),
-        )?;
+        ctx.emit(EventPayload::ToolSkipped {
+            tool: name.to_string(),
+            reason: NOT_ALLOWED.into(),
+            stage: "check".into(),
+        })?;
         return Ok(None);
     }
     let tool = ctx.tool(name)?;
@@ -378,3 +432,14 @@ pub fn run_check(
 }
 
 pub use tools::tail_of;
+
+const NOT_ALLOWED: &str = "not in the pack's tools_allowed";
+
+fn warn(message: String) -> EventPayload {
+    EventPayload::Log {
+        level: LogLevel::Warn,
+        message,
+        file: None,
+        project: None,
+    }
+}

@@ -3,283 +3,27 @@
 //! (`run.json`, `events.jsonl`, approval files, `patchsets.json`, the audit DB) so that a
 //! resumed worker continues where this one left off.
 
+use super::ctx::{Halt, RunCtx, compile_globs};
 use super::events::EventLog;
 use super::paths::RunPaths;
 use super::proposers;
+use super::records::{full_ingest, load_decision, load_plan, load_requests};
 use super::runfile;
-use super::tools::{self, ToolOutcome};
-use globset::GlobSet;
-use noctune_config::{Config, ModelProfile, ToolDef};
+use noctune_core::event::EventPayload;
 use noctune_core::{
-    ApprovalDecision, ApprovalRequest, ApprovedEdit, EditFacts, Event, EventKind, GroupInput,
-    PolicyPack, Proposal, RunRecord, RunStatus, Verdict, approval_id, group_into_patchsets, police,
-    unified_diff,
+    ApprovalRequest, ApprovedEdit, EditFacts, EventKind, GroupInput, PatchsetStatus,
+    PlannedPatchset, Proposal, RunRecord, RunStatus, Verdict, approval_id, group_into_patchsets,
+    police, unified_diff,
 };
 use noctune_store::AuditStore;
 use noctune_util::{fsx, time};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-/// Why the worker stops doing steps.
-#[derive(Debug)]
-pub enum Halt {
-    Stop,
-    Fail(String),
-}
-
-impl Halt {
-    pub fn from_display(e: impl std::fmt::Display) -> Halt {
-        Halt::Fail(e.to_string())
-    }
-}
-
-impl From<std::io::Error> for Halt {
-    fn from(e: std::io::Error) -> Halt {
-        Halt::Fail(format!("IO error: {e}"))
-    }
-}
-
-pub struct RunCtx {
-    pub paths: RunPaths,
-    pub cfg: Config,
-    pub pack: PolicyPack,
-    pub profile: ModelProfile,
-    pub wt: git2::Repository,
-    pub store: AuditStore,
-    events: EventLog,
-    pending_db: Vec<Event>,
-    pending_approvals: Vec<ApprovalRequest>,
-    globs: GlobSet,
-    tool_seq: u32,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-pub use noctune_core::{PatchsetPlan, PatchsetStatus, PlannedPatchset};
-
-pub fn compile_globs(globs: &[String]) -> Result<GlobSet, String> {
-    let mut b = globset::GlobSetBuilder::new();
-    for g in globs {
-        let glob = globset::GlobBuilder::new(g)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| format!("glob {g:?}: {e}"))?;
-        b.add(glob);
-    }
-    b.build().map_err(|e| e.to_string())
-}
-
-impl RunCtx {
-    pub fn emit(&mut self, kind: EventKind, payload: Value) -> Result<Event, Halt> {
-        let ev = self.events.append(kind, payload)?;
-        self.pending_db.push(ev.clone());
-        if self.pending_db.len() >= 256 {
-            self.flush_db();
-        }
-        Ok(ev)
-    }
-
-    /// Sends buffered events to the audit DB. A DB failure is logged, never fatal: the files
-    /// are the source of truth and the end-of-run ingest retries.
-    pub fn flush_db(&mut self) {
-        if !self.pending_approvals.is_empty() {
-            if let Err(e) = self.store.upsert_approvals(&self.pending_approvals) {
-                tracing::warn!("audit DB approval ingest failed (will retry at run end): {e}");
-            }
-            self.pending_approvals.clear();
-        }
-        if self.pending_db.is_empty() {
-            return;
-        }
-        if let Err(e) = self
-            .store
-            .ingest_events(&self.paths.run_id, &self.pending_db)
-        {
-            tracing::warn!("audit DB ingest failed (will retry at run end): {e}");
-        }
-        self.pending_db.clear();
-    }
-
-    pub fn stop_requested(&self) -> bool {
-        self.paths.stop_request().exists()
-    }
-
-    pub fn check_stop(&self) -> Result<(), Halt> {
-        if self.stop_requested() {
-            Err(Halt::Stop)
-        } else {
-            Ok(())
-        }
-    }
-
-    pub fn worktree_path(&self) -> PathBuf {
-        self.paths.worktree()
-    }
-
-    pub fn in_globs(&self, path: &str) -> bool {
-        self.globs.is_match(path)
-    }
-
-    pub fn tests_available(&self) -> bool {
-        self.pack
-            .checks
-            .iter()
-            .any(|c| self.pack.tool_allowed(c) && self.cfg.tools.contains_key(c))
-    }
-
-    pub fn tool(&self, name: &str) -> Result<ToolDef, Halt> {
-        self.cfg
-            .tools
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Halt::Fail(format!("tool {name:?} is not defined in [tools]")))
-    }
-
-    pub fn set_stage(&mut self, stage: &str) -> Result<(), Halt> {
-        let s = stage.to_string();
-        let rec = runfile::update(&self.paths, |r| {
-            r.stage = s;
-            None
-        })
-        .map_err(Halt::from_display)?;
-        self.emit(EventKind::Stage, json!({"stage": stage}))?;
-        self.sync_run(&rec);
-        Ok(())
-    }
-
-    pub fn set_status(&mut self, to: RunStatus, error: Option<String>) -> Result<RunRecord, Halt> {
-        let rec = runfile::update(&self.paths, |r| {
-            if error.is_some() {
-                r.error = error.clone();
-            }
-            Some(to)
-        })
-        .map_err(Halt::from_display)?;
-        self.emit(
-            EventKind::StatusChanged,
-            json!({"status": to.as_str(), "error": error}),
-        )?;
-        self.sync_run(&rec);
-        Ok(rec)
-    }
-
-    fn sync_run(&mut self, rec: &RunRecord) {
-        self.flush_db();
-        if let Err(e) = self.store.upsert_run(rec) {
-            tracing::warn!("audit DB run update failed: {e}");
-        }
-    }
-
-    pub fn run_tool(
-        &mut self,
-        tool: &ToolDef,
-        files: &[String],
-        stage: &str,
-    ) -> Result<ToolOutcome, Halt> {
-        self.tool_seq += 1;
-        let log_dir = self.paths.run_dir.join("tools");
-        std::fs::create_dir_all(&log_dir)?;
-        let log = log_dir.join(format!("{:03}-{}.log", self.tool_seq, tool.name));
-        self.emit(
-            EventKind::ToolStarted,
-            json!({"tool": tool.name, "stage": stage, "argv": tools::argv(tool, files)}),
-        )?;
-        let stop_file = self.paths.stop_request();
-        let outcome = tools::run_tool(tool, files, &self.worktree_path(), &log, &|| {
-            stop_file.exists()
-        })?;
-        let (code, elapsed_ms) = match &outcome {
-            ToolOutcome::Finished { code, elapsed, .. } => {
-                (Some(*code), Some(elapsed.as_millis() as u64))
-            }
-            _ => (None, None),
-        };
-        self.emit(
-            EventKind::ToolFinished,
-            json!({"tool": tool.name, "stage": stage, "ok": outcome.succeeded(), "exit_code": code,
-                   "elapsed_ms": elapsed_ms, "outcome": outcome.describe(), "log": log.display().to_string()}),
-        )?;
-        if let ToolOutcome::Interrupted = outcome {
-            return Err(Halt::Stop);
-        }
-        Ok(outcome)
-    }
-
-    fn runtime(&mut self) -> Result<&tokio::runtime::Runtime, Halt> {
-        if self.runtime.is_none() {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            self.runtime = Some(rt);
-        }
-        self.runtime
-            .as_ref()
-            .ok_or_else(|| Halt::Fail("no runtime".into()))
-    }
-
-    /// Runs an async HTTP job on this worker's runtime with a shared client.
-    pub fn block_on_http<F, Fut, T>(&mut self, job: F) -> Result<T, String>
-    where
-        F: FnOnce(reqwest::Client) -> Fut,
-        Fut: std::future::Future<Output = T>,
-    {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let rt = self.runtime().map_err(|_| "no async runtime".to_string())?;
-        Ok(rt.block_on(job(client)))
-    }
-
-    /// Asks the profile's model to rewrite one symbol; `retry` carries a previous attempt and
-    /// the gate's error for a repair.
-    pub fn ask_model(
-        &mut self,
-        instructions: &str,
-        path: &str,
-        original: &str,
-        retry: Option<(&str, &str)>,
-    ) -> Result<String, String> {
-        use noctune_llm::{ChatMessage, LlmClient, LlmEndpoint};
-        let p = self.profile.clone();
-        let mut endpoint = LlmEndpoint::new(&p.base_url, &p.model);
-        endpoint.temperature = p.temperature;
-        endpoint.max_tokens = p.max_tokens;
-        endpoint.request_timeout = Duration::from_secs(p.timeout_secs);
-        endpoint.api_key = p.api_key_env.as_ref().and_then(|v| std::env::var(v).ok());
-        let client = LlmClient::new(endpoint).map_err(|e| e.to_string())?;
-        let mut messages = vec![
-            ChatMessage::system(
-                "You rewrite one Python symbol at a time. Reply with the complete rewritten symbol \
-                 (decorators, signature and body) in a single ```python fenced block and nothing else.",
-            ),
-            ChatMessage::user(format!(
-                "{instructions}\n\nFile: {path}\n\n```python\n{original}\n```"
-            )),
-        ];
-        if let Some((attempt, err)) = retry {
-            messages.push(ChatMessage::assistant(format!("```python\n{attempt}\n```")));
-            messages.push(ChatMessage::user(format!(
-                "That code does not parse: {err}\nReply with a corrected version of the whole symbol."
-            )));
-        }
-        let rt = self.runtime().map_err(|_| "no async runtime".to_string())?;
-        let reply = rt
-            .block_on(client.complete_text(messages))
-            .map_err(|e| e.to_string())?;
-        let code = super::symbols::extract_code(&reply);
-        if code.trim().is_empty() {
-            return Err("the model's reply contained no code".into());
-        }
-        Ok(code)
-    }
-}
 
 /// Entry point of `noctune worker --run-dir DIR`.
 pub fn run_worker(run_dir: &Path) -> anyhow::Result<()> {
@@ -302,14 +46,20 @@ pub fn run_worker(run_dir: &Path) -> anyhow::Result<()> {
         r.stage = "setup".into();
         Some(RunStatus::Running)
     })?;
-    let ev = events.append(
-        if resumed {
-            EventKind::RunResumed
-        } else {
-            EventKind::RunStarted
-        },
-        json!({"worker_pid": pid, "pack": rec.pack, "branch": rec.branch}),
-    )?;
+    let (worker_pid, pack, branch) = (pid, rec.pack.clone(), rec.branch.clone());
+    let ev = events.append(&if resumed {
+        EventPayload::RunResumed {
+            worker_pid,
+            pack,
+            branch,
+        }
+    } else {
+        EventPayload::RunStarted {
+            worker_pid,
+            pack,
+            branch,
+        }
+    })?;
     let _ = store.ingest_events(&paths.run_id, &[ev]);
     let _ = store.upsert_run(&rec);
 
@@ -382,20 +132,16 @@ fn setup(
         elapsed_ms = t.elapsed().as_millis() as u64,
         "worktree ready"
     );
-    Ok(RunCtx {
-        paths: paths.clone(),
+    Ok(RunCtx::new(
+        paths.clone(),
         cfg,
         pack,
         profile,
         wt,
         store,
         events,
-        pending_db: Vec::new(),
-        pending_approvals: Vec::new(),
         globs,
-        tool_seq: 0,
-        runtime: None,
-    })
+    ))
 }
 
 /// Takes over the worktree of a finished (`done`) run, if there is one, instead of checking out
@@ -448,10 +194,9 @@ fn execute(ctx: &mut RunCtx) -> Result<(), Halt> {
         elapsed_ms = t.elapsed().as_millis() as u64,
         "worktree checked clean"
     );
-    ctx.emit(
-        EventKind::WorktreeReady,
-        json!({"path": ctx.worktree_path().display().to_string()}),
-    )?;
+    ctx.emit(EventPayload::WorktreeReady {
+        path: ctx.worktree_path().display().to_string(),
+    })?;
     ctx.check_stop()?;
     if !ctx.paths.proposals_done().exists() {
         ctx.set_stage("propose")?;
@@ -487,17 +232,19 @@ fn police_and_record(ctx: &mut RunCtx, p: Proposal) -> Result<Option<String>, Ha
     let id = approval_id(&ctx.pack.name, &p);
     let (risk, auto, reason) = match &verdict {
         Verdict::PolicyViolation { reason } => {
-            ctx.emit(
-                EventKind::PolicyViolation,
-                json!({"file": p.file_path, "reason": reason, "source": p.source}),
-            )?;
+            ctx.emit(EventPayload::PolicyViolation {
+                file: p.file_path.clone(),
+                reason: reason.clone(),
+                source: p.source,
+            })?;
             return Ok(None);
         }
         Verdict::Refused { reason } => {
-            ctx.emit(
-                EventKind::EditRefused,
-                json!({"file": p.file_path, "reason": reason}),
-            )?;
+            ctx.emit(EventPayload::EditRefused {
+                file: p.file_path.clone(),
+                reason: reason.clone(),
+                approval_id: None,
+            })?;
             return Ok(None);
         }
         Verdict::NeedsApproval { risk, reasons } => (*risk, false, reasons.join("; ")),
@@ -526,48 +273,27 @@ fn police_and_record(ctx: &mut RunCtx, p: Proposal) -> Result<Option<String>, Ha
         // Made durable in one go (`sync_filesystem`) before the proposals are marked done.
         fsx::write_atomic_unsynced(&path, &fsx::json_bytes(&req)?)?;
     }
-    ctx.pending_approvals.push(req.clone());
+    ctx.record_approval(req.clone());
     if auto {
-        ctx.emit(EventKind::AutoApproved, json!({"approval_id": id, "file": req.file_path, "risk_score": risk, "lines": req.lines_changed}))?;
+        ctx.emit(EventPayload::AutoApproved {
+            approval_id: id.to_string(),
+            file: req.file_path,
+            risk_score: risk,
+            lines: req.lines_changed,
+        })?;
     } else {
-        ctx.emit(
-            EventKind::ApprovalRequested,
-            json!({"approval_id": id, "file": req.file_path, "symbol": req.symbol, "risk_score": risk, "reason": reason,
-                   "lines": req.lines_changed,
-                   "decide": format!("noctune decide {} {} approve", ctx.paths.run_id, id)}),
-        )?;
+        let decide = format!("noctune decide {} {} approve", ctx.paths.run_id, id);
+        ctx.emit(EventPayload::ApprovalRequested {
+            approval_id: id.to_string(),
+            file: req.file_path,
+            symbol: req.symbol,
+            risk_score: risk,
+            reason,
+            lines: req.lines_changed,
+            decide,
+        })?;
     }
     Ok(Some(id.to_string()))
-}
-
-pub fn load_requests(paths: &RunPaths) -> std::io::Result<Vec<ApprovalRequest>> {
-    let mut out = Vec::new();
-    let dir = match std::fs::read_dir(paths.approvals_dir()) {
-        Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e),
-    };
-    for entry in dir {
-        let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if !name.ends_with(".json") || name.ends_with(".decision.json") || name.starts_with('.') {
-            continue;
-        }
-        if let Ok(req) = serde_json::from_slice::<ApprovalRequest>(&std::fs::read(&path)?) {
-            out.push(req);
-        }
-    }
-    out.sort_by(|a, b| {
-        a.file_path
-            .cmp(&b.file_path)
-            .then(a.approval_id.cmp(&b.approval_id))
-    });
-    Ok(out)
-}
-
-pub fn load_decision(paths: &RunPaths, id: &str) -> Option<ApprovalDecision> {
-    let bytes = std::fs::read(paths.decision(id)).ok()?;
-    serde_json::from_slice(&bytes).ok()
 }
 
 fn announced_decisions(ctx: &RunCtx) -> BTreeSet<String> {
@@ -575,11 +301,9 @@ fn announced_decisions(ctx: &RunCtx) -> BTreeSet<String> {
     events
         .into_iter()
         .filter(|e| e.kind == EventKind::ApprovalDecided.as_str())
-        .filter_map(|e| {
-            e.payload
-                .get("approval_id")
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
+        .filter_map(|e| match e.body() {
+            Some(EventPayload::ApprovalDecided { approval_id, .. }) => Some(approval_id),
+            _ => None,
         })
         .collect()
 }
@@ -596,11 +320,14 @@ fn wait_for_decisions(ctx: &mut RunCtx) -> Result<(), Halt> {
             match load_decision(&ctx.paths, r.approval_id.as_str()) {
                 Some(d) => {
                     if announced.insert(r.approval_id.to_string()) {
-                        ctx.emit(
-                            EventKind::ApprovalDecided,
-                            json!({"approval_id": d.approval_id, "file": r.file_path, "decision": d.decision,
-                                   "decided_by": d.decided_by, "decided_at": d.decided_at, "reason": d.reason}),
-                        )?;
+                        ctx.emit(EventPayload::ApprovalDecided {
+                            approval_id: d.approval_id.to_string(),
+                            file: r.file_path.clone(),
+                            decision: d.decision,
+                            decided_by: d.decided_by,
+                            decided_at: d.decided_at,
+                            reason: d.reason,
+                        })?;
                     }
                 }
                 None => still.push(r),
@@ -625,10 +352,6 @@ fn wait_for_decisions(ctx: &mut RunCtx) -> Result<(), Halt> {
     }
 }
 
-fn load_plan(paths: &RunPaths) -> Option<PatchsetPlan> {
-    serde_json::from_slice(&std::fs::read(paths.patchsets()).ok()?).ok()
-}
-
 /// Applies and commits every planned patchset. Returns `false` when a stale approval was
 /// re-proposed and new decisions are needed first.
 fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
@@ -648,7 +371,11 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
             Ok(e) => approved.push(e),
             Err(noctune_core::DecisionError::Rejected(_)) => {}
             Err(e) => {
-                ctx.emit(EventKind::EditRefused, json!({"file": r.file_path, "approval_id": r.approval_id, "reason": e.to_string()}))?;
+                ctx.emit(EventPayload::EditRefused {
+                    file: r.file_path.clone(),
+                    reason: e.to_string(),
+                    approval_id: Some(r.approval_id.to_string()),
+                })?;
             }
         }
     }
@@ -700,7 +427,12 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
         let total = plan.patchsets.len();
         for (i, ps) in plan.patchsets.iter().enumerate() {
             if ps.status == PatchsetStatus::Planned {
-                ctx.emit(EventKind::PatchsetPlanned, json!({"n": i + 1, "of": total, "files": ps.files, "approval_ids": ps.approval_ids}))?;
+                ctx.emit(EventPayload::PatchsetPlanned {
+                    n: i + 1,
+                    of: total,
+                    files: ps.files.clone(),
+                    approval_ids: ps.approval_ids.clone(),
+                })?;
             }
         }
     }
@@ -732,7 +464,11 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
         }
         if !stale.is_empty() {
             for f in &stale {
-                ctx.emit(EventKind::ApprovalStale, json!({"file": f, "reason": "the file changed since the edit was approved; proposing it again"}))?;
+                ctx.emit(EventPayload::ApprovalStale {
+                    file: f.clone(),
+                    reason: "the file changed since the edit was approved; proposing it again"
+                        .into(),
+                })?;
             }
             let fresh_props = proposers::propose(ctx, Some(&stale))?;
             for p in fresh_props {
@@ -755,10 +491,11 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
             let target = ctx.worktree_path().join(&e.proposal().file_path);
             fsx::write_atomic_unsynced(&target, e.proposal().after.as_bytes())?;
         }
-        ctx.emit(
-            EventKind::PatchsetApplied,
-            json!({"n": i + 1, "of": total, "files": files}),
-        )?;
+        ctx.emit(EventPayload::PatchsetApplied {
+            n: i + 1,
+            of: total,
+            files: files.clone(),
+        })?;
         let mut failure = None;
         for check in ctx.pack.checks.clone() {
             match proposers::run_check(ctx, &check, &files) {
@@ -783,7 +520,14 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
             plan.patchsets[i].status = PatchsetStatus::Failed;
             plan.patchsets[i].reason = Some(reason.clone());
             fsx::write_json_atomic(&ctx.paths.patchsets(), &plan)?;
-            ctx.emit(EventKind::PatchsetFailed, json!({"n": i + 1, "of": total, "files": files, "tool": tool, "reason": reason, "output_tail": tail}))?;
+            ctx.emit(EventPayload::PatchsetFailed {
+                n: i + 1,
+                of: total,
+                files,
+                tool,
+                reason,
+                output_tail: tail,
+            })?;
             continue;
         }
         let message = format!(
@@ -810,10 +554,13 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
         plan.patchsets[i].status = PatchsetStatus::Committed;
         plan.patchsets[i].commit_sha = Some(sha.clone());
         fsx::write_json_atomic(&ctx.paths.patchsets(), &plan)?;
-        ctx.emit(
-            EventKind::PatchsetCommitted,
-            json!({"n": i + 1, "of": total, "sha": sha, "message": message, "files": files}),
-        )?;
+        ctx.emit(EventPayload::PatchsetCommitted {
+            n: i + 1,
+            of: total,
+            sha,
+            message,
+            files,
+        })?;
     }
     Ok(!need_decisions)
 }
@@ -827,30 +574,34 @@ fn finish(ctx: &mut RunCtx, outcome: Result<(), Halt>) -> anyhow::Result<()> {
 
 fn finish_inner(ctx: &mut RunCtx, outcome: Result<(), Halt>) -> Result<(), Halt> {
     let plan = load_plan(&ctx.paths).unwrap_or_default();
-    let commits: Vec<&String> = plan
+    let commits: Vec<String> = plan
         .patchsets
         .iter()
-        .filter_map(|p| p.commit_sha.as_ref())
+        .filter_map(|p| p.commit_sha.clone())
         .collect();
     let stop = matches!(outcome, Err(Halt::Stop)) || ctx.stop_requested();
     match outcome {
         Ok(()) if !stop => {
-            ctx.emit(
-                EventKind::RunDone,
-                json!({"commits": commits, "branch": branch(ctx)}),
-            )?;
+            let branch = branch(ctx);
+            ctx.emit(EventPayload::RunDone { commits, branch })?;
             ctx.set_status(RunStatus::Done, None)?;
             // A done run is never resumed: the next run may take its worktree over.
             let _ = fsx::write_atomic_unsynced(&ctx.paths.recyclable_marker(), b"");
         }
         Err(Halt::Fail(msg)) if !stop => {
             let _ = noctune_git::restore_to_head(&ctx.wt);
-            ctx.emit(EventKind::RunFailed, json!({"error": msg}))?;
+            ctx.emit(EventPayload::RunFailed { error: msg.clone() })?;
             ctx.set_status(RunStatus::Failed, Some(msg))?;
         }
         _ => {
             let _ = noctune_git::restore_to_head(&ctx.wt);
-            ctx.emit(EventKind::Stopped, json!({"stage": runfile::read(&ctx.paths).map(|r| r.stage).unwrap_or_default(), "forced": false}))?;
+            let stage = runfile::read(&ctx.paths)
+                .map(|r| r.stage)
+                .unwrap_or_default();
+            ctx.emit(EventPayload::Stopped {
+                stage,
+                forced: false,
+            })?;
             let cur = runfile::read(&ctx.paths)
                 .map_err(Halt::from_display)?
                 .status;
@@ -873,11 +624,22 @@ fn branch(ctx: &RunCtx) -> String {
 fn finish_without_ctx(paths: &RunPaths, h: Halt) -> anyhow::Result<()> {
     let events = EventLog::new(paths);
     let store = AuditStore::open_default()?;
-    let (kind, status, err) = match h {
-        Halt::Stop => (EventKind::Stopped, RunStatus::Stopped, None),
-        Halt::Fail(m) => (EventKind::RunFailed, RunStatus::Failed, Some(m)),
+    let (body, status, err) = match h {
+        Halt::Stop => (
+            EventPayload::Stopped {
+                stage: "setup".into(),
+                forced: false,
+            },
+            RunStatus::Stopped,
+            None,
+        ),
+        Halt::Fail(m) => (
+            EventPayload::RunFailed { error: m.clone() },
+            RunStatus::Failed,
+            Some(m),
+        ),
     };
-    events.append(kind, json!({"error": err}))?;
+    events.append(&body)?;
     let rec = runfile::update(paths, |r| {
         r.error = err.clone();
         if status == RunStatus::Stopped && r.status != RunStatus::Stopping {
@@ -889,32 +651,4 @@ fn finish_without_ctx(paths: &RunPaths, h: Halt) -> anyhow::Result<()> {
     let _ = store.upsert_run(&rec);
     full_ingest(paths, &store);
     Ok(())
-}
-
-/// Copies everything of the run into the audit DB (idempotent).
-pub fn full_ingest(paths: &RunPaths, store: &AuditStore) {
-    if let Ok(events) = super::events::read_events(paths, 0, usize::MAX) {
-        for chunk in events.chunks(2000) {
-            let _ = store.ingest_events(&paths.run_id, chunk);
-        }
-    }
-    if let Ok(reqs) = load_requests(paths) {
-        for r in &reqs {
-            let _ = store.upsert_approval(r);
-        }
-        let decided: BTreeSet<String> = store
-            .decisions(&paths.run_id)
-            .map(|ds| ds.into_iter().map(|d| d.approval_id.to_string()).collect())
-            .unwrap_or_default();
-        for r in &reqs {
-            if let Some(d) = load_decision(paths, r.approval_id.as_str()) {
-                if !decided.contains(d.approval_id.as_str()) {
-                    let _ = store.record_decision(&paths.run_id, &d);
-                }
-            }
-        }
-    }
-    if let Ok(rec) = runfile::read(paths) {
-        let _ = store.upsert_run(&rec);
-    }
 }

@@ -1,0 +1,70 @@
+//! A run's recorded files, read back: approval requests and decisions, the patchset plan, and
+//! the copy of everything into the audit DB. Used by the worker and by the host (the API).
+
+use super::paths::RunPaths;
+use super::runfile;
+use noctune_core::{ApprovalDecision, ApprovalRequest, PatchsetPlan};
+use noctune_store::AuditStore;
+use std::collections::BTreeSet;
+
+pub fn load_requests(paths: &RunPaths) -> std::io::Result<Vec<ApprovalRequest>> {
+    let mut out = Vec::new();
+    let dir = match std::fs::read_dir(paths.approvals_dir()) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in dir {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !name.ends_with(".json") || name.ends_with(".decision.json") || name.starts_with('.') {
+            continue;
+        }
+        if let Ok(req) = serde_json::from_slice::<ApprovalRequest>(&std::fs::read(&path)?) {
+            out.push(req);
+        }
+    }
+    out.sort_by(|a, b| {
+        a.file_path
+            .cmp(&b.file_path)
+            .then(a.approval_id.cmp(&b.approval_id))
+    });
+    Ok(out)
+}
+
+pub fn load_decision(paths: &RunPaths, id: &str) -> Option<ApprovalDecision> {
+    let bytes = std::fs::read(paths.decision(id)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+pub fn load_plan(paths: &RunPaths) -> Option<PatchsetPlan> {
+    serde_json::from_slice(&std::fs::read(paths.patchsets()).ok()?).ok()
+}
+
+/// Copies everything of the run into the audit DB (idempotent).
+pub fn full_ingest(paths: &RunPaths, store: &AuditStore) {
+    if let Ok(events) = super::events::read_events(paths, 0, usize::MAX) {
+        for chunk in events.chunks(2000) {
+            let _ = store.ingest_events(&paths.run_id, chunk);
+        }
+    }
+    if let Ok(reqs) = load_requests(paths) {
+        for r in &reqs {
+            let _ = store.upsert_approval(r);
+        }
+        let decided: BTreeSet<String> = store
+            .decisions(&paths.run_id)
+            .map(|ds| ds.into_iter().map(|d| d.approval_id.to_string()).collect())
+            .unwrap_or_default();
+        for r in &reqs {
+            if let Some(d) = load_decision(paths, r.approval_id.as_str()) {
+                if !decided.contains(d.approval_id.as_str()) {
+                    let _ = store.record_decision(&paths.run_id, &d);
+                }
+            }
+        }
+    }
+    if let Ok(rec) = runfile::read(paths) {
+        let _ = store.upsert_run(&rec);
+    }
+}
