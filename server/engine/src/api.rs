@@ -206,7 +206,9 @@ pub fn supervise(
         if let Some(status) = started.worker.try_wait()? {
             on_tick();
             let rec = runfile::read(&started.paths)?;
-            if rec.status.is_terminal() {
+            // A run that ended, or that a resume gave to another worker after this one ended
+            // it (resume clears the pid, its spawn sets the new one), is not this worker's.
+            if rec.status.is_terminal() || rec.worker_pid != Some(started.worker.id()) {
                 return Ok(rec);
             }
             let why = process::describe_exit(status);
@@ -545,7 +547,11 @@ pub fn resume(store: &AuditStore, run_id: &str) -> Result<Started, EngineError> 
         });
     }
     let _ = std::fs::remove_file(paths.stop_request());
-    let rec = runfile::update(&paths, |_| Some(RunStatus::Queued))?;
+    let rec = runfile::update(&paths, |r| {
+        r.worker_pid = None;
+        r.worker_start_time = None;
+        Some(RunStatus::Queued)
+    })?;
     let ev = EventLog::new(&paths).append(&EventPayload::StatusChanged {
         status: RunStatus::Queued,
         error: None,
@@ -564,4 +570,67 @@ pub fn commits(rec: &RunRecord) -> Result<Vec<(String, String)>, EngineError> {
         &rec.branch,
         &rec.head_sha,
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued_run(dir: &Path, worker_pid: Option<u32>) -> RunPaths {
+        let run_id = RunId::parse("20240101T000000Z-00000001").unwrap();
+        let paths = RunPaths::new(dir, &run_id);
+        let now = time::now_rfc3339();
+        let rec = RunRecord {
+            run_id,
+            status: RunStatus::Queued,
+            started_at: now.clone(),
+            updated_at: now,
+            ended_at: None,
+            repo_root: dir.display().to_string(),
+            pack: "lint_fix".into(),
+            profile: "default".into(),
+            branch: "noctune/x".into(),
+            head_sha: "0".repeat(40),
+            error: None,
+            resume_policy: ResumePolicy::Continue,
+            worker_pid,
+            worker_start_time: None,
+            stage: "approvals".into(),
+        };
+        runfile::create(&paths, &rec).unwrap();
+        paths
+    }
+
+    fn supervise_exited_worker(
+        dir: &Path,
+        pid_in_record: impl Fn(u32) -> Option<u32>,
+    ) -> RunRecord {
+        let store = AuditStore::open(&dir.join("audit.db")).unwrap();
+        let worker = std::process::Command::new("true").spawn().unwrap();
+        let paths = queued_run(dir, pid_in_record(worker.id()));
+        let mut started = Started {
+            record: runfile::read(&paths).unwrap(),
+            paths,
+            worker,
+        };
+        supervise(&store, &mut started, || {}).unwrap()
+    }
+
+    #[test]
+    fn a_worker_that_exits_before_its_run_ended_fails_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = supervise_exited_worker(dir.path(), Some);
+        assert_eq!(rec.status, RunStatus::Failed);
+        assert!(rec.error.unwrap().contains("stage approvals"));
+    }
+
+    #[test]
+    fn a_worker_exiting_after_a_resume_gave_its_run_away_changes_nothing() {
+        for pid_of_resumed in [None, Some(u32::MAX)] {
+            let dir = tempfile::tempdir().unwrap();
+            let rec = supervise_exited_worker(dir.path(), |_| pid_of_resumed);
+            assert_eq!(rec.status, RunStatus::Queued, "{pid_of_resumed:?}");
+            assert_eq!(rec.error, None);
+        }
+    }
 }
