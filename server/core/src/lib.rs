@@ -22,7 +22,7 @@ pub use approval::{
     DecisionError, Verdict, approval_id, police,
 };
 pub use error::{ErrorCode, OpError};
-pub use event::{Event, EventKind};
+pub use event::{Event, EventKind, EventPayload, event_schema};
 pub use ids::{ApprovalId, IdError, RunId};
 pub use patchset::{
     GroupInput, PatchsetPlan, PatchsetStatus, PlannedPatchset, group_into_patchsets,
