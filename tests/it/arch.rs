@@ -50,7 +50,12 @@ fn allowed_internal() -> BTreeMap<&'static str, Vec<&'static str>> {
         ),
         (
             "noctune-mcp-client",
-            vec!["noctune-chat", "noctune-config", "noctune-core"],
+            vec![
+                "noctune-chat",
+                "noctune-config",
+                "noctune-core",
+                "noctune-llm",
+            ],
         ),
         (
             "noctune-studio",
@@ -411,9 +416,7 @@ fn tarjan(edges: &[BTreeSet<usize>]) -> Vec<Vec<usize>> {
 /// Cycles that existed when this check was written, to be taken apart one by one (each is two
 /// or more files that are really one module). The check fails on any other cycle, and on a
 /// listed one that is gone, so the list can only shrink.
-const KNOWN_CYCLES: [&str; 1] = [
-    "noctune-http: api_chat.rs <-> openapi.rs <-> routes.rs",
-];
+const KNOWN_CYCLES: [&str; 0] = [];
 
 #[test]
 fn no_new_file_level_import_cycles() {

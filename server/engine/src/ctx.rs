@@ -255,7 +255,7 @@ impl RunCtx {
         F: FnOnce(reqwest::Client) -> Fut,
         Fut: std::future::Future<Output = T>,
     {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        noctune_llm::install_crypto_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(120))

@@ -273,7 +273,7 @@ impl Conn {
                     .map_err(|e| format!("the MCP handshake failed: {e}"))?
             }
             TransportSpec::Http { url, headers } => {
-                let _ = rustls::crypto::ring::default_provider().install_default();
+                noctune_llm::install_crypto_provider();
                 let mut h = HashMap::new();
                 for (k, v) in headers {
                     // Validated with the config; skip rather than panic if one slipped through.
