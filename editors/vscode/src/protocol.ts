@@ -1,6 +1,8 @@
 // The noctune/* extension of the protocol, mirrored from docs/lsp-protocol.md (the one
 // description) and server/lsp/protocol.rs. test/protocol.test.mjs checks this file against the
-// real server. No `vscode` import here: plain data and types.
+// real server; test/wire.test.mjs checks the records (RunRecord, ApprovalItem, ApprovalDecision,
+// RunEvent) against schema/wire.json, the schema generated from the server's Rust types. No
+// `vscode` import here: plain data and types.
 
 export const Methods = {
   chat: "noctune/chat",
@@ -109,6 +111,7 @@ export interface ChatCancelResult {
   cancelled: number;
 }
 
+/** A run's state/run.json (wire.json: RunRecord). */
 export interface RunRecord {
   run_id: string;
   status: "queued" | "running" | "waiting_approval" | "stopping" | "done" | "failed" | "stopped";
@@ -121,7 +124,52 @@ export interface RunRecord {
   updated_at: string;
   ended_at: string | null;
   error: string | null;
+  resume_policy: "continue" | "never";
+  worker_pid: number | null;
   stage: string;
+}
+
+/** The `type` of every run event, in the order a run can emit them (wire.json: Event). */
+export const RunEventTypes = [
+  "run_queued",
+  "run_started",
+  "status_changed",
+  "stage",
+  "heartbeat",
+  "worktree_ready",
+  "tool_started",
+  "tool_finished",
+  "tool_skipped",
+  "edit_proposed",
+  "edit_repaired",
+  "edit_dropped",
+  "policy_violation",
+  "edit_refused",
+  "auto_approved",
+  "approval_requested",
+  "approval_decided",
+  "approval_stale",
+  "patchset_planned",
+  "patchset_applied",
+  "patchset_failed",
+  "patchset_committed",
+  "stop_requested",
+  "stopped",
+  "run_failed",
+  "run_done",
+  "run_resumed",
+  "log",
+] as const;
+
+/**
+ * One line of a run's events.jsonl, as the web API and SSE send it (wire.json: Event). `type` is
+ * one of RunEventTypes from this version; a client skips a type it does not know.
+ */
+export interface RunEvent {
+  idx: number;
+  ts: string;
+  type: string;
+  payload: unknown;
 }
 
 export interface RunsStartParams {
@@ -145,6 +193,19 @@ export interface PacksResult {
   default_profile: string;
 }
 
+/** A recorded decision (wire.json: ApprovalDecision). */
+export interface ApprovalDecision {
+  approval_id: string;
+  decision: "approve" | "reject";
+  decided_at: string;
+  decided_by: string;
+  reason: string;
+}
+
+/**
+ * An approval as the language server sends it: wire.json's ApprovalView plus where it is in the
+ * workspace (run_id, pack, uri, line).
+ */
 export interface ApprovalItem {
   run_id: string;
   pack: string;
@@ -159,7 +220,7 @@ export interface ApprovalItem {
   status: "pending" | "approved" | "rejected" | "auto_approved";
   created_at: string;
   lines_changed: number;
-  decision: unknown;
+  decision: ApprovalDecision | null;
 }
 export interface ApprovalsParams {
   run_id?: string;

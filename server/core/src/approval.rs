@@ -7,6 +7,7 @@
 //! [`police`].
 
 use super::{ApprovalId, EditFacts, PolicyPack, Proposal, risk_score};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -105,7 +106,8 @@ pub fn police(
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A person's decision on a proposed edit: `approve` applies it, `reject` drops it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     Approve,
@@ -128,7 +130,9 @@ impl Decision {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where an approval is: `pending` waits for a person; `approved`/`rejected` are a person's
+/// decision; `auto_approved` is the pack's rules approving it without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalStatus {
     Pending,
@@ -168,12 +172,16 @@ pub struct ApprovalRequest {
 }
 
 /// `state/approvals/<approval_id>.decision.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ApprovalDecision {
+    /// The approval decided.
     pub approval_id: ApprovalId,
     pub decision: Decision,
+    /// When (RFC 3339, UTC).
     pub decided_at: String,
+    /// Who decided: a user name from the CLI, `web`, `<user> (lsp: <client>)`, `mcp:<client name>`, ...
     pub decided_by: String,
+    /// Why; recorded in the audit trail (may be empty).
     pub reason: String,
 }
 
@@ -251,16 +259,26 @@ impl ApprovedEdit {
 }
 
 /// An approval as every surface shows it: the request, its status and its decision.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ApprovalView {
+    /// 16-64 lowercase hex characters: a hash of the pack and the edit's pre- and post-image.
     pub approval_id: String,
+    /// The edited file, relative to the repository root.
     pub file_path: String,
+    /// The function, class or other symbol the edit touches (may be empty).
     pub symbol: String,
+    /// 0-100: how risky the edit looks (size, kind of code touched, tests available).
+    #[schemars(range(max = 100))]
     pub risk_score: u8,
+    /// Why the edit needs a human decision (or why it was auto-approved).
     pub reason: String,
+    /// Unified diff of the proposed edit.
     pub diff: String,
     pub status: ApprovalStatus,
+    /// When the edit was proposed (RFC 3339, UTC).
     pub created_at: String,
+    /// Lines added plus lines removed.
     pub lines_changed: u32,
+    /// The recorded decision; null while pending (and for most auto-approved edits).
     pub decision: Option<ApprovalDecision>,
 }

@@ -6,21 +6,27 @@
 //! JSON-RPC error, an MCP `isError` result, a chat tool error), so the same failure has the same
 //! code and message everywhere.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The stable, documented error codes. Clients match on these; messages are for people.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The request is malformed: a bad id, a missing or ill-typed field.
     InvalidArguments,
     /// A value is over a documented limit (a decision reason, a body).
     TooLarge,
+    /// No run has this id.
     UnknownRun,
+    /// The run has no approval with this id.
     UnknownApproval,
+    /// No policy pack has this name (built-in or configured).
     UnknownPack,
+    /// No model profile has this name.
     UnknownProfile,
+    /// No chat session has this id.
     UnknownSession,
     /// The path is not (inside) a git repository.
     NotARepo,
@@ -32,6 +38,7 @@ pub enum ErrorCode {
     WrongState,
     /// A configuration file is broken; the message names file, key and fix.
     ConfigError,
+    /// A git operation failed (worktree, branch, commit).
     GitError,
     /// The model server cannot be reached or refused the request.
     ModelUnavailable,
@@ -95,10 +102,11 @@ impl fmt::Display for ErrorCode {
 }
 
 /// A failed operation as every surface reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, thiserror::Error)]
 #[error("{message}")]
 pub struct OpError {
     pub code: ErrorCode,
+    /// What went wrong and what to do about it, in surface-neutral words.
     pub message: String,
 }
 

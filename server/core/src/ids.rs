@@ -100,6 +100,33 @@ impl fmt::Display for ApprovalId {
     }
 }
 
+/// On the wire an id is a string; its schema states the same rule as `parse`.
+impl schemars::JsonSchema for RunId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RunId".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A run id: 1-64 letters, digits, '-' or '_', not starting with '-'.",
+            "pattern": "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$"
+        })
+    }
+}
+
+impl schemars::JsonSchema for ApprovalId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ApprovalId".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "An approval id: 16-64 lowercase hex characters (a hash of the proposed edit).",
+            "pattern": "^[0-9a-f]{16,64}$"
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

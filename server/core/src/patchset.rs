@@ -132,24 +132,34 @@ mod tests {
 }
 
 /// A run's planned patchsets (`state/patchsets.json`), in commit order.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct PatchsetPlan {
     pub patchsets: Vec<PlannedPatchset>,
 }
 
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// One commit's worth of approved edits.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct PlannedPatchset {
+    /// The approvals whose edits it applies.
     pub approval_ids: Vec<String>,
+    /// The files it changes, relative to the repository root.
     pub files: Vec<String>,
     pub status: PatchsetStatus,
+    /// The commit on the run's branch, once committed.
     pub commit_sha: Option<String>,
+    /// Why it failed, when it did.
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// `planned` → `committed`, or `failed` when its checks failed and it was rolled back.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PatchsetStatus {
+    /// Grouped, not committed yet.
     Planned,
+    /// Applied, checked and committed (`commit_sha` says where).
     Committed,
     /// Its checks failed; it was rolled back (`reason` says why).
     Failed,

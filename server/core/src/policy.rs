@@ -1,11 +1,14 @@
 //! Policy packs: which files a run may touch, which tools it may run, and when an edit may go
 //! through without a human.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// When an edit may go through without a human.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AutoApprove {
+    /// Whether the pack auto-approves at all.
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Highest risk score (0-100) that may be approved without a human.
@@ -41,7 +44,8 @@ impl Default for AutoApprove {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How approved edits are grouped into patchsets (one commit each).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "strategy")]
 pub enum Grouping {
     PerFile,
@@ -57,7 +61,8 @@ fn default_depth() -> usize {
     1
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Where a pack's proposed edits come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
 pub enum ProposerSpec {
     /// Runs fixer tools over the worktree and harvests the diff per file.
@@ -84,7 +89,9 @@ pub fn default_index() -> String {
     "https://pypi.org/simple/".to_string()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A policy pack: which files a run may touch, which tools it may run, and when an edit may
+/// go through without a human.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PolicyPack {
     pub name: String,
     pub allowed_globs: Vec<String>,

@@ -4,10 +4,13 @@
 //! stop request and `stopped`. [`RunStatus::transition`] is the only place that decides whether
 //! a status change is legal; every writer of `run.json` goes through it.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Where a run is: queued → running ⇄ waiting_approval → done | failed | stopped, with
+/// stopping between a stop request and stopped. done, failed and stopped are terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Queued,
@@ -93,7 +96,7 @@ impl fmt::Display for RunStatus {
 }
 
 /// What `noctune resume` does with a run's recorded work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResumePolicy {
     /// Keep every recorded proposal, decision and committed patchset; redo only what is missing.
@@ -104,25 +107,37 @@ pub enum ResumePolicy {
 }
 
 /// `state/run.json`: the single source of truth of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunRecord {
+    /// The run's id: a UTC timestamp and random hex (`20261125T101010Z-0a1b2c3d`).
     pub run_id: super::RunId,
     pub status: RunStatus,
+    /// When the run was created (RFC 3339, UTC).
     pub started_at: String,
+    /// When run.json last changed (RFC 3339, UTC).
     pub updated_at: String,
+    /// When the run reached a terminal status (RFC 3339, UTC); null while it is live.
     pub ended_at: Option<String>,
+    /// Absolute path of the repository the run works on.
     pub repo_root: String,
+    /// The policy pack the run applies.
     pub pack: String,
+    /// The model profile of the pack's proposer.
     pub profile: String,
+    /// The branch the run commits to (the user's branch is never touched).
     pub branch: String,
+    /// The commit the run started from.
     pub head_sha: String,
+    /// Why a failed run failed; null otherwise.
     pub error: Option<String>,
     pub resume_policy: ResumePolicy,
+    /// Process id of the run's worker while one runs.
     pub worker_pid: Option<u32>,
     /// Start time of the worker process (clock ticks since boot, `/proc/<pid>/stat` field 22),
     /// so that a reused pid is not mistaken for our worker.
     #[serde(default)]
     pub worker_start_time: Option<u64>,
+    /// The worker's current step: `queued`, `propose`, `approvals`, `patchsets`, ...
     pub stage: String,
 }
 

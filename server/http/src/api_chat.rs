@@ -8,19 +8,19 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, blocking};
-use super::openapi::{json_body, ok_json, op, query, r, sse};
-use super::routes::Routes;
+use super::openapi::hand_written_schema;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use noctune_studio::chat::{
-    CancelToken, ChatError, ChatEvent, ChatService, PermissionAnswer, PermissionRequest, Prompter,
-    TurnContext, validate_id,
+    AlwaysGrant, CancelToken, ChatError, ChatEvent, ChatService, PermissionAnswer,
+    PermissionRequest, Prompter, Session, SessionSummary, TurnContext, validate_id,
 };
-use noctune_studio::{OpError, Studio};
-use serde::Deserialize;
+use noctune_studio::{ModelHealth, ModelProfile, OpError, Studio};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::future::Future;
@@ -167,18 +167,110 @@ impl Prompter for WebPrompter {
     }
 }
 
-// ---- handlers ----
+// ---- the chat layer's types, whose schemas are written here until it derives them ----
 
-pub async fn profiles(State(st): St) -> Result<Json<Value>, ApiError> {
-    let svc = st.chat.service().await?;
-    Ok(Json(
-        json!({"profiles": svc.profiles(), "default": svc.default_profile()}),
-    ))
+hand_written_schema!(SessionSummarySchema, "SessionSummary", {
+    "type": "object", "required": ["id", "title", "created_at", "updated_at", "messages"],
+    "properties": {
+        "id": {"type": "string"}, "title": {"type": "string"}, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
+        "messages": {"type": "integer", "minimum": 0}, "profile": {"type": ["string", "null"]}, "prompt_tools": {"type": "boolean"}
+    }
+});
+
+hand_written_schema!(SessionSchema, "Session", {
+    "type": "object", "required": ["id", "messages"],
+    "properties": {
+        "id": {"type": "string"}, "title": {"type": "string"}, "profile": {"type": ["string", "null"]},
+        "created_at": {"type": "string"}, "updated_at": {"type": "string"},
+        "messages": {"type": "array", "items": {"type": "object", "properties": {
+            "role": {"type": "string"}, "content": {"type": ["string", "null"]}, "tool_calls": {"type": "array"}, "tool_call_id": {"type": "string"}}}},
+        "grants": {"type": "array", "items": {"type": "object"}}
+    }
+});
+
+hand_written_schema!(ModelProfileSchema, "ModelProfile", {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"}, "base_url": {"type": "string"}, "model": {"type": "string"},
+        "context_window": {"type": "integer"}, "tool_mode": {"type": "string"}
+    }
+});
+
+hand_written_schema!(AlwaysGrantSchema, "AlwaysGrant", {
+    "type": "object",
+    "description": "A persisted \"always allow\" of studio_allow.json"
+});
+
+hand_written_schema!(ChatEventSchema, "ChatEvent", {
+    "type": "object", "required": ["type"],
+    "properties": {
+        "type": {"type": "string", "enum": ["delta", "reasoning", "tool_call", "tool_result", "permission_request", "notice", "done", "error"]},
+        "text": {"type": "string"}, "id": {"type": "string"}, "name": {"type": "string"}, "arguments": {}, "ok": {"type": "boolean"}, "result": {},
+        "session_id": {"type": "string"}, "tool": {"type": "string"}, "class": {"type": "string"}, "path": {"type": ["string", "null"]}, "protected": {"type": "boolean"},
+        "summary": {"type": "string"}, "message": {"type": "string"}, "finish_reason": {"type": "string"}, "usage": {}, "timings": {}
+    }
+});
+
+/// One SSE message of a chat turn.
+pub struct ChatEventMessage;
+
+impl JsonSchema for ChatEventMessage {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ChatEventMessage".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let event = g.subschema_for::<ChatEventSchema>();
+        schemars::json_schema!({
+            "type": "object",
+            "description": "One SSE message of a chat turn: event = the ChatEvent's type, data = the ChatEvent as JSON",
+            "properties": {
+                "event": {"type": "string", "enum": ["delta", "reasoning", "tool_call", "tool_result", "permission_request", "notice", "done", "error"]},
+                "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": event}
+            }
+        })
+    }
 }
 
-#[derive(Deserialize)]
+hand_written_schema!(TranscriptSchema, "Transcript", {
+    "type": "object",
+    "description": "The transcript as JSON: messages, tool calls and results, grants"
+});
+
+hand_written_schema!(SessionIdSchema, "SessionId", {
+    "type": "string",
+    "description": "1-64 of letters, digits, '.', '_' or '-', not starting with a dot",
+    "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"
+});
+
+hand_written_schema!(GrantClassSchema, "GrantClass", {
+    "type": "string",
+    "description": "A tool class that asks before it acts",
+    "enum": ["write", "run", "decide"]
+});
+
+// ---- handlers ----
+
+/// The model profiles and the default.
+#[derive(Serialize, JsonSchema)]
+pub struct Profiles {
+    #[schemars(with = "Vec<ModelProfileSchema>")]
+    pub profiles: Vec<ModelProfile>,
+    /// The profile used when a session names none.
+    pub default: String,
+}
+
+pub async fn profiles(State(st): St) -> Result<Json<Profiles>, ApiError> {
+    let svc = st.chat.service().await?;
+    Ok(Json(Profiles {
+        profiles: svc.profiles(),
+        default: svc.default_profile().to_string(),
+    }))
+}
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthQuery {
+    /// Profile name (default: the default profile).
     profile: Option<String>,
 }
 
@@ -186,54 +278,80 @@ pub struct HealthQuery {
 pub async fn health(
     State(st): St,
     ApiQuery(q): ApiQuery<HealthQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ModelHealth>, ApiError> {
     let health = st
         .studio
         .model_health(&st.repo_root, q.profile.as_deref())
         .await?;
-    Ok(Json(json!(health)))
+    Ok(Json(health))
 }
 
-pub async fn list_sessions(State(st): St) -> Result<Json<Value>, ApiError> {
+/// Saved chat sessions, newest first.
+#[derive(Serialize, JsonSchema)]
+pub struct SessionList {
+    #[schemars(with = "Vec<SessionSummarySchema>")]
+    pub sessions: Vec<SessionSummary>,
+}
+
+pub async fn list_sessions(State(st): St) -> Result<Json<SessionList>, ApiError> {
     let svc = st.chat.service().await?;
-    let list = blocking(move || svc.list_sessions()).await?;
-    Ok(Json(json!({ "sessions": list })))
+    let sessions = blocking(move || svc.list_sessions()).await?;
+    Ok(Json(SessionList { sessions }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSession {
+    /// The session's model profile (default: the configured default).
     profile: Option<String>,
 }
+
+/// The summary of a new session.
+#[derive(Serialize, JsonSchema)]
+#[serde(transparent)]
+pub struct NewSessionOut(#[schemars(with = "SessionSummarySchema")] SessionSummary);
 
 pub async fn create_session(
     State(st): St,
     ApiJson(body): ApiJson<NewSession>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<NewSessionOut>), ApiError> {
     let svc = st.chat.service().await?;
     let s = blocking(move || svc.new_session(body.profile.as_deref().filter(|p| !p.is_empty())))
         .await?;
-    Ok((StatusCode::CREATED, Json(json!(s))))
+    Ok((StatusCode::CREATED, Json(NewSessionOut(s))))
 }
 
 fn checked_id(id: &str) -> Result<(), ApiError> {
     validate_id(id).map_err(|e| ApiError::not_found("unknown_session", e.to_string()))
 }
 
+/// A whole session.
+#[derive(Serialize, JsonSchema)]
+#[serde(transparent)]
+pub struct SessionOut(#[schemars(with = "SessionSchema")] Session);
+
 pub async fn load_session(
     State(st): St,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionOut>, ApiError> {
     checked_id(&id)?;
     let svc = st.chat.service().await?;
     let s = blocking(move || svc.load_session(&id)).await?;
-    Ok(Json(json!(s)))
+    Ok(Json(SessionOut(s)))
+}
+
+/// A deleted session.
+#[derive(Serialize, JsonSchema)]
+pub struct Deleted {
+    /// Always true.
+    pub deleted: bool,
+    pub id: String,
 }
 
 pub async fn delete_session(
     State(st): St,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Deleted>, ApiError> {
     checked_id(&id)?;
     let svc = st.chat.service().await?;
     let sid = id.clone();
@@ -244,7 +362,7 @@ pub async fn delete_session(
             format!("no chat session {id}"),
         ));
     }
-    Ok(Json(json!({"deleted": true, "id": id})))
+    Ok(Json(Deleted { deleted: true, id }))
 }
 
 pub async fn export_session(
@@ -263,60 +381,125 @@ pub async fn export_session(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SelectProfile {
+    /// A model profile name (GET /api/chat/profiles).
     profile: String,
+}
+
+/// The session and the profile it now uses.
+#[derive(Serialize, JsonSchema)]
+pub struct ProfileSelected {
+    pub id: String,
+    pub profile: String,
 }
 
 pub async fn select_profile(
     State(st): St,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<SelectProfile>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProfileSelected>, ApiError> {
     checked_id(&id)?;
     let svc = st.chat.service().await?;
     let sid = id.clone();
     let profile = body.profile.clone();
     blocking(move || svc.select_profile(&sid, &profile)).await?;
-    Ok(Json(json!({"id": id, "profile": body.profile})))
+    Ok(Json(ProfileSelected {
+        id,
+        profile: body.profile,
+    }))
 }
 
-pub async fn undo(State(st): St, ApiPath(id): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+/// What an undo did.
+#[derive(Serialize, JsonSchema)]
+pub struct UndoOutcome {
+    /// The undone edit's id.
+    pub id: String,
+    /// The file, repository-relative.
+    pub path: String,
+    /// The backup the content came from; null when the file was removed instead.
+    pub restored_from: Option<String>,
+    /// The edit had created the file, so undo removed it.
+    pub removed: bool,
+    /// When the undone edit was made.
+    pub edit_ts: String,
+}
+
+pub async fn undo(
+    State(st): St,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<UndoOutcome>, ApiError> {
     checked_id(&id)?;
     let svc = st.chat.service().await?;
     let out = blocking(move || svc.undo_last(Some(&id))).await?;
-    Ok(Json(json!({
-        "id": out.id, "path": out.path, "restored_from": out.restored_from, "removed": out.removed, "edit_ts": out.edit_ts,
-    })))
+    Ok(Json(UndoOutcome {
+        id: out.id,
+        path: out.path,
+        restored_from: out.restored_from.map(|p| p.display().to_string()),
+        removed: out.removed,
+        edit_ts: out.edit_ts,
+    }))
 }
 
-pub async fn grants(State(st): St) -> Result<Json<Value>, ApiError> {
+/// The "always allow" grants of studio_allow.json.
+#[derive(Serialize, JsonSchema)]
+pub struct Grants {
+    #[schemars(with = "Vec<AlwaysGrantSchema>")]
+    pub always: Vec<AlwaysGrant>,
+}
+
+pub async fn grants(State(st): St) -> Result<Json<Grants>, ApiError> {
     let svc = st.chat.service().await?;
-    Ok(Json(json!({"always": svc.always_grants()})))
+    Ok(Json(Grants {
+        always: svc.always_grants(),
+    }))
+}
+
+/// A revoked tool class.
+#[derive(Serialize, JsonSchema)]
+pub struct Revoked {
+    pub class: String,
+    /// Whether there was a grant to revoke.
+    pub revoked: bool,
 }
 
 pub async fn revoke(
     State(st): St,
     ApiPath(class): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Revoked>, ApiError> {
     let svc = st.chat.service().await?;
     let c = class.clone();
     let revoked = blocking(move || svc.revoke(&c, "web")).await?;
-    Ok(Json(json!({"class": class, "revoked": revoked})))
+    Ok(Json(Revoked { class, revoked }))
 }
 
-#[derive(Deserialize)]
+hand_written_schema!(PermissionAnswerSchema, "PermissionAnswer", {
+    "type": "string",
+    "enum": ["once", "session", "always", "deny"],
+    "description": "once: this call; session: this tool class for the session; always: also later sessions; deny: refuse"
+});
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionBody {
+    /// The answer; a wrong word is refused with `invalid_answer`.
+    #[schemars(with = "PermissionAnswerSchema")]
     answer: String,
+}
+
+/// The accepted answer.
+#[derive(Serialize, JsonSchema)]
+pub struct PermissionAnswered {
+    pub request_id: String,
+    pub answer: String,
 }
 
 pub async fn answer_permission(
     State(st): St,
     ApiPath(request_id): ApiPath<String>,
     ApiJson(body): ApiJson<PermissionBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PermissionAnswered>, ApiError> {
     let answer: PermissionAnswer = body.answer.parse().map_err(|_| {
         ApiError::bad_request(
             "invalid_answer",
@@ -334,14 +517,18 @@ pub async fn answer_permission(
             ),
         ));
     }
-    Ok(Json(
-        json!({"request_id": request_id, "answer": body.answer}),
-    ))
+    Ok(Json(PermissionAnswered {
+        request_id,
+        answer: body.answer,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "SendMessage")]
 pub struct SendBody {
+    /// The user's message (not blank).
+    #[schemars(length(min = 1))]
     message: String,
     /// The file the user is looking at (repository-relative).
     document: Option<String>,
@@ -444,146 +631,4 @@ pub async fn send(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
-}
-
-pub(super) fn routes(r: Routes) -> Routes {
-    r.get("/api/chat/profiles", profiles)
-        .get("/api/chat/health", health)
-        .get("/api/chat/sessions", list_sessions)
-        .post("/api/chat/sessions", create_session)
-        .get("/api/chat/sessions/{session_id}", load_session)
-        .delete("/api/chat/sessions/{session_id}", delete_session)
-        .get("/api/chat/sessions/{session_id}/export", export_session)
-        .post("/api/chat/sessions/{session_id}/profile", select_profile)
-        .post("/api/chat/sessions/{session_id}/messages", send)
-        .post("/api/chat/sessions/{session_id}/undo", undo)
-        .post("/api/chat/permissions/{request_id}", answer_permission)
-        .get("/api/chat/grants", grants)
-        .delete("/api/chat/grants/{class}", revoke)
-}
-
-// ---- OpenAPI ----
-
-fn sid() -> Value {
-    json!({"name": "session_id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"}})
-}
-
-pub(super) fn openapi_paths() -> Vec<(String, Value)> {
-    let sessions_list = json!({"type": "object", "required": ["sessions"], "properties": {"sessions": {"type": "array", "items": r("SessionSummary")}}});
-    vec![
-        (
-            "/api/chat/profiles".into(),
-            json!({"get": op("chat", "Model profiles and the default", vec![], None, ok_json("Profiles", r("Profiles")), &[])}),
-        ),
-        (
-            "/api/chat/health".into(),
-            json!({"get": op("chat", "Whether a profile's model server answers; if not, the message and the command that starts llama-server",
-            vec![query("profile", json!({"type": "string"}), "Profile name (default: the default profile)")], None, ok_json("Health", r("ModelHealth")), &["400"])}),
-        ),
-        (
-            "/api/chat/sessions".into(),
-            json!({
-                "get": op("chat", "Saved chat sessions, newest first", vec![], None, ok_json("Sessions", sessions_list), &[]),
-                "post": op("chat", "Create an empty session", vec![], Some(r("NewSession")), ("201", {let mut v = json_body(r("SessionSummary")); v["description"] = json!("The new session"); v}), &["400", "413", "415"]),
-            }),
-        ),
-        (
-            "/api/chat/sessions/{session_id}".into(),
-            json!({
-                "get": op("chat", "Load a session (messages in the OpenAI wire shape, grants answered)", vec![sid()], None, ok_json("The session", r("Session")), &["404"]),
-                "delete": op("chat", "Delete a session and forget its session grants", vec![sid()], None, ok_json("Deleted", json!({"type": "object", "properties": {"deleted": {"type": "boolean"}, "id": {"type": "string"}}})), &["404"]),
-            }),
-        ),
-        (
-            "/api/chat/sessions/{session_id}/export".into(),
-            json!({"get": op("chat", "The transcript as JSON (messages, tool calls and results, grants), as a download", vec![sid()], None, ok_json("Transcript", json!({"type": "object"})), &["404"])}),
-        ),
-        (
-            "/api/chat/sessions/{session_id}/profile".into(),
-            json!({"post": op("chat", "Select the session's model profile", vec![sid()], Some(json!({"type": "object", "required": ["profile"], "additionalProperties": false, "properties": {"profile": {"type": "string"}}})),
-            ok_json("Selected", json!({"type": "object"})), &["400", "404", "413", "415"])}),
-        ),
-        (
-            "/api/chat/sessions/{session_id}/messages".into(),
-            json!({"post": op("chat", "Send a message (the session is created if missing). The answer streams as SSE; each message's event is the ChatEvent type and its data the ChatEvent as JSON. A permission_request parks the turn until POST /api/chat/permissions/{request_id} (or a timeout denies). Closing the stream cancels the turn.",
-            vec![sid()], Some(r("SendMessage")), sse("text/event-stream of ChatEvent", r("ChatEventMessage")), &["400", "413", "415"])}),
-        ),
-        (
-            "/api/chat/sessions/{session_id}/undo".into(),
-            json!({"post": op("chat", "Undo the session's last edit (restores the backup)", vec![sid()], None, ok_json("What was undone", r("UndoOutcome")), &["404", "409"])}),
-        ),
-        (
-            "/api/chat/permissions/{request_id}".into(),
-            json!({"post": op("chat", "Answer a permission request of a running turn",
-            vec![json!({"name": "request_id", "in": "path", "required": true, "schema": {"type": "string"}})],
-            Some(json!({"type": "object", "required": ["answer"], "additionalProperties": false, "properties": {"answer": {"type": "string", "enum": ["once", "session", "always", "deny"]}}})),
-            ok_json("Accepted", json!({"type": "object"})), &["400", "404", "413", "415"])}),
-        ),
-        (
-            "/api/chat/grants".into(),
-            json!({"get": op("chat", "The \"always allow\" grants of studio_allow.json", vec![], None, ok_json("Grants", json!({"type": "object", "properties": {"always": {"type": "array", "items": {"type": "object"}}}})), &[])}),
-        ),
-        (
-            "/api/chat/grants/{class}".into(),
-            json!({"delete": op("chat", "Revoke the always and session grants of a tool class",
-            vec![json!({"name": "class", "in": "path", "required": true, "schema": {"type": "string", "enum": ["write", "run", "decide"]}})], None,
-            ok_json("Revoked", json!({"type": "object", "properties": {"class": {"type": "string"}, "revoked": {"type": "boolean"}}})), &["400"])}),
-        ),
-    ]
-}
-
-pub(super) fn openapi_schemas() -> Vec<(String, Value)> {
-    let nstr = json!({"type": ["string", "null"]});
-    vec![
-        (
-            "SessionSummary".into(),
-            json!({"type": "object", "required": ["id", "title", "created_at", "updated_at", "messages"], "properties": {
-            "id": {"type": "string"}, "title": {"type": "string"}, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
-            "messages": {"type": "integer"}, "profile": nstr, "prompt_tools": {"type": "boolean"}}}),
-        ),
-        (
-            "Session".into(),
-            json!({"type": "object", "required": ["id", "messages"], "properties": {
-            "id": {"type": "string"}, "title": {"type": "string"}, "profile": nstr, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
-            "messages": {"type": "array", "items": {"type": "object", "properties": {"role": {"type": "string"}, "content": nstr, "tool_calls": {"type": "array"}, "tool_call_id": {"type": "string"}}}},
-            "grants": {"type": "array", "items": {"type": "object"}}}}),
-        ),
-        (
-            "NewSession".into(),
-            json!({"type": "object", "additionalProperties": false, "properties": {"profile": {"type": ["string", "null"]}}}),
-        ),
-        (
-            "ChatEventMessage".into(),
-            json!({"type": "object", "description": "One SSE message of a chat turn: event = the ChatEvent's type, data = the ChatEvent as JSON", "properties": {
-                "event": {"type": "string", "enum": ["delta", "reasoning", "tool_call", "tool_result", "permission_request", "notice", "done", "error"]},
-                "data": {"type": "string", "contentMediaType": "application/json"}}}),
-        ),
-        (
-            "SendMessage".into(),
-            json!({"type": "object", "required": ["message"], "additionalProperties": false, "properties": {
-            "message": {"type": "string", "minLength": 1}, "document": {"type": ["string", "null"]}, "selection": {"type": ["string", "null"]}}}),
-        ),
-        (
-            "ChatEvent".into(),
-            json!({"type": "object", "required": ["type"], "properties": {
-            "type": {"type": "string", "enum": ["delta", "reasoning", "tool_call", "tool_result", "permission_request", "notice", "done", "error"]},
-            "text": {"type": "string"}, "id": {"type": "string"}, "name": {"type": "string"}, "arguments": {}, "ok": {"type": "boolean"}, "result": {},
-            "session_id": {"type": "string"}, "tool": {"type": "string"}, "class": {"type": "string"}, "path": nstr, "protected": {"type": "boolean"},
-            "summary": {"type": "string"}, "message": {"type": "string"}, "finish_reason": {"type": "string"}, "usage": {}, "timings": {}}}),
-        ),
-        (
-            "UndoOutcome".into(),
-            json!({"type": "object", "properties": {"id": {"type": "string"}, "path": {"type": "string"}, "restored_from": nstr, "removed": {"type": "boolean"}, "edit_ts": {"type": "string"}}}),
-        ),
-        (
-            "Profiles".into(),
-            json!({"type": "object", "properties": {"default": {"type": "string"}, "profiles": {"type": "array", "items": {"type": "object", "properties": {
-            "name": {"type": "string"}, "base_url": {"type": "string"}, "model": {"type": "string"}, "context_window": {"type": "integer"}, "tool_mode": {"type": "string"}}}}}}),
-        ),
-        (
-            "ModelHealth".into(),
-            json!({"type": "object", "required": ["ok", "profile", "base_url", "start_command"], "properties": {
-            "ok": {"type": "boolean"}, "profile": {"type": "string"}, "base_url": {"type": "string"}, "model": {"type": "string"}, "message": nstr, "start_command": {"type": "string"}}}),
-        ),
-    ]
 }

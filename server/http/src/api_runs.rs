@@ -6,9 +6,13 @@ use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, blocking};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use noctune_studio::{OpError, RunStatus, StartRequest, Studio};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use noctune_core::{ApprovalId, PlannedPatchset};
+use noctune_studio::schema::{EventRecord, JsonSchema};
+use noctune_studio::{
+    ApprovalDecision, ApprovalView, Commit, Decision, Event, OpError, RepoConfig, RunRecord,
+    RunStatus, StartRequest, Studio,
+};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,19 +22,29 @@ type St = State<Arc<AppState>>;
 const DEFAULT_PAGE: usize = 500;
 const MAX_PAGE: usize = noctune_studio::limits::MAX_EVENT_PAGE;
 
-#[derive(Deserialize)]
+/// Largest cursor documented (JSON numbers are exact up to 2^53 - 1).
+pub const MAX_CURSOR: u64 = (1 << 53) - 1;
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// Runs of this repository (default: the one Studio was started for).
+    /// Repository root (default: the one Studio serves).
     repo: Option<String>,
     /// Only runs in this status.
+    #[schemars(with = "Option<RunStatus>")]
     status: Option<String>,
+}
+
+/// The runs of a repository, newest first.
+#[derive(Serialize, JsonSchema)]
+pub struct RunList {
+    pub runs: Vec<RunRecord>,
 }
 
 pub async fn list(
     State(st): St,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunList>, ApiError> {
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
@@ -54,21 +68,27 @@ pub async fn list(
         .into_iter()
         .filter(|r| status.is_none_or(|s| r.status == s))
         .collect();
-    Ok(Json(json!({ "runs": runs })))
+    Ok(Json(RunList { runs }))
 }
 
-#[derive(Deserialize)]
+/// What `POST /api/runs` starts.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "StartRequest")]
 pub struct StartBody {
+    /// Repository root (default: the one Studio serves); it must be inside the allowed roots.
     repo: Option<String>,
+    /// The policy pack: lint_fix, typing_pass, py_upgrade, deps_bump or one the repository
+    /// configures (GET /api/config lists them).
     pack: String,
+    /// Model profile for packs with an llm proposer (default: the configured default).
     profile: Option<String>,
 }
 
 pub async fn start(
     State(st): St,
     ApiJson(body): ApiJson<StartBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RunRecord>), ApiError> {
     let req = StartRequest {
         repo: body
             .repo
@@ -80,22 +100,26 @@ pub async fn start(
     };
     let studio = st.studio.clone();
     let record = blocking(move || studio.start_run(&req)).await?;
-    Ok((StatusCode::CREATED, Json(json!(record))))
+    Ok((StatusCode::CREATED, Json(record)))
 }
 
 pub async fn status(
     State(st): St,
     ApiPath(run_id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunRecord>, ApiError> {
     let studio = st.studio.clone();
     let rec = blocking(move || studio.status(&run_id)).await?;
-    Ok(Json(json!(rec)))
+    Ok(Json(rec))
 }
 
-#[derive(Deserialize)]
+/// Longest grace period a stop request may ask for.
+const MAX_GRACE_SECS: u64 = 3600;
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StopQuery {
     /// Seconds before the worker is killed (default: the repo's `engine.stop_grace_secs`).
+    #[schemars(range(max = MAX_GRACE_SECS))]
     grace_secs: Option<u64>,
 }
 
@@ -103,33 +127,52 @@ pub async fn stop(
     State(st): St,
     ApiPath(run_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<StopQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunRecord>, ApiError> {
     let studio = st.studio.clone();
-    let grace = q.grace_secs.map(|s| Duration::from_secs(s.min(3600)));
+    let grace = q
+        .grace_secs
+        .map(|s| Duration::from_secs(s.min(MAX_GRACE_SECS)));
     let rec = blocking(move || studio.stop(&run_id, grace)).await?;
-    Ok(Json(json!(rec)))
+    Ok(Json(rec))
 }
 
 pub async fn resume(
     State(st): St,
     ApiPath(run_id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunRecord>, ApiError> {
     let studio = st.studio.clone();
     let record = blocking(move || studio.resume(&run_id)).await?;
-    Ok(Json(json!(record)))
+    Ok(Json(record))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CursorQuery {
+    /// First event idx to return.
     #[serde(default)]
+    #[schemars(range(max = MAX_CURSOR))]
     cursor: u64,
+    /// Page size (default 500).
+    #[schemars(range(min = 1, max = MAX_PAGE))]
     limit: Option<usize>,
 }
 
-fn page(events: Vec<noctune_core::Event>, cursor: u64) -> Json<Value> {
+/// A page of a run's events.
+#[derive(Serialize, JsonSchema)]
+pub struct EventPage {
+    /// The events with idx >= the cursor, in order.
+    #[schemars(with = "Vec<EventRecord>")]
+    pub events: Vec<Event>,
+    /// The cursor of the next page.
+    pub next_cursor: u64,
+}
+
+fn page(events: Vec<Event>, cursor: u64) -> Json<EventPage> {
     let next = events.last().map_or(cursor, |e| e.idx + 1);
-    Json(json!({ "events": events, "next_cursor": next }))
+    Json(EventPage {
+        events,
+        next_cursor: next,
+    })
 }
 
 /// Events from `events.jsonl` with `idx >= cursor`.
@@ -137,7 +180,7 @@ pub async fn events(
     State(st): St,
     ApiPath(run_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<CursorQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventPage>, ApiError> {
     let studio = st.studio.clone();
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let cursor = q.cursor;
@@ -150,7 +193,7 @@ pub async fn events_db(
     State(st): St,
     ApiPath(run_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<CursorQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventPage>, ApiError> {
     let state = st.clone();
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let cursor = q.cursor;
@@ -158,21 +201,35 @@ pub async fn events_db(
     Ok(page(events, cursor))
 }
 
+/// A run's approvals.
+#[derive(Serialize, JsonSchema)]
+pub struct ApprovalList {
+    pub approvals: Vec<ApprovalView>,
+}
+
 pub async fn approvals(
     State(st): St,
     ApiPath(run_id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ApprovalList>, ApiError> {
     let studio = st.studio.clone();
-    let list = blocking(move || studio.approvals(&run_id)).await?;
-    Ok(Json(json!({ "approvals": list })))
+    let approvals = blocking(move || studio.approvals(&run_id)).await?;
+    Ok(Json(ApprovalList { approvals }))
 }
 
-#[derive(Deserialize)]
+/// A decision on a pending edit.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "DecideRequest")]
 pub struct DecideBody {
+    /// The approval_id of a pending approval (GET .../approvals).
+    #[schemars(with = "ApprovalId")]
     approval_id: String,
+    /// `approve` applies the edit; `reject` drops it.
+    #[schemars(with = "Decision")]
     decision: String,
+    /// Why; recorded in the audit trail.
     #[serde(default)]
+    #[schemars(length(max = noctune_studio::limits::MAX_REASON_BYTES))]
     reason: String,
 }
 
@@ -180,40 +237,51 @@ pub async fn decide(
     State(st): St,
     ApiPath(run_id): ApiPath<String>,
     ApiJson(body): ApiJson<DecideBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ApprovalDecision>, ApiError> {
     let decision = Studio::parse_decision(&body.decision)?;
     let studio = st.studio.clone();
     let d =
         blocking(move || studio.decide(&run_id, &body.approval_id, decision, &body.reason, "web"))
             .await?;
-    Ok(Json(json!(d)))
+    Ok(Json(d))
+}
+
+/// A run's patchset plan and the commits on its branch.
+#[derive(Serialize, JsonSchema)]
+pub struct Patchsets {
+    /// The run's branch.
+    pub branch: String,
+    /// The planned patchsets, in commit order.
+    pub patchsets: Vec<PlannedPatchset>,
+    /// The commits on the branch (none before its worktree exists).
+    pub commits: Vec<Commit>,
 }
 
 /// The run's patchset plan and the commits on its branch.
 pub async fn patchsets(
     State(st): St,
     ApiPath(run_id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Patchsets>, ApiError> {
     let studio = st.studio.clone();
     let out = blocking(move || {
         let rec = studio.status(&run_id)?;
         let plan = studio.patchsets(&run_id)?;
         // Before the worktree exists the branch does not either: no commits yet.
         let commits = studio.commits(&rec).unwrap_or_default();
-        Ok::<_, OpError>(json!({
-            "branch": rec.branch,
-            "patchsets": plan.patchsets,
-            "commits": commits,
-        }))
+        Ok::<_, OpError>(Patchsets {
+            branch: rec.branch,
+            patchsets: plan.patchsets,
+            commits,
+        })
     })
     .await?;
     Ok(Json(out))
 }
 
 /// The repository's packs and model profiles (for the start form).
-pub async fn config(State(st): St) -> Result<Json<Value>, ApiError> {
+pub async fn config(State(st): St) -> Result<Json<RepoConfig>, ApiError> {
     let root = st.repo_root.clone();
     let studio = st.studio.clone();
     let cfg = blocking(move || studio.repo_config(&root)).await?;
-    Ok(Json(json!(cfg)))
+    Ok(Json(cfg))
 }

@@ -9,7 +9,6 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use noctune_studio::{ErrorCode, OpError};
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -44,22 +43,40 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Error")]
+pub struct ErrorBody {
+    /// A stable code: the facade's (unknown_run, invalid_arguments, outside_allowed_roots,
+    /// ...) or the HTTP layer's (unauthorized, malformed_json, body_too_large, not_found, ...).
+    pub error: String,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": self.code, "message": self.message});
+        let body = ErrorBody {
+            error: self.code.to_string(),
+            message: self.message,
+        };
         (self.status, axum::Json(body)).into_response()
     }
 }
 
 /// The HTTP status of each facade error code: the one place HTTP meets the codes.
+///
+/// `too_large` from the facade is a field over its documented limit (a decision reason, a chat
+/// message) in a body that fits: a bad request, as the schema's `maxLength` says. 413 is for a
+/// body over the body limit, answered here before the facade is called (`body_too_large`).
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::InvalidArguments
+        | ErrorCode::TooLarge
         | ErrorCode::UnknownPack
         | ErrorCode::UnknownProfile
         | ErrorCode::NotARepo
         | ErrorCode::ConfigError => StatusCode::BAD_REQUEST,
-        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnknownRun | ErrorCode::UnknownApproval | ErrorCode::UnknownSession => {
             StatusCode::NOT_FOUND
         }

@@ -14,7 +14,7 @@ mod routes;
 mod server;
 mod sse;
 
-pub use routes::{RouteInfo, route_table};
+pub use routes::{RouteInfo, openapi_json, route_table};
 pub use server::{Options, Server};
 
 use noctune_studio::Studio;

@@ -8,6 +8,7 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiPath, ApiQuery, blocking};
+use super::openapi::hand_written_schema;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -27,11 +28,28 @@ const STATUS_EVERY: Duration = Duration::from_millis(300);
 /// A terminal run whose final event never shows (a writer died in between) ends after this.
 const TERMINAL_GRACE: Duration = Duration::from_secs(2);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
+    /// First event idx to send (default 0; Last-Event-ID wins).
+    #[schemars(range(max = super::api_runs::MAX_CURSOR))]
     cursor: Option<u64>,
 }
+
+hand_written_schema!(LastEventIdSchema, "LastEventId", {
+    "type": "string",
+    "pattern": "^[0-9]{1,15}$"
+});
+
+hand_written_schema!(RunEventMessage, "RunEventMessage", {
+    "type": "object",
+    "description": "One SSE message of a run's event stream",
+    "properties": {
+        "event": {"type": "string", "enum": ["message", "end", "error"], "description": "message (or absent): an event (data = Event); end: the run is terminal and drained (data = {status, next_cursor}); error: the stream failed (data = Error)"},
+        "id": {"type": "string", "description": "The event's idx (message only)"},
+        "data": {"type": "string", "contentMediaType": "application/json"}
+    }
+});
 
 pub async fn run_events(
     State(st): State<Arc<AppState>>,

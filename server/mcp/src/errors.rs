@@ -18,10 +18,7 @@ pub fn into_result(e: OpError) -> CallToolResult {
         "{}: {}",
         e.code, e.message
     ))]);
-    let out = ToolErrorOut {
-        error: e.code.as_str().to_string(),
-        message: e.message,
-    };
+    let out = ToolErrorOut::from(e);
     if let Ok(serde_json::Value::Object(v)) = serde_json::to_value(&out) {
         let mut meta = JsonObject::new();
         meta.insert(ERROR_META_KEY.into(), serde_json::Value::Object(v));

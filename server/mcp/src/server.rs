@@ -7,7 +7,10 @@
 
 use super::errors::{ERROR_META_KEY, into_result, parse_args};
 use super::types::*;
-use noctune_studio::{ErrorCode, OpError, StartRequest, Studio};
+// Published schemas use JSON Schema 2020-12's formats only: the facade's rule, shared with the
+// HTTP OpenAPI document.
+use noctune_studio::schema::standard_formats_only_object as standard_formats_only;
+use noctune_studio::{ApprovalDecision, ApprovalStatus, ErrorCode, OpError, StartRequest, Studio};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::{schema_for_input, schema_for_output};
 use rmcp::model::{CallToolResult, JsonObject, MetaObject};
@@ -33,52 +36,6 @@ fn input<T: JsonSchema + 'static>() -> Arc<JsonObject> {
 
 fn output<T: JsonSchema + 'static>() -> Arc<JsonObject> {
     Arc::new(standard_formats_only((*schema_for_output::<T>()).clone()))
-}
-
-/// JSON Schema 2020-12's defined formats; strict validators reject any other.
-const STANDARD_FORMATS: [&str; 19] = [
-    "date-time",
-    "date",
-    "time",
-    "duration",
-    "email",
-    "idn-email",
-    "hostname",
-    "idn-hostname",
-    "ipv4",
-    "ipv6",
-    "uri",
-    "uri-reference",
-    "iri",
-    "iri-reference",
-    "uuid",
-    "uri-template",
-    "json-pointer",
-    "relative-json-pointer",
-    "regex",
-];
-
-/// Drops the `format`s schemars adds for Rust integer widths (`uint32`, `int64`, ...): their
-/// range is already stated by `minimum`/`maximum` where it matters.
-pub fn standard_formats_only(mut schema: JsonObject) -> JsonObject {
-    fn walk(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                let drop = m
-                    .get("format")
-                    .and_then(|f| f.as_str())
-                    .is_some_and(|f| !STANDARD_FORMATS.contains(&f));
-                if drop {
-                    m.remove("format");
-                }
-                m.values_mut().for_each(walk);
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
-            _ => {}
-        }
-    }
-    schema.values_mut().for_each(walk);
-    schema
 }
 
 fn error_meta() -> MetaObject {
@@ -215,14 +172,14 @@ impl NoctuneMcp {
                     )));
                 }
                 // Status first: if it is terminal, the events read after it are complete.
-                let status = studio.status(&a.run_id)?.status.into();
+                let status = studio.status(&a.run_id)?.status;
                 let events = studio.events(&a.run_id, a.cursor, limit as usize)?;
                 let next_cursor = events.last().map(|e| e.idx + 1).unwrap_or(a.cursor);
                 let more = events.len() >= limit as usize;
                 Ok(EventsPage {
                     run_id: a.run_id,
                     status,
-                    events: events.into_iter().map(Into::into).collect(),
+                    events,
                     next_cursor,
                     more,
                 })
@@ -246,14 +203,10 @@ impl NoctuneMcp {
         finish(
             blocking(move || -> Result<_, OpError> {
                 let a: RunIdArgs = parse_args("list_approvals", args)?;
-                let approvals: Vec<ApprovalOut> = studio
-                    .approvals(&a.run_id)?
-                    .into_iter()
-                    .map(Into::into)
-                    .collect();
+                let approvals = studio.approvals(&a.run_id)?;
                 let pending = approvals
                     .iter()
-                    .filter(|x| x.status == ApprovalStatusOut::Pending)
+                    .filter(|x| x.status == ApprovalStatus::Pending)
                     .count() as u32;
                 Ok(ApprovalList {
                     run_id: a.run_id,
@@ -270,7 +223,7 @@ impl NoctuneMcp {
         description = "Approve or reject a pending edit of a run. The decision is final and \
                        recorded with this client's name (decided_by = mcp:<client name>).",
         input_schema = input::<DecideApprovalArgs>(),
-        output_schema = output::<DecisionView>(),
+        output_schema = output::<ApprovalDecision>(),
         meta = error_meta(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
     )]
@@ -285,13 +238,7 @@ impl NoctuneMcp {
             blocking(move || -> Result<_, OpError> {
                 let a: DecideApprovalArgs = parse_args("decide_approval", args)?;
                 let decision = Studio::parse_decision(&a.decision)?;
-                Ok(DecisionView::from(studio.decide(
-                    &a.run_id,
-                    &a.approval_id,
-                    decision,
-                    &a.reason,
-                    &by,
-                )?))
+                studio.decide(&a.run_id, &a.approval_id, decision, &a.reason, &by)
             })
             .await,
         )

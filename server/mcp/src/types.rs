@@ -1,15 +1,16 @@
 //! The MCP tools' request and response shapes. Each derives `JsonSchema`, so the schemas that
 //! `tools/list` declares are generated from the very types the handlers parse and return.
 //!
-//! The output types mirror the engine's records field by field (`From` impls below) instead
-//! of serialising them as they are: an engine change then fails to compile here rather than
-//! silently breaking the declared output schema.
+//! The outputs are the core's records themselves (`RunRecord`, `ApprovalView`,
+//! `ApprovalDecision`, `Event`), the same types and schemas as on HTTP and in the editors'
+//! `wire.json`; the wrappers here only add what a tool answer has besides them (a run's
+//! `terminal` flag, a page's cursor, the count of pending approvals).
 
-use noctune_core::{ApprovalDecision, ApprovalStatus, Decision, Event, RunRecord, RunStatus};
+use noctune_core::{Decision, ErrorCode, Event, OpError, RunRecord, RunStatus};
 use noctune_studio::ApprovalView;
+use noctune_studio::schema::EventRecord;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// Default and largest page of `tail_events`.
 pub const DEFAULT_EVENT_LIMIT: u32 = 500;
@@ -89,117 +90,36 @@ pub struct StopRunArgs {
     pub grace_secs: Option<u64>,
 }
 
-/// The declared values of `decision`. The Rust field stays a string so that a wrong value is
-/// answered with a tool error that says what to send, not a protocol error.
-fn decision_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
-        "type": "string",
-        "enum": ["approve", "reject"],
-        "description": "\"approve\" applies the edit; \"reject\" drops it."
-    })
+/// The declared values of `decision`: the core's [`Decision`], inline. The Rust field stays a
+/// string so that a wrong value is answered with a tool error that says what to send, not a
+/// protocol error.
+fn decision_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut s = Decision::json_schema(generator);
+    s.insert(
+        "description".into(),
+        "\"approve\" applies the edit; \"reject\" drops it.".into(),
+    );
+    s
 }
 
 // ---------------------------------------------------------------------------------------------
 // Outputs
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, Serialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatusOut {
-    Queued,
-    Running,
-    WaitingApproval,
-    Stopping,
-    Done,
-    Failed,
-    Stopped,
-}
-
-impl From<RunStatus> for RunStatusOut {
-    fn from(s: RunStatus) -> Self {
-        match s {
-            RunStatus::Queued => RunStatusOut::Queued,
-            RunStatus::Running => RunStatusOut::Running,
-            RunStatus::WaitingApproval => RunStatusOut::WaitingApproval,
-            RunStatus::Stopping => RunStatusOut::Stopping,
-            RunStatus::Done => RunStatusOut::Done,
-            RunStatus::Failed => RunStatusOut::Failed,
-            RunStatus::Stopped => RunStatusOut::Stopped,
-        }
-    }
-}
-
 /// A run's `state/run.json`, after the liveness check.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct RunView {
-    pub run_id: String,
-    /// queued → running ⇄ waiting_approval → done | failed | stopped (stopping in between a
-    /// stop request and stopped).
-    pub status: RunStatusOut,
+    #[serde(flatten)]
+    pub record: RunRecord,
     /// True once the run can no longer change (done, failed or stopped).
     pub terminal: bool,
-    pub started_at: String,
-    pub updated_at: String,
-    pub ended_at: Option<String>,
-    pub repo_root: String,
-    pub pack: String,
-    pub profile: String,
-    /// The branch the run commits to (the user's branch is never touched).
-    pub branch: String,
-    /// The commit the run started from.
-    pub head_sha: String,
-    /// Why a failed run failed.
-    pub error: Option<String>,
-    pub resume_policy: String,
-    pub worker_pid: Option<u32>,
-    pub stage: String,
 }
 
 impl From<RunRecord> for RunView {
-    fn from(r: RunRecord) -> Self {
+    fn from(record: RunRecord) -> Self {
         RunView {
-            run_id: r.run_id.to_string(),
-            status: r.status.into(),
-            terminal: r.status.is_terminal(),
-            started_at: r.started_at,
-            updated_at: r.updated_at,
-            ended_at: r.ended_at,
-            repo_root: r.repo_root,
-            pack: r.pack,
-            profile: r.profile,
-            branch: r.branch,
-            head_sha: r.head_sha,
-            error: r.error,
-            resume_policy: match r.resume_policy {
-                noctune_core::ResumePolicy::Continue => "continue".into(),
-                noctune_core::ResumePolicy::Never => "never".into(),
-            },
-            worker_pid: r.worker_pid,
-            stage: r.stage,
-        }
-    }
-}
-
-/// One line of the run's `events.jsonl`.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct EventView {
-    /// Contiguous from 0.
-    pub idx: u64,
-    pub ts: String,
-    /// run_queued, run_started, approval_requested, approval_decided, patchset_committed,
-    /// run_done, stopped, run_failed, ...
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub payload: Value,
-}
-
-impl From<Event> for EventView {
-    fn from(e: Event) -> Self {
-        EventView {
-            idx: e.idx,
-            ts: e.ts,
-            kind: e.kind,
-            payload: e.payload,
+            terminal: record.status.is_terminal(),
+            record,
         }
     }
 }
@@ -209,122 +129,40 @@ pub struct EventsPage {
     pub run_id: String,
     /// The run's status, read before the events: when it is terminal and `more` is false,
     /// every event has been seen.
-    pub status: RunStatusOut,
-    pub events: Vec<EventView>,
+    pub status: RunStatus,
+    /// Lines of the run's `events.jsonl`, `idx` contiguous from 0.
+    #[schemars(with = "Vec<EventRecord>")]
+    pub events: Vec<Event>,
     /// Pass as `cursor` to get the events after these.
     pub next_cursor: u64,
     /// True when the page is full, so more events may already be waiting.
     pub more: bool,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ApprovalStatusOut {
-    Pending,
-    Approved,
-    Rejected,
-    AutoApproved,
-}
-
-impl From<ApprovalStatus> for ApprovalStatusOut {
-    fn from(s: ApprovalStatus) -> Self {
-        match s {
-            ApprovalStatus::Pending => ApprovalStatusOut::Pending,
-            ApprovalStatus::Approved => ApprovalStatusOut::Approved,
-            ApprovalStatus::Rejected => ApprovalStatusOut::Rejected,
-            ApprovalStatus::AutoApproved => ApprovalStatusOut::AutoApproved,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum DecisionOut {
-    Approve,
-    Reject,
-}
-
-impl From<Decision> for DecisionOut {
-    fn from(d: Decision) -> Self {
-        match d {
-            Decision::Approve => DecisionOut::Approve,
-            Decision::Reject => DecisionOut::Reject,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct DecisionView {
-    pub approval_id: String,
-    pub decision: DecisionOut,
-    pub decided_at: String,
-    /// Who decided: `mcp:<client name>` for MCP clients, a user name from the CLI, ...
-    pub decided_by: String,
-    pub reason: String,
-}
-
-impl From<ApprovalDecision> for DecisionView {
-    fn from(d: ApprovalDecision) -> Self {
-        DecisionView {
-            approval_id: d.approval_id.to_string(),
-            decision: d.decision.into(),
-            decided_at: d.decided_at,
-            decided_by: d.decided_by,
-            reason: d.reason,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct ApprovalOut {
-    pub approval_id: String,
-    pub file_path: String,
-    pub symbol: String,
-    /// 0-100.
-    pub risk_score: u8,
-    /// Why the edit needs a human decision.
-    pub reason: String,
-    /// Unified diff of the proposed edit.
-    pub diff: String,
-    pub status: ApprovalStatusOut,
-    pub created_at: String,
-    pub lines_changed: u32,
-    pub decision: Option<DecisionView>,
-}
-
-impl From<ApprovalView> for ApprovalOut {
-    fn from(a: ApprovalView) -> Self {
-        ApprovalOut {
-            approval_id: a.approval_id,
-            file_path: a.file_path,
-            symbol: a.symbol,
-            risk_score: a.risk_score,
-            reason: a.reason,
-            diff: a.diff,
-            status: a.status.into(),
-            created_at: a.created_at,
-            lines_changed: a.lines_changed,
-            decision: a.decision.map(Into::into),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ApprovalList {
     pub run_id: String,
-    pub approvals: Vec<ApprovalOut>,
+    pub approvals: Vec<ApprovalView>,
     /// How many approvals wait for a decision.
     pub pending: u32,
 }
 
 /// What every failed call (`isError: true`) carries in its result's `_meta` under
-/// `io.noctune/error`; each tool's `_meta` declares this schema under the same key.
+/// `io.noctune/error`; each tool's `_meta` declares this schema under the same key. The
+/// facade's [`OpError`] with the key `error` for its code.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ToolErrorOut {
-    /// A stable code (the facade's `ErrorCode`): invalid_arguments, too_large, unknown_run,
-    /// unknown_approval, unknown_pack, unknown_profile, not_a_repo, outside_allowed_roots,
-    /// already_decided, wrong_state, config_error, git_error, internal.
-    pub error: String,
+    /// A stable code, the facade's [`ErrorCode`].
+    pub error: ErrorCode,
     /// What went wrong and what to do about it.
     pub message: String,
+}
+
+impl From<OpError> for ToolErrorOut {
+    fn from(e: OpError) -> Self {
+        ToolErrorOut {
+            error: e.code,
+            message: e.message,
+        }
+    }
 }

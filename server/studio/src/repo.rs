@@ -26,25 +26,36 @@ fn load(repo_root: &Path) -> Result<noctune_config::Config, OpError> {
     noctune_config::load(repo_root).map_err(|e| OpError::new(ErrorCode::ConfigError, e.to_string()))
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The packs and model profiles of a repository, for a start form.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RepoConfig {
+    /// Absolute path of the repository.
     pub repo_root: String,
+    /// The policy packs a run may use (built-in and configured).
     pub packs: Vec<PackSummary>,
+    /// The configured model profiles.
     pub profiles: Vec<ProfileSummary>,
+    /// The profile used when a request names none.
     pub default_profile: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A policy pack as a start form shows it.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PackSummary {
     pub name: String,
+    /// Globs of the files the pack may touch.
     pub allowed_globs: Vec<String>,
+    /// Where its edits come from: `command`, `llm` or `deps_bump`.
     pub proposer: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A model profile as a start form shows it.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ProfileSummary {
     pub name: String,
+    /// The OpenAI-compatible server's base URL (e.g. `http://127.0.0.1:8080/v1`).
     pub base_url: String,
+    /// The model name sent to it.
     pub model: String,
 }
 
@@ -63,12 +74,17 @@ pub struct ConfigReport {
 }
 
 /// Whether a profile's model server answers, and if not what to do.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ModelHealth {
+    /// Whether the model server answered.
     pub ok: bool,
+    /// The profile asked about.
     pub profile: String,
+    /// The profile's server base URL.
     pub base_url: String,
+    /// The profile's model name.
     pub model: String,
+    /// What went wrong when it did not answer; null when ok.
     pub message: Option<String>,
     /// A command that starts llama-server where this profile expects it.
     pub start_command: String,

@@ -14,9 +14,11 @@ use std::time::Duration;
 pub use noctune_core::PatchsetPlan;
 
 /// A commit a run made on its branch.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Commit {
+    /// The full commit id (hex).
     pub sha: String,
+    /// The first line of its message.
     pub summary: String,
 }
 
