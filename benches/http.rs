@@ -11,12 +11,12 @@
 //!
 //! Prints the figures and PASS/MISS for each; exits non-zero on a MISS.
 
-use noctune_core::{EventKind, ResumePolicy, RunId, RunRecord, RunStatus};
+use noctune_core::event::LogLevel;
+use noctune_core::{EventPayload, ResumePolicy, RunId, RunRecord, RunStatus};
 use noctune_engine::RunPaths;
 use noctune_engine::events::EventLog;
 use noctune_engine::{process, runfile};
 use noctune_store::AuditStore;
-use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -127,8 +127,12 @@ fn make_run(repo: &Path, store: &AuditStore) -> (RunPaths, EventLog) {
     runfile::create(&paths, &rec).unwrap();
     store.upsert_run(&rec).unwrap();
     let log = EventLog::new(&paths);
-    log.append(EventKind::RunStarted, json!({"bench": true}))
-        .unwrap();
+    log.append(&EventPayload::RunStarted {
+        worker_pid: pid,
+        pack: "bench".into(),
+        branch: "bench".into(),
+    })
+    .unwrap();
     (paths, log)
 }
 
@@ -279,9 +283,7 @@ fn bench_latency(studio: &Studio, paths: &RunPaths, log: &EventLog) -> bool {
     });
     std::thread::sleep(Duration::from_millis(300)); // the stream is open and caught up
     for i in 0..LATENCY_EVENTS {
-        let ev = log
-            .append(EventKind::Log, json!({"bench": "latency", "i": i}))
-            .unwrap();
+        let ev = log.append(&bench_log(format!("latency {i}"))).unwrap();
         sent.lock().unwrap().insert(ev.idx, Instant::now());
         // Spread the writes: a live run writes in bursts and pauses, not in lockstep with polls.
         std::thread::sleep(Duration::from_millis(3 + (i * 7919 % 23)));
@@ -338,18 +340,18 @@ fn bench_fanout(
     std::thread::sleep(Duration::from_millis(500));
     let t = Instant::now();
     for i in 0..FANOUT_EVENTS {
-        log.append(EventKind::Log, json!({"bench": "fanout", "i": i}))
-            .unwrap();
+        log.append(&bench_log(format!("fanout {i}"))).unwrap();
     }
     let write_secs = t.elapsed().as_secs_f64();
     // End the run the way a worker does: run.json first, then the final status event.
     hb_stop.store(true, Ordering::Relaxed);
     runfile::update(paths, |_| Some(RunStatus::Done)).unwrap();
     let last = log
-        .append(
-            EventKind::StatusChanged,
-            json!({"status": "done", "error": null}),
-        )
+        .append(&EventPayload::StatusChanged {
+            status: RunStatus::Done,
+            error: None,
+            resumed: None,
+        })
         .unwrap();
     let expected: Vec<u64> = (start..=last.idx).collect();
     let mut lost = 0usize;
@@ -462,5 +464,14 @@ fn main() {
     drop(studio); // process::exit would skip it
     if !(a && b && c) {
         std::process::exit(1);
+    }
+}
+
+fn bench_log(message: String) -> EventPayload {
+    EventPayload::Log {
+        level: LogLevel::Info,
+        message,
+        file: None,
+        project: None,
     }
 }

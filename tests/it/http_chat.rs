@@ -113,7 +113,7 @@ fn sessions_create_list_load_export_delete() {
         );
     }
     let r = st.post_json("/api/chat/sessions/x/messages", &json!({"message": "  "}));
-    assert_eq!((r.status, r.code().as_str()), (400, "empty_message"));
+    assert_eq!((r.status, r.code().as_str()), (400, "invalid_arguments"));
     let r = st.post_json("/api/chat/sessions/.x/messages", &json!({"message": "hi"}));
     assert_eq!((r.status, r.code().as_str()), (400, "invalid_arguments"));
 }

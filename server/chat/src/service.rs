@@ -58,8 +58,12 @@ pub enum ChatError {
     },
     #[error("could not start an async runtime for chat: {0}")]
     Runtime(std::io::Error),
-    #[error("the message is {len} bytes; at most {MAX_MESSAGE_BYTES} are accepted, send a shorter one")]
+    #[error(
+        "the message is {len} bytes; at most {MAX_MESSAGE_BYTES} are accepted, send a shorter one"
+    )]
     MessageTooLong { len: usize },
+    #[error("the message is empty; write what you want to ask")]
+    EmptyMessage,
 }
 
 /// Longest chat message a turn accepts, from any surface.
@@ -68,6 +72,9 @@ pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// The rule for a message a turn accepts; [`ChatService::send`] applies it, and a surface that
 /// wants to refuse before it starts streaming calls it first.
 pub fn check_message(message: &str) -> Result<(), ChatError> {
+    if message.trim().is_empty() {
+        return Err(ChatError::EmptyMessage);
+    }
     if message.len() > MAX_MESSAGE_BYTES {
         return Err(ChatError::MessageTooLong { len: message.len() });
     }
@@ -84,6 +91,7 @@ impl ChatError {
             ChatError::UnknownClass(_) | ChatError::Permission(_) => ErrorCode::InvalidArguments,
             ChatError::Undo(_) => ErrorCode::WrongState,
             ChatError::MessageTooLong { .. } => ErrorCode::TooLarge,
+            ChatError::EmptyMessage => ErrorCode::InvalidArguments,
             ChatError::Config(_) => ErrorCode::ConfigError,
             ChatError::Llm(_) => ErrorCode::ModelUnavailable,
             ChatError::Sandbox(_) => ErrorCode::OutsideAllowedRoots,
@@ -275,13 +283,8 @@ impl ChatService {
         };
         if existed || !session.messages.is_empty() {
             session.updated_at = noctune_util::time::now_rfc3339();
-            if let Err(e) = self.store.save(&session) {
-                let e = ChatError::from(e);
-                on_event(ChatEvent::Error {
-                    message: e.to_string(),
-                });
-                return Err(e);
-            }
+            // On failure the held event is dropped: the caller reports the `Err` instead.
+            self.store.save(&session)?;
         }
         if let Some(ev) = last {
             on_event(ev);

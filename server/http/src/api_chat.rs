@@ -16,7 +16,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use noctune_studio::chat::{
     AlwaysGrant, CancelToken, ChatError, ChatEvent, ChatService, PermissionAnswer,
-    PermissionRequest, Prompter, Session, SessionSummary, TurnContext, validate_id,
+    PermissionRequest, Prompter, Session, SessionSummary, TurnContext, check_message, validate_id,
 };
 use noctune_studio::{ModelHealth, ModelProfile, OpError, Studio};
 use schemars::JsonSchema;
@@ -31,9 +31,6 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 type St = State<Arc<AppState>>;
-
-/// Longest accepted chat message (the body limit caps it anyway).
-const MAX_MESSAGE: usize = 256 * 1024;
 
 pub struct ChatState {
     studio: Arc<Studio>,
@@ -564,18 +561,7 @@ pub async fn send(
     ApiJson(body): ApiJson<SendBody>,
 ) -> Result<Response, ApiError> {
     validate_id(&id).map_err(|e| ApiError::bad_request("invalid_arguments", e.to_string()))?;
-    if body.message.trim().is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_message",
-            "the message is empty",
-        ));
-    }
-    if body.message.len() > MAX_MESSAGE {
-        return Err(ApiError::bad_request(
-            "message_too_long",
-            format!("the message is longer than {MAX_MESSAGE} bytes"),
-        ));
-    }
+    check_message(&body.message)?;
     let svc = st.chat.service().await?;
     let prompts = st.chat.prompts.clone();
     let cancel = CancelToken::new();
@@ -584,18 +570,10 @@ pub async fn send(
     tokio::spawn(async move {
         let prompter = WebPrompter(prompts.clone());
         let events = tx.clone();
-        // `done`/`error` go out only once `send` returned, i.e. once the session is saved: a
-        // client that reloads the session on `done` sees the whole turn.
-        let held: Arc<Mutex<Vec<ChatEvent>>> = Arc::default();
-        let hold = held.clone();
+        // The chat service sends `done`/`error` only once the session is saved.
         let mut on_event = move |ev: ChatEvent| {
-            match &ev {
-                ChatEvent::PermissionRequest(req) => prompts.expect(&req.id),
-                ChatEvent::Done { .. } | ChatEvent::Error { .. } => {
-                    hold.lock().unwrap_or_else(|p| p.into_inner()).push(ev);
-                    return;
-                }
-                _ => {}
+            if let ChatEvent::PermissionRequest(req) = &ev {
+                prompts.expect(&req.id);
             }
             let _ = events.send(ev);
         };
@@ -614,9 +592,6 @@ pub async fn send(
                 &turn_cancel,
             )
             .await;
-        for ev in std::mem::take(&mut *held.lock().unwrap_or_else(|p| p.into_inner())) {
-            let _ = tx.send(ev);
-        }
         if let Err(e) = res {
             let _ = tx.send(ChatEvent::Error {
                 message: e.to_string(),
