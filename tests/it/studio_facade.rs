@@ -145,6 +145,31 @@ async fn a_repository_outside_the_roots_is_refused_alike_on_every_surface() {
         ("outside_allowed_roots", message.as_str())
     );
 
+    // And `noctuneStart` itself, handed a context for B by a surface that got it wrong, goes
+    // through the same rule.
+    let service = confined.chat(&a.path()).unwrap();
+    let start = service
+        .tools()
+        .into_iter()
+        .find(|t| t.name() == "noctuneStart")
+        .expect("noctuneStart registered");
+    let ctx = noctune_studio::chat::ToolContext {
+        repo_root: b.path().canonicalize().unwrap(),
+        sandbox: service.sandbox().clone(),
+        session_id: "facade-test".into(),
+        edit_sink: None,
+        overlay: None,
+        read_stamps: Default::default(),
+    };
+    let e = start
+        .call(&ctx, &json!({"pack": "lint_fix"}))
+        .err()
+        .expect("noctuneStart on B refused");
+    assert_eq!(
+        (e.code.as_str(), e.message.as_str()),
+        ("outside_allowed_roots", message.as_str())
+    );
+
     // Nothing was started anywhere.
     assert!(
         nt.run(&["runs", "--json"])
