@@ -670,9 +670,11 @@ impl Turn<'_, '_> {
 }
 
 fn cut_chars(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((end, _)) => format!("{}…", &s[..end]),
-        None => s.to_string(),
+    let head = noctune_core::text::prefix_chars(s, max);
+    if head.len() < s.len() {
+        format!("{head}…")
+    } else {
+        s.to_string()
     }
 }
 

@@ -14,6 +14,7 @@
 //! and on the safe side for other scripts); a server that still reports an overflow makes the
 //! caller retry once with a budget scaled by the server's own count (see [`Budget::scaled`]).
 
+use noctune_core::text::{prefix_bytes, suffix_bytes};
 use noctune_llm::{ChatMessage, Role};
 
 /// Bytes per token of the estimate.
@@ -179,7 +180,7 @@ pub fn fit(
         let trimmed = if keep < 200 {
             format!("[{TRIM_NOTE}: {} chars]", content.len())
         } else {
-            let head = cut_at(&content, keep);
+            let head = prefix_bytes(&content, keep);
             format!(
                 "{head}\n[{TRIM_NOTE}: {} more chars]",
                 content.len() - head.len()
@@ -202,7 +203,7 @@ pub fn fit(
         if keep < text.len() {
             system.content = Some(format!(
                 "{}\n[system prompt shortened to fit the context window]",
-                cut_at(&text, keep)
+                prefix_bytes(&text, keep)
             ));
             report.cut_system_or_user = true;
         }
@@ -215,8 +216,8 @@ pub fn fit(
             .saturating_sub((over as f64 * BYTES_PER_TOKEN) as usize + 80)
             .max(200);
         if keep < text.len() {
-            let head = cut_at(&text, keep / 2);
-            let tail = tail_at(&text, keep / 2);
+            let head = prefix_bytes(&text, keep / 2);
+            let tail = suffix_bytes(&text, keep / 2);
             msgs[start].content = Some(format!(
                 "{head}\n[… {} chars of this message left out to fit the context window …]\n{tail}",
                 text.len() - head.len() - tail.len()
@@ -230,30 +231,6 @@ pub fn fit(
     out.extend(msgs);
     report.estimated_tokens = estimate_messages(&out);
     (out, report)
-}
-
-/// The longest prefix of `s` of at most `max` bytes, on a char boundary.
-fn cut_at(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-/// The longest suffix of `s` of at most `max` bytes, on a char boundary.
-fn tail_at(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut start = s.len() - max;
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    &s[start..]
 }
 
 #[cfg(test)]

@@ -145,11 +145,7 @@ pub fn tail_of(path: &Path) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let mut tail = lines[lines.len().saturating_sub(40)..].join("\n");
     if tail.len() > 4096 {
-        let cut = tail.len() - 4096;
-        let cut = (cut..tail.len())
-            .find(|i| tail.is_char_boundary(*i))
-            .unwrap_or(tail.len());
-        tail = tail[cut..].to_string();
+        tail = noctune_core::text::suffix_bytes(&tail, 4096).to_string();
     }
     tail
 }

@@ -327,7 +327,7 @@ fn content_length(header: &str) -> Result<usize, String> {
 }
 
 fn truncate(s: &str) -> String {
-    s.chars().take(60).collect()
+    noctune_studio::prefix_chars(s, 60).to_string()
 }
 
 fn readable_id(v: &Value) -> Value {

@@ -24,7 +24,7 @@ pub use repo::{
     ProfileSummary, RepoConfig, ToolDef,
 };
 pub use runs::{Commit, EventFeed, PatchsetPlan};
-pub use util::{blocking_io, logging_init, truncate_chars};
+pub use util::{blocking_io, logging_init, prefix_bytes, prefix_chars, suffix_bytes};
 
 use noctune_store::AuditStore;
 use std::path::{Path, PathBuf};

@@ -25,4 +25,4 @@ pub fn logging_init() {
     noctune_util::logging::init();
 }
 
-pub use noctune_core::text::truncate_chars;
+pub use noctune_core::text::{prefix_bytes, prefix_chars, suffix_bytes};
