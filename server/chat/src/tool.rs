@@ -93,7 +93,8 @@ pub struct ToolContext {
 pub trait Tool: Send + Sync {
     fn name(&self) -> &'static str;
     fn description(&self) -> &'static str;
-    /// JSON Schema of the arguments object.
+    /// JSON Schema of the arguments object. The built-in tools generate it from an argument
+    /// struct (`tools::schema::args_schema`): a flat object schema with standard keywords only.
     fn parameters(&self) -> Value;
     fn class(&self) -> ToolClass;
     /// The repository-relative path the call would touch, if any (for the permission prompt

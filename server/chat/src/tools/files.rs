@@ -11,9 +11,12 @@ use super::common::{
     arg_path, arg_str, arg_usize, bad_args, glob_accepts, glob_filter, required_path, resolve,
     shown, skipped_dir,
 };
+use super::schema::args_schema;
 use crate::backups::{self, EditRecord, sha256_hex};
 use crate::tool::{Tool, ToolClass, ToolContext, ToolError};
 use noctune_sandbox::{Intent, SafePath};
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
@@ -100,6 +103,23 @@ fn looks_binary(bytes: &[u8]) -> bool {
 
 pub struct ReadFile;
 
+// The arguments of `readFile`: only its published schema is derived from this (`call` parses
+// leniently, see `common.rs`); the doc comments are the descriptions the model sees.
+#[derive(Deserialize, JsonSchema)]
+#[allow(dead_code)]
+struct ReadFileArgs {
+    /// File path relative to the repository root, e.g. src/app.py
+    path: String,
+    /// First line to read (1-based, default 1)
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    start_line: Option<u64>,
+    /// Last line to read, inclusive (default: end of file)
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    end_line: Option<u64>,
+}
+
 impl Tool for ReadFile {
     fn name(&self) -> &'static str {
         "readFile"
@@ -110,15 +130,7 @@ impl Tool for ReadFile {
          (`truncated: true`): read further with start_line/end_line."
     }
     fn parameters(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "File path relative to the repository root, e.g. src/app.py"},
-                "start_line": {"type": "integer", "minimum": 1, "description": "First line to read (1-based, default 1)"},
-                "end_line": {"type": "integer", "minimum": 1, "description": "Last line to read, inclusive (default: end of file)"}
-            },
-            "required": ["path"]
-        })
+        args_schema::<ReadFileArgs>()
     }
     fn class(&self) -> ToolClass {
         ToolClass::Read
@@ -244,6 +256,22 @@ pub(crate) fn page_of(
 
 pub struct ListFiles;
 
+// The arguments of `listFiles` (schema only, as for `ReadFileArgs`).
+#[derive(Deserialize, JsonSchema)]
+#[allow(dead_code)]
+struct ListFilesArgs {
+    /// Only paths matching this glob, e.g. *.py or src/**/*.rs
+    #[serde(default)]
+    glob: Option<String>,
+    /// Folder to list, relative to the repository root (default: the whole repository)
+    #[serde(default)]
+    path: Option<String>,
+    /// At most this many paths (default 500)
+    #[serde(default)]
+    #[schemars(range(min = 1, max = LIST_MAX))]
+    max: Option<u64>,
+}
+
 impl Tool for ListFiles {
     fn name(&self) -> &'static str {
         "listFiles"
@@ -253,14 +281,7 @@ impl Tool for ListFiles {
          Optional glob (e.g. \"*.py\", \"src/**/*.rs\") and folder."
     }
     fn parameters(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "glob": {"type": "string", "description": "Only paths matching this glob, e.g. *.py or src/**/*.rs"},
-                "path": {"type": "string", "description": "Folder to list, relative to the repository root (default: the whole repository)"},
-                "max": {"type": "integer", "minimum": 1, "maximum": LIST_MAX, "description": "At most this many paths (default 500)"}
-            }
-        })
+        args_schema::<ListFilesArgs>()
     }
     fn class(&self) -> ToolClass {
         ToolClass::Read
@@ -318,6 +339,16 @@ impl Tool for ListFiles {
 
 pub struct WriteFile;
 
+// The arguments of `writeFile` (schema only, as for `ReadFileArgs`).
+#[derive(Deserialize, JsonSchema)]
+#[allow(dead_code)]
+struct WriteFileArgs {
+    /// File path relative to the repository root
+    path: String,
+    /// The complete new content of the file (no line numbers)
+    content: String,
+}
+
 impl Tool for WriteFile {
     fn name(&self) -> &'static str {
         "writeFile"
@@ -327,14 +358,7 @@ impl Tool for WriteFile {
          since you read it, the write is refused as a conflict. For a few lines use replaceLines."
     }
     fn parameters(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "File path relative to the repository root"},
-                "content": {"type": "string", "description": "The complete new content of the file (no line numbers)"}
-            },
-            "required": ["path", "content"]
-        })
+        args_schema::<WriteFileArgs>()
     }
     fn class(&self) -> ToolClass {
         ToolClass::Write
@@ -364,6 +388,22 @@ impl Tool for WriteFile {
 
 pub struct ReplaceLines;
 
+// The arguments of `replaceLines` (schema only, as for `ReadFileArgs`).
+#[derive(Deserialize, JsonSchema)]
+#[allow(dead_code)]
+struct ReplaceLinesArgs {
+    /// File path relative to the repository root
+    path: String,
+    /// First line to replace (1-based)
+    #[schemars(range(min = 1))]
+    start_line: u64,
+    /// Last line to replace, inclusive
+    #[schemars(range(min = 0))]
+    end_line: u64,
+    /// Replacement lines, without line numbers
+    new_text: String,
+}
+
 impl Tool for ReplaceLines {
     fn name(&self) -> &'static str {
         "replaceLines"
@@ -374,16 +414,7 @@ impl Tool for ReplaceLines {
          inserts before start_line. Refused if the file changed since you read it."
     }
     fn parameters(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "File path relative to the repository root"},
-                "start_line": {"type": "integer", "minimum": 1, "description": "First line to replace (1-based)"},
-                "end_line": {"type": "integer", "minimum": 0, "description": "Last line to replace, inclusive"},
-                "new_text": {"type": "string", "description": "Replacement lines, without line numbers"}
-            },
-            "required": ["path", "start_line", "end_line", "new_text"]
-        })
+        args_schema::<ReplaceLinesArgs>()
     }
     fn class(&self) -> ToolClass {
         ToolClass::Write

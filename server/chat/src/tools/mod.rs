@@ -3,4 +3,5 @@
 mod common;
 pub mod files;
 pub mod runs;
+mod schema;
 pub mod search;

@@ -8,10 +8,13 @@
 //! `decide`; the permission gate asks before any of them. Every run a tool touches must belong
 //! to a repository inside the sandbox's roots.
 
+use super::schema::args_schema;
 use crate::tool::{Tool, ToolClass, ToolContext, ToolError};
 use noctune_core::{
     ApprovalDecision, ApprovalView, Decision, Event, OpError, RunRecord, StartRequest,
 };
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
@@ -143,6 +146,61 @@ fn record_json(rec: &RunRecord) -> Value {
     })
 }
 
+// The tools' arguments: only the published schemas are derived from these (`call` parses
+// leniently with `str_arg`/`opt_u64`); doc comments are the descriptions the model sees.
+
+#[derive(Deserialize, JsonSchema)]
+#[allow(dead_code)]
+struct StartArgs {
+    /// policy pack name, e.g. lint_fix
+    pack: String,
+    /// model profile for llm packs (optional)
+    #[serde(default)]
+    profile: Option<String>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[allow(dead_code)]
+struct StopArgs {
+    run_id: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[allow(dead_code)]
+struct EventsArgs {
+    run_id: String,
+    #[serde(default)]
+    cursor: Option<u64>,
+    #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_EVENTS))]
+    limit: Option<u64>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[allow(dead_code)]
+struct ApprovalsArgs {
+    run_id: String,
+    #[serde(default)]
+    pending_only: Option<bool>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum DecisionArg {
+    Approve,
+    Reject,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[allow(dead_code)]
+struct DecideArgs {
+    run_id: String,
+    approval_id: String,
+    decision: DecisionArg,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
 struct NoctuneStart(Arc<dyn RunControl>);
 
 impl Tool for NoctuneStart {
@@ -155,14 +213,7 @@ impl Tool for NoctuneStart {
          follow it with noctuneEvents and decide its approvals with noctuneDecide."
     }
     fn parameters(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "pack": {"type": "string", "description": "policy pack name, e.g. lint_fix"},
-                "profile": {"type": "string", "description": "model profile for llm packs (optional)"}
-            },
-            "required": ["pack"]
-        })
+        args_schema::<StartArgs>()
     }
     fn class(&self) -> ToolClass {
         ToolClass::Run
@@ -193,11 +244,7 @@ impl Tool for NoctuneStop {
         "Stop a running Noctune run (cooperatively, then by force after the grace period)."
     }
     fn parameters(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {"run_id": {"type": "string"}},
-            "required": ["run_id"]
-        })
+        args_schema::<StopArgs>()
     }
     fn class(&self) -> ToolClass {
         ToolClass::Run
@@ -221,15 +268,7 @@ impl Tool for NoctuneEvents {
          status and next_cursor to pass next time. Heartbeats are left out."
     }
     fn parameters(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "run_id": {"type": "string"},
-                "cursor": {"type": "integer", "minimum": 0},
-                "limit": {"type": "integer", "minimum": 1, "maximum": MAX_EVENTS}
-            },
-            "required": ["run_id"]
-        })
+        args_schema::<EventsArgs>()
     }
     fn class(&self) -> ToolClass {
         ToolClass::Read
@@ -275,14 +314,7 @@ impl Tool for NoctuneApprovals {
         "List a run's approvals (proposed edits) with their status, risk and diff."
     }
     fn parameters(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "run_id": {"type": "string"},
-                "pending_only": {"type": "boolean"}
-            },
-            "required": ["run_id"]
-        })
+        args_schema::<ApprovalsArgs>()
     }
     fn class(&self) -> ToolClass {
         ToolClass::Read
@@ -326,16 +358,7 @@ impl Tool for NoctuneDecide {
          that decision."
     }
     fn parameters(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "run_id": {"type": "string"},
-                "approval_id": {"type": "string"},
-                "decision": {"type": "string", "enum": ["approve", "reject"]},
-                "reason": {"type": "string"}
-            },
-            "required": ["run_id", "approval_id", "decision"]
-        })
+        args_schema::<DecideArgs>()
     }
     fn class(&self) -> ToolClass {
         ToolClass::Decide

@@ -11,12 +11,15 @@
 use super::common::{
     arg_bool, arg_path, arg_usize, bad_args, glob_accepts, glob_filter, resolve, shown, skipped_dir,
 };
+use super::schema::args_schema;
 use crate::tool::{Tool, ToolClass, ToolContext, ToolError};
 use grep::regex::{RegexMatcher, RegexMatcherBuilder};
 use grep::searcher::sinks::Lossy;
 use grep::searcher::{BinaryDetection, Searcher, SearcherBuilder};
 use ignore::{DirEntry, ParallelVisitor, ParallelVisitorBuilder, WalkState};
 use noctune_sandbox::Intent;
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +32,31 @@ const LINE_MAX_CHARS: usize = 300;
 
 pub struct Search;
 
+// The arguments of `search`: only its published schema is derived from this (`call` parses
+// leniently, see `common.rs`); the doc comments are the descriptions the model sees.
+#[derive(Deserialize, JsonSchema)]
+#[allow(dead_code)]
+struct SearchArgs {
+    /// Regular expression (Rust syntax) or, with literal, plain text
+    pattern: String,
+    /// Treat pattern as plain text (default false)
+    #[serde(default)]
+    literal: Option<bool>,
+    /// Only files matching this glob, e.g. *.py or src/**/*.rs
+    #[serde(default)]
+    glob: Option<String>,
+    /// Folder (or file) to search, relative to the repository root (default: all)
+    #[serde(default)]
+    path: Option<String>,
+    /// At most this many matching lines (default 100)
+    #[serde(default)]
+    #[schemars(range(min = 1, max = SEARCH_MAX))]
+    max_results: Option<u64>,
+    /// Ignore case (default false)
+    #[serde(default)]
+    case_insensitive: Option<bool>,
+}
+
 impl Tool for Search {
     fn name(&self) -> &'static str {
         "search"
@@ -39,18 +67,7 @@ impl Tool for Search {
          plain text. Narrow with glob (e.g. \"*.py\") or path (a folder)."
     }
     fn parameters(&self) -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "pattern": {"type": "string", "description": "Regular expression (Rust syntax) or, with literal, plain text"},
-                "literal": {"type": "boolean", "description": "Treat pattern as plain text (default false)"},
-                "glob": {"type": "string", "description": "Only files matching this glob, e.g. *.py or src/**/*.rs"},
-                "path": {"type": "string", "description": "Folder (or file) to search, relative to the repository root (default: all)"},
-                "max_results": {"type": "integer", "minimum": 1, "maximum": SEARCH_MAX, "description": "At most this many matching lines (default 100)"},
-                "case_insensitive": {"type": "boolean", "description": "Ignore case (default false)"}
-            },
-            "required": ["pattern"]
-        })
+        args_schema::<SearchArgs>()
     }
     fn class(&self) -> ToolClass {
         ToolClass::Read
