@@ -230,11 +230,7 @@ pub(crate) fn page_of(
             truncated = true;
             if i == 0 {
                 // One line over the whole budget (minified code): show its head.
-                let mut cut = READ_MAX_BYTES.min(entry.len());
-                while !entry.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                content.push_str(&entry[..cut]);
+                content.push_str(noctune_core::text::prefix_bytes(&entry, READ_MAX_BYTES));
                 content.push_str(" [line cut]\n");
                 last = n;
             }
@@ -608,10 +604,7 @@ fn apply_edit(
         .header(&format!("a/{path}"), &format!("b/{path}"))
         .to_string();
     if diff.len() > DIFF_MAX_BYTES {
-        let mut cut = DIFF_MAX_BYTES;
-        while !diff.is_char_boundary(cut) {
-            cut -= 1;
-        }
+        let cut = noctune_core::text::prefix_bytes(&diff, DIFF_MAX_BYTES).len();
         diff.truncate(cut);
         diff.push_str("\n[diff cut; the file was written in full]\n");
     }

@@ -127,10 +127,11 @@ fn check_run(
 }
 
 fn cut(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        None => text.to_string(),
-        Some((end, _)) => format!("{}… [{} more chars]", &text[..end], text.len() - end),
+    let head = noctune_core::text::prefix_chars(text, max);
+    if head.len() == text.len() {
+        return text.to_string();
     }
+    format!("{head}… [{} more chars]", text.len() - head.len())
 }
 
 fn record_json(rec: &RunRecord) -> Value {
