@@ -413,13 +413,8 @@ fn tarjan(edges: &[BTreeSet<usize>]) -> Vec<Vec<usize>> {
     s.out
 }
 
-/// Cycles that existed when this check was written, to be taken apart one by one (each is two
-/// or more files that are really one module). The check fails on any other cycle, and on a
-/// listed one that is gone, so the list can only shrink.
-const KNOWN_CYCLES: [&str; 0] = [];
-
 #[test]
-fn no_new_file_level_import_cycles() {
+fn no_file_level_import_cycles() {
     let mut found = Vec::new();
     let mut crates = 0;
     for p in workspace_packages() {
@@ -433,19 +428,7 @@ fn no_new_file_level_import_cycles() {
         }
     }
     assert!(crates >= 15, "scanned only {crates} crates");
-    let new: Vec<&String> = found
-        .iter()
-        .filter(|c| !KNOWN_CYCLES.contains(&c.as_str()))
-        .collect();
-    assert!(new.is_empty(), "new import cycles: {new:#?}");
-    let gone: Vec<&&str> = KNOWN_CYCLES
-        .iter()
-        .filter(|k| !found.iter().any(|f| f == *k))
-        .collect();
-    assert!(
-        gone.is_empty(),
-        "these cycles are gone; remove them from KNOWN_CYCLES: {gone:#?}"
-    );
+    assert!(found.is_empty(), "import cycles: {found:#?}");
 }
 
 #[test]

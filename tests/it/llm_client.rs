@@ -15,17 +15,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---- helpers ----
 
-/// A recorded llama-server file: the repo's copy first, the team's shared folder second.
+/// A recorded llama-server file (fixtures/llm/recordings).
 fn recording(name: &str) -> String {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        root.join("fixtures/llm/recordings").join(name),
-        root.join("../shared/llm/recordings").join(name),
-    ];
-    candidates
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .unwrap_or_else(|| panic!("recording {name} not found in {candidates:?}"))
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/llm/recordings")
+        .join(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("recording {name} not readable at {}: {e}", path.display()))
 }
 
 fn data_lines(sse: &str) -> Vec<&str> {
