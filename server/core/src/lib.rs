@@ -10,6 +10,7 @@ pub mod approval;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod json_schema;
 pub mod patchset;
 pub mod policy;
 pub mod proposal;

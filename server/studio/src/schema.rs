@@ -20,48 +20,7 @@ pub const DEFS: &str = "#/$defs/";
 /// JSON Schema 2020-12's meta-schema.
 pub const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
 
-/// JSON Schema 2020-12's defined formats; strict validators reject any other.
-pub const STANDARD_FORMATS: [&str; 19] = [
-    "date-time",
-    "date",
-    "time",
-    "duration",
-    "email",
-    "idn-email",
-    "hostname",
-    "idn-hostname",
-    "ipv4",
-    "ipv6",
-    "uri",
-    "uri-reference",
-    "iri",
-    "iri-reference",
-    "uuid",
-    "uri-template",
-    "json-pointer",
-    "relative-json-pointer",
-    "regex",
-];
-
-/// Drops every `format` that is not one of [`STANDARD_FORMATS`] (the ones schemars adds for
-/// Rust integer and float widths: their range is stated by `minimum`/`maximum` where it
-/// matters), anywhere in `schema`.
-pub fn standard_formats_only(schema: &mut Value) {
-    match schema {
-        Value::Object(m) => {
-            let drop = m
-                .get("format")
-                .and_then(Value::as_str)
-                .is_some_and(|f| !STANDARD_FORMATS.contains(&f));
-            if drop {
-                m.remove("format");
-            }
-            m.values_mut().for_each(standard_formats_only);
-        }
-        Value::Array(a) => a.iter_mut().for_each(standard_formats_only),
-        _ => {}
-    }
-}
+pub use noctune_core::json_schema::{STANDARD_FORMATS, standard_formats_only};
 
 /// [`standard_formats_only`] of a schema object (the form MCP tool schemas take).
 pub fn standard_formats_only_object(mut schema: Map<String, Value>) -> Map<String, Value> {

@@ -11,29 +11,9 @@ use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value};
 
-/// JSON Schema 2020-12's defined formats (the same list as `noctune-studio`'s `schema` module,
-/// which chat may not depend on).
-const STANDARD_FORMATS: [&str; 19] = [
-    "date-time",
-    "date",
-    "time",
-    "duration",
-    "email",
-    "idn-email",
-    "hostname",
-    "idn-hostname",
-    "ipv4",
-    "ipv6",
-    "uri",
-    "uri-reference",
-    "iri",
-    "iri-reference",
-    "uuid",
-    "uri-template",
-    "json-pointer",
-    "relative-json-pointer",
-    "regex",
-];
+#[cfg(test)]
+use noctune_core::json_schema::STANDARD_FORMATS;
+use noctune_core::json_schema::standard_formats_only;
 
 /// The arguments schema of a tool whose arguments are `T`.
 pub(crate) fn args_schema<T: JsonSchema>() -> Value {
@@ -89,24 +69,6 @@ fn inline_refs(schema: &mut Value, defs: &Map<String, Value>, depth: usize) {
             m.values_mut().for_each(|v| inline_refs(v, defs, depth));
         }
         Value::Array(a) => a.iter_mut().for_each(|v| inline_refs(v, defs, depth)),
-        _ => {}
-    }
-}
-
-/// Drops every non-standard `format`, anywhere in `schema`.
-fn standard_formats_only(schema: &mut Value) {
-    match schema {
-        Value::Object(m) => {
-            let drop = m
-                .get("format")
-                .and_then(Value::as_str)
-                .is_some_and(|f| !STANDARD_FORMATS.contains(&f));
-            if drop {
-                m.remove("format");
-            }
-            m.values_mut().for_each(standard_formats_only);
-        }
-        Value::Array(a) => a.iter_mut().for_each(standard_formats_only),
         _ => {}
     }
 }
