@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The real-server test tier: builds (once, cached) llama.cpp's llama-server and a tiny random-weight model with
-# ../shared/llm/llama-server-kit.sh, starts it on a free port, runs the #[ignore]d tests of tests/it/llm_real.rs
+# scripts/llm/llama-kit.sh, starts it on a free port, runs the #[ignore]d tests of tests/it/llm_real.rs
 # against it (`cargo test --test it -- --ignored llm_real::`, with NOCTUNE_LLAMA_URL set), and stops it again.
 # It fails when that filter matches no test, so the tier cannot pass by running nothing.
 #
 #   tests/llm-real.sh            build if needed (~15 min the first time on 2 cores), then test
 #   tests/llm-real.sh --no-build skip the tier (exit 0) when the kit is not built yet
 #
-# Env: NOCTUNE_LLAMA_KIT (default: ../shared/llm/llama-server-kit.sh next to the repository),
+# Env: NOCTUNE_LLAMA_KIT (default: scripts/llm/llama-kit.sh),
 #      NOCTUNE_LLAMA_CACHE (the kit's cache), CARGO_TARGET_DIR (as usual).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,16 +15,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=tests/ignored.sh
 source tests/ignored.sh # run_ignored (we are at the repository root)
 
-KIT=${NOCTUNE_LLAMA_KIT:-../shared/llm/llama-server-kit.sh}
+KIT=${NOCTUNE_LLAMA_KIT:-scripts/llm/llama-kit.sh}
 [ -x "$KIT" ] || { echo "llm-real: no llama-server kit at $KIT (set NOCTUNE_LLAMA_KIT)" >&2; exit 2; }
 
-if ! paths=$("$KIT" paths 2>/dev/null); then
+if ! paths=$("$KIT" paths tiny 2>/dev/null); then
   if [ "${1:-}" = "--no-build" ]; then
-    echo "llm-real: skipped (the llama-server kit is not built; run $KIT build)"
+    echo "llm-real: skipped (the llama-server kit is not built; run $KIT build tiny)"
     exit 0
   fi
   echo "llm-real: building llama-server and the tiny model (once; cached)..." >&2
-  paths=$("$KIT" build)
+  paths=$("$KIT" build tiny)
 fi
 server=$(sed -n 's/^server=//p' <<<"$paths")
 model=$(sed -n 's/^model=//p' <<<"$paths")

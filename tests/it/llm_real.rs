@@ -1,6 +1,6 @@
 //! The real-server tier: the client and the chat turn against llama.cpp's own `llama-server`
 //! (started by `tests/llm-real.sh` with the tiny random-weight model of
-//! `../shared/llm/llama-server-kit.sh`). Only what does not depend on the model's words is
+//! `scripts/llm/llama-kit.sh`). Only what does not depend on the model's words is
 //! checked: streaming in pieces, usage and timings, the over-long prompt's error, cancellation,
 //! json_schema-constrained output, and a whole chat turn.
 //!
