@@ -605,21 +605,28 @@ impl Turn<'_, '_> {
             ));
         }
         let class = tool.class();
-        // The path a gated call touches, checked by the sandbox before anyone is asked.
-        let rel = match (class, tool.target_path(&args)) {
-            (ToolClass::Read, _) | (_, None) => None,
-            (_, Some(p)) => {
-                let intent = if class == ToolClass::Write {
-                    Intent::Write
-                } else {
-                    Intent::Read
+        // The path a call touches, checked by the sandbox before anyone is asked; for a read,
+        // so that the gate can ask before a secret file is read (a symlink is judged by what
+        // it points to).
+        let rel = match tool.target_path(&args) {
+            None => None,
+            Some(p) => {
+                let intent = match class {
+                    ToolClass::Write => Intent::Write,
+                    // A folder (listFiles, search) or a file.
+                    ToolClass::Read => Intent::List,
+                    _ => Intent::Read,
                 };
-                let safe = deps
+                match deps
                     .tool_ctx
                     .sandbox
                     .resolve(&deps.tool_ctx.repo_root, &p, intent)
-                    .map_err(|e| ToolError::new(e.code(), e.to_string()))?;
-                Some(safe.rel().to_string())
+                {
+                    Ok(safe) => Some(gate_path(&deps.tool_ctx.repo_root, &safe)),
+                    // The read tool refuses it itself, in its own words.
+                    Err(_) if class == ToolClass::Read => None,
+                    Err(e) => return Err(ToolError::new(e.code(), e.to_string())),
+                }
             }
         };
         let session_id = session.id.clone();
@@ -669,6 +676,22 @@ impl Turn<'_, '_> {
     }
 }
 
+/// The path the gate judges: relative to the repository when inside it (so that its own
+/// `.noctune_cache/` is recognised even when the allowed root is a parent folder), else
+/// relative to the allowed root it lies in.
+fn gate_path(repo_root: &std::path::Path, safe: &noctune_sandbox::SafePath) -> String {
+    match safe
+        .abs()
+        .strip_prefix(repo_root)
+        .ok()
+        .and_then(|r| r.to_str())
+    {
+        Some("") => ".".to_string(),
+        Some(rel) => rel.to_string(),
+        None => safe.rel().to_string(),
+    }
+}
+
 fn cut_chars(s: &str, max: usize) -> String {
     let head = noctune_core::text::prefix_chars(s, max);
     if head.len() < s.len() {
@@ -693,9 +716,11 @@ fn not_allowed(class: ToolClass, req: &PermissionRequest) -> ToolError {
         ToolClass::Write => "write files",
         ToolClass::Run => "start or stop runs",
         ToolClass::Decide => "decide approvals",
-        ToolClass::Read => "read",
+        ToolClass::Read => "read this secret file",
     };
-    let scopes = if req.protected {
+    let scopes = if class == ToolClass::Read {
+        "for this file, for the rest of this session"
+    } else if req.protected {
         "this path is protected, so only a one-time approval is possible"
     } else {
         "once, for this session, or always"
@@ -719,8 +744,11 @@ pub fn system_prompt(repo_root: &std::path::Path, overview: &str) -> String {
          - When you refer to code, cite it as path:line (e.g. src/app.py:42), with paths \
          relative to the repository root.\n\
          - Edits (writeFile, replaceLines), runs (noctuneStart, noctuneStop) and decisions \
-         (noctuneDecide) need the user's permission. If a tool answers with an error ending in \
-         _not_allowed, say what you wanted to do and ask the user to allow it.\n\
+         (noctuneDecide) need the user's permission, and so does reading a secret file (.env, \
+         keys, credentials); search skips secret files. If a tool answers with an error ending \
+         in _not_allowed, say what you wanted to do and ask the user to allow it.\n\
+         - .noctune_cache/ is Noctune's own; scratch files you need may go under \
+         .noctune_cache/scratch/ (no permission needed).\n\
          - Keep answers short and concrete.\n\n\
          ## Repository overview\n{overview}",
         repo_root.display()

@@ -3,7 +3,9 @@
 use noctune_core::RunId;
 use std::path::{Path, PathBuf};
 
-pub const CACHE_DIR: &str = ".noctune_cache";
+/// The cache's name and its `.gitignore` are decided in `noctune_util::cache`, which chat and
+/// the facade use too.
+pub use noctune_util::cache::{CACHE_DIR, cache_dir, ensure_cache_dir};
 
 #[derive(Debug, Clone)]
 pub struct RunPaths {
@@ -63,10 +65,6 @@ impl RunPaths {
     }
 }
 
-pub fn cache_dir(repo_root: &Path) -> PathBuf {
-    repo_root.join(CACHE_DIR)
-}
-
 pub fn worktrees_dir(repo_root: &Path) -> PathBuf {
     cache_dir(repo_root).join("worktrees")
 }
@@ -75,17 +73,11 @@ pub fn runs_dir(repo_root: &Path) -> PathBuf {
     cache_dir(repo_root).join("runs")
 }
 
-/// Creates `.noctune_cache/` with a `.gitignore` of `*`, so the cache (worktrees included)
-/// never shows in the user's `git status`.
-pub fn ensure_cache_dir(repo_root: &Path) -> std::io::Result<PathBuf> {
-    let dir = cache_dir(repo_root);
-    std::fs::create_dir_all(&dir)?;
-    let ignore = dir.join(".gitignore");
-    if !ignore.exists() {
-        noctune_util::fsx::write_atomic(
-            &ignore,
-            b"# Noctune Studio's cache: never committed\n*\n",
-        )?;
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn git_never_stages_the_cache() {
+        // noctune-git depends on no crate of ours, so it spells the name itself.
+        assert!(noctune_git::NEVER_STAGED.contains(&super::CACHE_DIR));
     }
-    Ok(dir)
 }

@@ -293,13 +293,25 @@ pub fn ensure_clean(wt: &Repository) -> Result<()> {
     }
 }
 
+/// Folders a commit never stages, at any depth, whatever the caller passes and whatever a
+/// `.gitignore` says (or no longer says): Noctune's cache, which holds chat transcripts (with
+/// what the model read), edit backups and grants. The name is `noctune_util::cache::CACHE_DIR`
+/// (this crate depends on none of ours; the engine's tests check the two agree).
+pub const NEVER_STAGED: [&str; 1] = [".noctune_cache"];
+
+fn never_staged(path: &str) -> bool {
+    path.split('/')
+        .any(|c| NEVER_STAGED.iter().any(|n| c.eq_ignore_ascii_case(n)))
+}
+
 /// Stages `paths` (added, modified or deleted) and commits them on the worktree's branch.
+/// Paths under [`NEVER_STAGED`] are left out.
 pub fn commit_paths(wt: &Repository, paths: &[String], message: &str) -> Result<String> {
     let mut idx = wt.index().map_err(ctx("index"))?;
     let workdir = wt
         .workdir()
         .ok_or_else(|| GitError::NotARepo(wt.path().to_path_buf()))?;
-    for p in paths {
+    for p in paths.iter().filter(|p| !never_staged(p)) {
         if workdir.join(p).exists() {
             idx.add_path(Path::new(p))
                 .map_err(ctx(format!("stage {p}")))?;
@@ -359,4 +371,27 @@ pub fn commits_since(repo: &Repository, branch: &str, base: &str) -> Result<Vec<
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::never_staged;
+
+    #[test]
+    fn the_cache_is_never_staged_at_any_depth() {
+        for p in [
+            ".noctune_cache/studio_chat/sessions/s1.json",
+            ".NOCTUNE_CACHE/x",
+            "sub/.noctune_cache/studio_edits/backups/1/.env",
+        ] {
+            assert!(never_staged(p), "{p}");
+        }
+        for p in [
+            "src/noctune_cache.py",
+            "noctune_cache/x",
+            ".noctune_cache_old",
+        ] {
+            assert!(!never_staged(p), "{p}");
+        }
+    }
 }

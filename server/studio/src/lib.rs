@@ -77,7 +77,13 @@ impl Studio {
     /// A handle that serves `repo_root`: runs and chat only inside the roots its configuration
     /// allows (`NOCTUNE_STUDIO_ALLOWED_ROOTS`, default: the repository itself).
     pub fn for_repository(db: &Path, repo_root: &Path) -> Result<Studio, OpError> {
-        let root = repo::discover(repo_root).unwrap_or_else(|_| repo_root.to_path_buf());
+        let root = match repo::discover(repo_root) {
+            Ok(root) => {
+                restore_cache(&root);
+                root
+            }
+            Err(_) => repo_root.to_path_buf(),
+        };
         let cfg = noctune_config::load(&root)
             .map_err(|e| OpError::new(ErrorCode::ConfigError, e.to_string()))?;
         let mut studio = Studio::open(db)?;
@@ -135,5 +141,19 @@ impl Studio {
                 2
             }
         }
+    }
+}
+
+/// Makes the repository's `.noctune_cache/` and its `.gitignore` exactly Noctune's again, on
+/// every start (open, chat, run): an ignore file that was edited or deleted since would leave
+/// transcripts, backups and worktrees committable. A folder that cannot be written (read-only
+/// checkout) is logged, not refused: nothing can have been written there either.
+pub(crate) fn restore_cache(repo_root: &Path) {
+    if let Err(e) = noctune_util::cache::ensure_cache_dir(repo_root) {
+        tracing::warn!(
+            "cannot restore {}/.gitignore in {}: {e}",
+            noctune_util::cache::CACHE_DIR,
+            repo_root.display()
+        );
     }
 }

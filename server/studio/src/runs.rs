@@ -94,7 +94,8 @@ impl Studio {
     /// Continues a stopped or failed run, supervised like a started one.
     pub fn resume(&self, run_id: &str) -> Result<RunRecord, OpError> {
         let rec = self.status(run_id)?;
-        self.check_roots(Path::new(&rec.repo_root))?;
+        let repo = self.check_roots(Path::new(&rec.repo_root))?;
+        super::restore_cache(&repo);
         let started = api::resume(&self.store(), run_id)?;
         Ok(self.supervise(started))
     }

@@ -7,11 +7,16 @@
 //! answer. Each thread keeps only its best `max + 1` matches, which bounds memory however many
 //! lines match, and still yields the exact global first `max` (the global first `max` are among
 //! every thread's first `max`).
+//!
+//! Secret files (`permissions::is_secret`: `.env*`, keys, credentials) are not searched, and
+//! the result lists them: their lines would land in the saved transcript without the user's
+//! approval. Searching one secret file by naming it as `path` is a read the gate asks for.
 
 use super::common::{
     arg_bool, arg_path, arg_usize, bad_args, glob_accepts, glob_filter, resolve, shown, skipped_dir,
 };
 use super::schema::args_schema;
+use crate::permissions::is_secret;
 use crate::tool::{Tool, ToolClass, ToolContext, ToolError};
 use grep::regex::{RegexMatcher, RegexMatcherBuilder};
 use grep::searcher::sinks::Lossy;
@@ -29,6 +34,8 @@ pub const SEARCH_DEFAULT: usize = 100;
 pub const SEARCH_MAX: usize = 1000;
 /// A matching line longer than this is cut in the result (minified files).
 const LINE_MAX_CHARS: usize = 300;
+/// At most this many skipped secret files are named in a result.
+const SKIPPED_SHOWN: usize = 20;
 
 pub struct Search;
 
@@ -64,7 +71,9 @@ impl Tool for Search {
     fn description(&self) -> &'static str {
         "Search file contents of the repository like ripgrep (respects .gitignore). Results are \
          `path:line: text`, sorted, capped by max_results. Regex by default; literal=true for \
-         plain text. Narrow with glob (e.g. \"*.py\") or path (a folder)."
+         plain text. Narrow with glob (e.g. \"*.py\") or path (a folder). Secret files (.env, \
+         keys, credentials) are skipped and listed in skipped_secret_files; pass one as path \
+         to search it (the user is asked first)."
     }
     fn parameters(&self) -> Value {
         args_schema::<SearchArgs>()
@@ -104,8 +113,12 @@ impl Tool for Search {
             .unwrap_or(".");
         let sp = resolve(ctx, path, Intent::List)?;
 
+        // The one file named as the target was the gate's to allow; any other secret is skipped.
+        let named_file = sp.abs().is_file().then(|| sp.abs().to_path_buf());
         let shared = Arc::new(Shared {
             repo_root: ctx.repo_root.clone(),
+            named_file,
+            skipped: Mutex::new(Vec::new()),
             matcher,
             filter,
             max,
@@ -131,6 +144,9 @@ impl Tool for Search {
             .into_iter()
             .map(|m| format!("{}:{}: {}", m.path, m.line, m.text))
             .collect();
+        let mut skipped =
+            std::mem::take(&mut *shared.skipped.lock().unwrap_or_else(|e| e.into_inner()));
+        skipped.sort_unstable();
         let mut out = json!({
             "pattern": pattern,
             "path": shown(ctx, sp.abs()),
@@ -139,6 +155,14 @@ impl Tool for Search {
             "files_searched": shared.files.load(Ordering::Relaxed),
             "matches": matches,
         });
+        if !skipped.is_empty() {
+            out["skipped_secret_files"] = json!(&skipped[..skipped.len().min(SKIPPED_SHOWN)]);
+            out["note"] = json!(format!(
+                "{} secret file(s) not searched (what a tool returns is saved with the chat); \
+                 to search one, pass it as path: the user is asked first",
+                skipped.len()
+            ));
+        }
         if truncated {
             out["hint"] = json!(format!(
                 "more than {max} matching lines; narrow with glob or path, or a more specific pattern"
@@ -162,6 +186,10 @@ struct Found {
 
 struct Shared {
     repo_root: PathBuf,
+    /// The target itself when it is a file (see `call`).
+    named_file: Option<PathBuf>,
+    /// Secret files not searched (repository-relative).
+    skipped: Mutex<Vec<String>>,
     matcher: RegexMatcher,
     filter: Option<(globset::GlobMatcher, bool)>,
     max: usize,
@@ -239,6 +267,14 @@ impl ParallelVisitor for Visitor {
             Err(_) => entry.path().to_string_lossy().into_owned(),
         };
         if !glob_accepts(&self.shared.filter, &rel) {
+            return WalkState::Continue;
+        }
+        if is_secret(&rel) && self.shared.named_file.as_deref() != Some(entry.path()) {
+            self.shared
+                .skipped
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(rel);
             return WalkState::Continue;
         }
         self.search_file(entry.path(), rel);
