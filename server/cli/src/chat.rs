@@ -6,6 +6,7 @@
 //! says how to answer every prompt of this invocation (the gate still limits protected paths to
 //! a one-time grant). `--json` prints one event per line for scripts.
 
+use super::out::Out;
 use anyhow::Context;
 use noctune_studio::chat::{
     CancelToken, ChatEvent, ChatService, FixedPrompter, NoPrompter, PermissionAnswer,
@@ -13,7 +14,7 @@ use noctune_studio::chat::{
 };
 use serde_json::{Value, json};
 use std::future::Future;
-use std::io::{IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -124,7 +125,13 @@ async fn turn(
             }
         })
     });
-    let mut on_event = |e: ChatEvent| ui.event(e);
+    let mut on_event = |e: ChatEvent| {
+        ui.event(e);
+        if ui.failed.is_some() {
+            // Nobody reads the answer any more: stop the model and any further tool calls.
+            cancel.cancel();
+        }
+    };
     let result = service
         .send(
             session_id,
@@ -137,6 +144,9 @@ async fn turn(
         .await;
     if let Some(w) = watcher {
         w.abort();
+    }
+    if let Some(e) = ui.failed.take() {
+        return Err(e.into());
     }
     let summary = result?;
     Ok(summary.error.is_none())
@@ -329,12 +339,15 @@ impl Prompter for TerminalPrompter {
     }
 }
 
-/// Renders events: JSON lines, or text for people.
+/// Renders events on stdout: JSON lines, or text for people.
 struct Ui {
     json: bool,
     /// Whether the cursor is at the start of a line on stdout.
     at_line_start: bool,
     color: bool,
+    out: Out,
+    /// The first write to stdout that failed; nothing more is printed, and the turn returns it.
+    failed: Option<io::Error>,
 }
 
 impl Ui {
@@ -343,6 +356,18 @@ impl Ui {
             json,
             at_line_start: true,
             color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            out: Out::stdout(),
+            failed: None,
+        }
+    }
+
+    /// Writes and flushes at once: an answer streams, a line may have no end yet.
+    fn print(&mut self, text: std::fmt::Arguments) {
+        if self.failed.is_some() {
+            return;
+        }
+        if let Err(e) = self.out.write_fmt(text).and_then(|()| self.out.flush()) {
+            self.failed = Some(e);
         }
     }
 
@@ -356,7 +381,7 @@ impl Ui {
 
     fn newline(&mut self) {
         if !self.at_line_start {
-            println!();
+            self.print(format_args!("\n"));
             self.at_line_start = true;
         }
     }
@@ -364,16 +389,13 @@ impl Ui {
     fn event(&mut self, e: ChatEvent) {
         if self.json {
             if let Ok(line) = serde_json::to_string(&e) {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
-                let _ = out.flush();
+                self.print(format_args!("{line}\n"));
             }
             return;
         }
         match e {
             ChatEvent::Delta { text } => {
-                print!("{text}");
-                let _ = std::io::stdout().flush();
+                self.print(format_args!("{text}"));
                 self.at_line_start = text.ends_with('\n');
             }
             ChatEvent::Reasoning { text } => {
@@ -385,10 +407,8 @@ impl Ui {
                 name, arguments, ..
             } => {
                 self.newline();
-                println!(
-                    "{}",
-                    self.dim(&format!("→ {name} {}", describe_args(&arguments)))
-                );
+                let line = self.dim(&format!("→ {name} {}", describe_args(&arguments)));
+                self.print(format_args!("{line}\n"));
             }
             ChatEvent::ToolResult { ok, result, .. } => {
                 let line = if ok {
@@ -406,7 +426,8 @@ impl Ui {
                         )
                     )
                 };
-                println!("{}", self.dim(&line));
+                let line = self.dim(&line);
+                self.print(format_args!("{line}\n"));
             }
             ChatEvent::PermissionRequest(_) => self.newline(), // the prompter asks
             ChatEvent::Notice { message } => {

@@ -1,10 +1,14 @@
 //! The terminal surface: `noctune <command>`. A closed enum of commands, each a thin call
-//! into the `Studio` facade.
+//! into the `Studio` facade. Commands print through [`out::Out`], never `println!` (which
+//! panics when stdout is a closed pipe); clippy's `print_stdout` keeps it so.
+
+#![deny(clippy::print_stdout)]
 
 mod chat;
 mod lsp;
 mod mcp;
 mod mcp_tools;
+mod out;
 mod runs;
 mod studio;
 
@@ -187,19 +191,20 @@ pub enum ConfigCommand {
 
 /// Runs a command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    let out = &mut out::Out::stdout();
     match cli.command {
         Command::Worker { run_dir } => Ok(noctune_studio::Studio::run_worker(&run_dir)),
         Command::Config {
             command: ConfigCommand::Check { repo, json },
-        } => runs::config_check(repo, json),
+        } => runs::config_check(out, repo, json),
         Command::Run {
             repo,
             pack,
             profile,
             detach,
             json,
-        } => runs::run(repo, pack, profile, detach, json),
-        Command::Mcp { repo, command } => mcp::mcp(repo, command),
+        } => runs::run(out, repo, pack, profile, detach, json),
+        Command::Mcp { repo, command } => mcp::mcp(out, repo, command),
         Command::Lsp {
             repo,
             port,
@@ -220,34 +225,34 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             allow,
             message,
         }),
-        Command::Runs { repo, json } => runs::list(repo, json),
-        Command::Status { run_id, json } => runs::status(&run_id, json),
+        Command::Runs { repo, json } => runs::list(out, repo, json),
+        Command::Status { run_id, json } => runs::status(out, &run_id, json),
         Command::Events {
             run_id,
             cursor,
             follow,
             json,
-        } => runs::events(&run_id, cursor, follow, json),
-        Command::Approvals { run_id, json } => runs::approvals(&run_id, json),
+        } => runs::events(out, &run_id, cursor, follow, json),
+        Command::Approvals { run_id, json } => runs::approvals(out, &run_id, json),
         Command::Decide {
             run_id,
             approval_id,
             decision,
             reason,
             by,
-        } => runs::decide(&run_id, &approval_id, &decision, &reason, by),
-        Command::Stop { run_id, grace } => runs::stop(&run_id, grace),
+        } => runs::decide(out, &run_id, &approval_id, &decision, &reason, by),
+        Command::Stop { run_id, grace } => runs::stop(out, &run_id, grace),
         Command::Resume {
             run_id,
             detach,
             json,
-        } => runs::resume(&run_id, detach, json),
+        } => runs::resume(out, &run_id, detach, json),
         Command::Studio {
             repo,
             port,
             host,
             no_open,
-        } => studio::studio(repo, port, host, no_open),
+        } => studio::studio(out, repo, port, host, no_open),
     }
 }
 
@@ -288,19 +293,6 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}{}", cli_hint(&e));
-            2
-        }
-    }
-}
-
-/// The terminal's words for what to do next, after the facade's surface-neutral message.
-fn cli_hint(e: &anyhow::Error) -> &'static str {
-    use noctune_studio::ErrorCode;
-    match e.downcast_ref::<noctune_studio::OpError>().map(|o| o.code) {
-        Some(ErrorCode::UnknownRun) => " (`noctune runs` lists them)",
-        Some(ErrorCode::UnknownApproval) => " (`noctune approvals RUN` lists them)",
-        _ => "",
+        Err(e) => out::exit_code(&e),
     }
 }

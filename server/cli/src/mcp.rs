@@ -4,6 +4,7 @@ use clap::Subcommand;
 use noctune_studio::Studio;
 use noctune_studio::chat::ServerState;
 use serde_json::json;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -18,13 +19,17 @@ pub enum McpCommand {
     },
 }
 
-pub fn mcp(repo: Option<PathBuf>, command: Option<McpCommand>) -> anyhow::Result<i32> {
+pub fn mcp(
+    out: &mut dyn Write,
+    repo: Option<PathBuf>,
+    command: Option<McpCommand>,
+) -> anyhow::Result<i32> {
     match command {
         None => serve(repo),
         Some(McpCommand::ListServers {
             repo: sub_repo,
             json,
-        }) => list_servers(sub_repo.or(repo), json),
+        }) => list_servers(out, sub_repo.or(repo), json),
     }
 }
 
@@ -45,22 +50,24 @@ fn serve(repo: Option<PathBuf>) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn list_servers(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
+fn list_servers(out: &mut dyn Write, repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
     let root = super::repo_root(repo)?;
     let statuses = Studio::open_default()?.mcp_server_status(&root)?;
     let bad = statuses
         .iter()
         .any(|s| !matches!(s.state, ServerState::Ready | ServerState::Disabled));
     if json {
-        println!(
+        writeln!(
+            out,
             "{}",
             serde_json::to_string(&json!({"repo_root": root, "servers": statuses}))?
-        );
+        )?;
     } else if statuses.is_empty() {
-        println!(
+        writeln!(
+            out,
             "no MCP servers configured; add [mcp_servers.<name>] with `command` or `url` to {}",
             root.join("noctune.toml").display()
-        );
+        )?;
     } else {
         for s in &statuses {
             let info = s
@@ -68,19 +75,20 @@ fn list_servers(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
                 .as_deref()
                 .map(|i| format!(" ({i})"))
                 .unwrap_or_default();
-            println!(
+            writeln!(
+                out,
                 "{:<16} {:<13} {}{info}",
                 s.name,
                 s.state.label(),
                 s.transport
-            );
+            )?;
             if let Some(e) = s.state.error() {
-                println!("  error: {e}");
+                writeln!(out, "  error: {e}")?;
             }
             for t in &s.tools {
                 let first = t.description.lines().next().unwrap_or("");
                 let short: String = first.chars().take(90).collect();
-                println!("  {:<40} {short}", t.chat_name);
+                writeln!(out, "  {:<40} {short}", t.chat_name)?;
             }
         }
     }

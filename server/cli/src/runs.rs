@@ -4,6 +4,7 @@ use anyhow::Context;
 use noctune_core::{Decision, Event, RunRecord, RunStatus, StartRequest};
 use noctune_studio::Studio;
 use serde_json::json;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,50 +13,54 @@ fn studio() -> anyhow::Result<Studio> {
         .context("opening the audit DB (set NOCTUNE_STUDIO_DB to use another file)")
 }
 
-fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string(v)?);
+fn print_json(out: &mut dyn Write, v: &impl serde::Serialize) -> anyhow::Result<()> {
+    writeln!(out, "{}", serde_json::to_string(v)?)?;
     Ok(())
 }
 
-pub fn config_check(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
+pub fn config_check(out: &mut dyn Write, repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
     let root = super::repo_root(repo)?;
     let report = studio()?.config_report(&root)?;
     if json {
-        print_json(&report)?;
+        print_json(out, &report)?;
         return Ok(0);
     }
     let cfg: noctune_studio::ConfigReport = report;
-    println!("repository: {}", cfg.repo_root.display());
+    writeln!(out, "repository: {}", cfg.repo_root.display())?;
     let sources: Vec<String> = cfg
         .sources
         .iter()
         .map(|s| s.display().to_string())
         .collect();
-    println!(
+    writeln!(
+        out,
         "config files: {}",
         if sources.is_empty() {
             "(none; built-in defaults)".into()
         } else {
             sources.join(", ")
         }
-    );
-    println!("audit DB: {}", cfg.audit_db.display());
-    println!(
+    )?;
+    writeln!(out, "audit DB: {}", cfg.audit_db.display())?;
+    writeln!(
+        out,
         "allowed roots: {}",
         cfg.allowed_roots
             .iter()
             .map(|r| r.display().to_string())
             .collect::<Vec<_>>()
             .join(":")
-    );
-    println!("\npolicy packs:");
+    )?;
+    writeln!(out, "\npolicy packs:")?;
     for p in cfg.policy_packs.values() {
         let aa = &p.auto_approve;
-        println!(
+        writeln!(
+            out,
             "  {:<14} globs={:?} max_diff_lines={} tools_allowed={:?} checks={:?}",
             p.name, p.allowed_globs, p.max_diff_lines, p.tools_allowed, p.checks
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "  {:<14} proposer={} auto_approve={{enabled={}, max_risk={}, max_lines={}, require_tests={}}} grouping={:?} max_commits={}",
             "",
             serde_json::to_string(&p.proposer)?,
@@ -65,23 +70,31 @@ pub fn config_check(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
             aa.require_tests,
             p.grouping,
             p.patchset_max_commits
-        );
+        )?;
     }
-    println!("\nmodel profiles (default: {}):", cfg.default_profile);
+    writeln!(out, "\nmodel profiles (default: {}):", cfg.default_profile)?;
     for p in cfg.model_profiles.values() {
-        println!(
+        writeln!(
+            out,
             "  {:<14} {} model={} context_window={} tool_mode={:?}",
             p.name, p.base_url, p.model, p.context_window, p.tool_mode
-        );
+        )?;
     }
-    println!("\ntools:");
+    writeln!(out, "\ntools:")?;
     for t in cfg.tools.values() {
-        println!("  {:<14} {:?} {}", t.name, t.stage, t.command.join(" "));
+        writeln!(
+            out,
+            "  {:<14} {:?} {}",
+            t.name,
+            t.stage,
+            t.command.join(" ")
+        )?;
     }
     Ok(0)
 }
 
 pub fn run(
+    out: &mut dyn Write,
     repo: Option<PathBuf>,
     pack: String,
     profile: Option<String>,
@@ -95,16 +108,17 @@ pub fn run(
         pack,
         profile,
     })?;
-    follow_started(&studio, record, detach, json)
+    follow_started(out, &studio, record, detach, json)
 }
 
-pub fn resume(run_id: &str, detach: bool, json: bool) -> anyhow::Result<i32> {
+pub fn resume(out: &mut dyn Write, run_id: &str, detach: bool, json: bool) -> anyhow::Result<i32> {
     let studio = studio()?;
     let record = studio.resume(run_id)?;
-    follow_started(&studio, record, detach, json)
+    follow_started(out, &studio, record, detach, json)
 }
 
 fn follow_started(
+    out: &mut dyn Write,
     studio: &Studio,
     record: RunRecord,
     detach: bool,
@@ -113,42 +127,67 @@ fn follow_started(
     let run_id = record.run_id.to_string();
     if detach {
         if json {
-            print_json(&json!({"run_id": run_id}))?;
+            print_json(out, &json!({"run_id": run_id}))?;
         } else {
-            println!("{run_id}");
+            writeln!(out, "{run_id}")?;
         }
         return Ok(0);
     }
     if !json {
-        println!(
+        writeln!(
+            out,
             "run {run_id}: pack {} on {} (branch {})",
             record.pack, record.repo_root, record.branch
-        );
-        println!("  events: noctune events {run_id} --follow    stop: noctune stop {run_id}");
+        )?;
+        writeln!(
+            out,
+            "  events: noctune events {run_id} --follow    stop: noctune stop {run_id}"
+        )?;
     }
+    // The facade waits for the run and hands its events to this callback, which cannot hand
+    // an error back: a line that cannot be printed ends the process here, as the error would
+    // at the end (quietly when the reader of stdout has gone), and the run goes on in its
+    // worker as a detached one does.
     let rec = studio.wait(&run_id, |evs| {
-        for ev in evs {
-            if json {
-                let _ = print_json(ev);
-            } else if let Some(line) = progress_line(ev) {
-                println!("{line}");
-            }
+        if let Err(e) = print_progress(out, evs, json) {
+            super::out::exit_now(e)
         }
     })?;
-    finish_report(studio, &rec, json)
+    finish_report(out, studio, &rec, json)
 }
 
-fn finish_report(studio: &Studio, rec: &RunRecord, json: bool) -> anyhow::Result<i32> {
+fn print_progress(out: &mut dyn Write, evs: &[Event], json: bool) -> anyhow::Result<()> {
+    for ev in evs {
+        if json {
+            print_json(out, ev)?;
+        } else if let Some(line) = progress_line(ev) {
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
+}
+
+fn finish_report(
+    out: &mut dyn Write,
+    studio: &Studio,
+    rec: &RunRecord,
+    json: bool,
+) -> anyhow::Result<i32> {
     if json {
-        print_json(rec)?;
+        print_json(out, rec)?;
     } else {
-        println!("run {} ended: {}", rec.run_id, rec.status);
+        writeln!(out, "run {} ended: {}", rec.run_id, rec.status)?;
         if let Some(e) = &rec.error {
-            println!("  error: {e}");
+            writeln!(out, "  error: {e}")?;
         }
         if let Ok(commits) = studio.commits(rec) {
             for c in commits {
-                println!("  commit {} {}", &c.sha[..c.sha.len().min(10)], c.summary);
+                writeln!(
+                    out,
+                    "  commit {} {}",
+                    &c.sha[..c.sha.len().min(10)],
+                    c.summary
+                )?;
             }
         }
     }
@@ -217,7 +256,7 @@ fn indent(t: &str) -> String {
         .join("\n")
 }
 
-pub fn list(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
+pub fn list(out: &mut dyn Write, repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
     let studio = studio()?;
     let root = match repo {
         Some(r) => Some(super::repo_root(Some(r))?),
@@ -225,45 +264,60 @@ pub fn list(repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
     };
     let runs = studio.list_runs(root.as_deref())?;
     if json {
-        print_json(&runs)?;
+        print_json(out, &runs)?;
     } else if runs.is_empty() {
-        println!("no runs yet; start one with `noctune run --repo DIR --pack lint_fix`");
+        writeln!(
+            out,
+            "no runs yet; start one with `noctune run --repo DIR --pack lint_fix`"
+        )?;
     } else {
-        println!(
-            "{:<26} {:<17} {:<12} {:<25} {}",
-            "RUN", "STATUS", "PACK", "STARTED", "REPO"
-        );
+        writeln!(
+            out,
+            "{:<26} {:<17} {:<12} {:<25} REPO",
+            "RUN", "STATUS", "PACK", "STARTED"
+        )?;
         for r in runs {
-            println!(
+            writeln!(
+                out,
                 "{:<26} {:<17} {:<12} {:<25} {}",
                 r.run_id, r.status, r.pack, r.started_at, r.repo_root
-            );
+            )?;
         }
     }
     Ok(0)
 }
 
-pub fn status(run_id: &str, json: bool) -> anyhow::Result<i32> {
+pub fn status(out: &mut dyn Write, run_id: &str, json: bool) -> anyhow::Result<i32> {
     let studio = studio()?;
     let rec = studio.status(run_id)?;
     if json {
-        print_json(&rec)?;
+        print_json(out, &rec)?;
     } else {
-        println!("{}", serde_json::to_string_pretty(&rec)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&rec)?)?;
     }
     Ok(0)
 }
 
-pub fn events(run_id: &str, mut cursor: u64, follow: bool, json: bool) -> anyhow::Result<i32> {
+pub fn events(
+    out: &mut dyn Write,
+    run_id: &str,
+    mut cursor: u64,
+    follow: bool,
+    json: bool,
+) -> anyhow::Result<i32> {
     let studio = studio()?;
     loop {
         let batch = studio.events(run_id, cursor, 1000)?;
         for ev in &batch {
             cursor = ev.idx + 1;
             if json {
-                print_json(ev)?;
+                print_json(out, ev)?;
             } else {
-                println!("{:>5} {} {:<20} {}", ev.idx, ev.ts, ev.kind, ev.payload);
+                writeln!(
+                    out,
+                    "{:>5} {} {:<20} {}",
+                    ev.idx, ev.ts, ev.kind, ev.payload
+                )?;
             }
         }
         if batch.len() == 1000 {
@@ -279,40 +333,43 @@ pub fn events(run_id: &str, mut cursor: u64, follow: bool, json: bool) -> anyhow
     }
 }
 
-pub fn approvals(run_id: &str, json: bool) -> anyhow::Result<i32> {
+pub fn approvals(out: &mut dyn Write, run_id: &str, json: bool) -> anyhow::Result<i32> {
     let studio = studio()?;
     let list = studio.approvals(run_id)?;
     if json {
-        print_json(&list)?;
+        print_json(out, &list)?;
         return Ok(0);
     }
     if list.is_empty() {
-        println!("run {run_id} has no approvals");
+        writeln!(out, "run {run_id} has no approvals")?;
     }
     for a in list {
-        println!(
+        writeln!(
+            out,
             "{} {:<13} risk {:>3}  {} {}",
             a.approval_id,
             a.status.as_str(),
             a.risk_score,
             a.file_path,
             a.symbol
-        );
-        println!("    reason: {}", a.reason);
+        )?;
+        writeln!(out, "    reason: {}", a.reason)?;
         if a.status == noctune_core::ApprovalStatus::Pending {
-            println!(
+            writeln!(
+                out,
                 "    decide: noctune decide {run_id} {} approve|reject --reason TEXT",
                 a.approval_id
-            );
+            )?;
         }
         for l in a.diff.lines() {
-            println!("    {l}");
+            writeln!(out, "    {l}")?;
         }
     }
     Ok(0)
 }
 
 pub fn decide(
+    out: &mut dyn Write,
     run_id: &str,
     approval_id: &str,
     decision: &str,
@@ -325,19 +382,20 @@ pub fn decide(
         .unwrap_or_else(|| "cli".into());
     let studio = studio()?;
     let d = studio.decide(run_id, approval_id, decision, reason, &format!("cli:{by}"))?;
-    println!(
+    writeln!(
+        out,
         "{} {} by {} at {}",
         d.approval_id,
         d.decision.as_str(),
         d.decided_by,
         d.decided_at
-    );
+    )?;
     Ok(0)
 }
 
-pub fn stop(run_id: &str, grace: Option<u64>) -> anyhow::Result<i32> {
+pub fn stop(out: &mut dyn Write, run_id: &str, grace: Option<u64>) -> anyhow::Result<i32> {
     let studio = studio()?;
     let rec = studio.stop(run_id, grace.map(Duration::from_secs))?;
-    println!("run {} is {}", rec.run_id, rec.status);
+    writeln!(out, "run {} is {}", rec.run_id, rec.status)?;
     Ok(0)
 }

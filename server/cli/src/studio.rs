@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub fn studio(
+    out: &mut dyn Write,
     repo: Option<PathBuf>,
     port: u16,
     host: IpAddr,
@@ -31,10 +32,8 @@ pub fn studio(
         .await?;
         let url = server.url();
         // One line, flushed at once: tests and scripts read the URL from here.
-        let mut out = std::io::stdout().lock();
         writeln!(out, "Noctune Studio: {url}")?;
         out.flush()?;
-        drop(out);
         if !no_open {
             open_browser(&url);
         }

@@ -1,12 +1,41 @@
 //! Logs go to stderr (never stdout: stdout is a protocol channel for `lsp` and `mcp`).
 //! Filter with `NOCTUNE_LOG` (e.g. `NOCTUNE_LOG=debug`); default `warn`.
 
+use std::io::IsTerminal;
+
 pub fn init() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NOCTUNE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let ansi = colour_allowed(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false)
         .try_init();
+}
+
+/// Colour codes only for a person at a terminal: a log file, a pipe or an editor's output pane
+/// would show them as `\x1b[2m` noise. `NO_COLOR` set to anything but the empty string turns
+/// them off there too (<https://no-color.org>).
+pub fn colour_allowed(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour_allowed;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour_allowed(true, None));
+        assert!(colour_allowed(true, Some(OsStr::new(""))));
+        assert!(!colour_allowed(true, Some(OsStr::new("1"))));
+        assert!(!colour_allowed(false, None));
+        assert!(!colour_allowed(false, Some(OsStr::new(""))));
+    }
 }
