@@ -68,12 +68,15 @@ pub enum ToolStage {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolDef {
     pub name: String,
-    /// argv; `{files}` expands to the files the tool should look at (or `.` when none given).
+    /// argv; `{files}` expands to the files the tool should look at (or `.` when none given),
+    /// a name that looks like an option (`-rf.py`) as `./-rf.py` (engine `tools::argv`).
     pub command: Vec<String>,
     pub stage: ToolStage,
     pub timeout_secs: u64,
 }
 
+/// The tools every pack may name. Each ends its options with `--` before `{files}` (ruff and
+/// mypy accept it): a file is then an operand even if its name were not made safe first.
 pub fn builtin_tools() -> Vec<ToolDef> {
     let t = |name: &str, argv: &[&str], stage, timeout_secs| ToolDef {
         name: name.into(),
@@ -91,6 +94,7 @@ pub fn builtin_tools() -> Vec<ToolDef> {
                 "--exit-zero",
                 "--no-cache",
                 "--quiet",
+                "--",
                 "{files}",
             ],
             ToolStage::Fix,
@@ -98,7 +102,7 @@ pub fn builtin_tools() -> Vec<ToolDef> {
         ),
         t(
             "format",
-            &["ruff", "format", "--no-cache", "--quiet", "{files}"],
+            &["ruff", "format", "--no-cache", "--quiet", "--", "{files}"],
             ToolStage::Fix,
             600,
         ),
@@ -113,6 +117,7 @@ pub fn builtin_tools() -> Vec<ToolDef> {
                 "--exit-zero",
                 "--no-cache",
                 "--quiet",
+                "--",
                 "{files}",
             ],
             ToolStage::Fix,
@@ -140,6 +145,7 @@ pub fn builtin_tools() -> Vec<ToolDef> {
                 "mypy",
                 "--ignore-missing-imports",
                 "--no-incremental",
+                "--",
                 "{files}",
             ],
             ToolStage::Check,

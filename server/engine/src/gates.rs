@@ -91,8 +91,8 @@ fn ruff_findings(
     let out = Command::new("ruff")
         .arg("check")
         .args(extra)
-        .args(["--no-cache", "--output-format", "json", "--exit-zero"])
-        .args(files)
+        .args(["--no-cache", "--output-format", "json", "--exit-zero", "--"])
+        .args(crate::tools::file_operands(files))
         .current_dir(dir)
         .stdin(Stdio::null())
         .stderr(Stdio::null())
@@ -116,6 +116,7 @@ fn ruff_findings(
 
 /// Ruff's finding codes (with their count) for a source, as if it were at `path`.
 pub fn lint_codes(path: &str, source: &str) -> Result<BTreeMap<String, usize>, GateUnavailable> {
+    let path = crate::tools::file_operand(path);
     let out = run_with_stdin(
         &[
             "ruff",
@@ -126,7 +127,7 @@ pub fn lint_codes(path: &str, source: &str) -> Result<BTreeMap<String, usize>, G
             "--output-format",
             "json",
             "--stdin-filename",
-            path,
+            &path,
             "-",
         ],
         source.as_bytes(),
@@ -159,6 +160,7 @@ pub fn new_findings(
 
 /// Lets ruff fix what it can in `source` (the repair step for a model's edit).
 pub fn ruff_fix(path: &str, source: &str) -> Result<String, GateUnavailable> {
+    let path = crate::tools::file_operand(path);
     let out = run_with_stdin(
         &[
             "ruff",
@@ -169,7 +171,7 @@ pub fn ruff_fix(path: &str, source: &str) -> Result<String, GateUnavailable> {
             "--exit-zero",
             "--quiet",
             "--stdin-filename",
-            path,
+            &path,
             "-",
         ],
         source.as_bytes(),
@@ -210,5 +212,18 @@ mod tests {
         let a = BTreeMap::from([("F401".to_string(), 2), ("E711".to_string(), 1)]);
         assert_eq!(new_findings(&b, &a), vec!["E711", "F401"]);
         assert!(new_findings(&a, &b).is_empty());
+    }
+
+    #[test]
+    fn a_file_named_like_an_option_is_linted_and_fixed_as_that_file() {
+        for path in ["-rf.py", "--config=evil.py"] {
+            let codes = lint_codes(path, "import os\n").expect("ruff on PATH");
+            assert_eq!(codes, BTreeMap::from([("F401".to_string(), 1)]), "{path}");
+            assert_eq!(
+                ruff_fix(path, "import os\n").expect("ruff on PATH"),
+                "",
+                "{path}"
+            );
+        }
     }
 }

@@ -47,7 +47,8 @@ impl ToolOutcome {
     }
 }
 
-/// Expands `{files}` in the tool's argv (to `files`, or `.` when empty).
+/// Expands `{files}` in the tool's argv (to `files`, or `.` when empty), each file as an
+/// operand the tool cannot take for an option ([`file_operands`]).
 pub fn argv(tool: &ToolDef, files: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for a in &tool.command {
@@ -55,13 +56,36 @@ pub fn argv(tool: &ToolDef, files: &[String]) -> Vec<String> {
             if files.is_empty() {
                 out.push(".".to_string());
             } else {
-                out.extend(files.iter().cloned());
+                out.extend(file_operands(files));
             }
         } else {
             out.push(a.clone());
         }
     }
     out
+}
+
+/// Repository paths as program arguments that no program reads as options: a name that
+/// starts with `-` (`-rf.py`, `--config=evil.py`) or `@` (argparse's "read arguments from
+/// this file", which pytest enables) becomes `./-rf.py`, the same file.
+///
+/// The prefix, rather than `--` alone, is the rule for every tool because it needs nothing of
+/// the program: it holds for one that does not accept `--`, and wherever a user's argv puts
+/// `{files}` (a `--` inserted before files followed by more options would turn those options
+/// into operands). The built-in tools, which all accept it, also have `--` before `{files}`
+/// (`noctune_config::builtin_tools`).
+pub fn file_operands(files: &[String]) -> impl Iterator<Item = String> + '_ {
+    files.iter().map(|f| file_operand(f))
+}
+
+/// One path of [`file_operands`] (also for an option's value: `--stdin-filename -rf.py` is
+/// refused by ruff, which reads `-rf.py` as flags).
+pub fn file_operand(path: &str) -> String {
+    if path.starts_with('-') || path.starts_with('@') {
+        format!("./{path}")
+    } else {
+        path.to_string()
+    }
 }
 
 /// Runs `tool` in `dir`. `should_stop` is polled every 50 ms; when it says so, the tool's
@@ -148,4 +172,68 @@ pub fn tail_of(path: &Path) -> String {
         tail = noctune_core::text::suffix_bytes(&tail, 4096).to_string();
     }
     tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use noctune_config::ToolStage;
+
+    fn tool(command: &[&str]) -> ToolDef {
+        ToolDef {
+            name: "t".into(),
+            command: command.iter().map(|s| s.to_string()).collect(),
+            stage: ToolStage::Check,
+            timeout_secs: 1,
+        }
+    }
+
+    fn files(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn file_names_that_look_like_options_are_passed_as_paths() {
+        let t = tool(&["mypy", "--strict", "--", "{files}"]);
+        let f = files(&[
+            "-rf.py",
+            "--config=evil.py",
+            "@args.txt",
+            "-",
+            "ok.py",
+            "a/-b.py",
+        ]);
+        assert_eq!(
+            argv(&t, &f),
+            [
+                "mypy",
+                "--strict",
+                "--",
+                "./-rf.py",
+                "./--config=evil.py",
+                "./@args.txt",
+                "./-",
+                "ok.py",
+                "a/-b.py"
+            ]
+        );
+    }
+
+    #[test]
+    fn files_in_the_middle_of_a_user_argv_keep_the_options_after_them() {
+        let t = tool(&["lint", "{files}", "--fix"]);
+        assert_eq!(argv(&t, &files(&["-x.py"])), ["lint", "./-x.py", "--fix"]);
+        assert_eq!(argv(&t, &[]), ["lint", ".", "--fix"]);
+    }
+
+    #[test]
+    fn the_built_in_tools_end_their_options_before_the_files() {
+        for t in noctune_config::builtin_tools() {
+            if let Some(i) = t.command.iter().position(|a| a == "{files}") {
+                assert_eq!(t.command[i - 1], "--", "{}: {:?}", t.name, t.command);
+                let a = argv(&t, &files(&["-rf.py"]));
+                assert_eq!(&a[i - 1..], ["--", "./-rf.py"], "{}", t.name);
+            }
+        }
+    }
 }
