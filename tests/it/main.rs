@@ -50,6 +50,7 @@ mod chat_permissions;
 mod chat_sandbox;
 mod chat_sessions;
 mod chat_turns;
+mod cli_pipes;
 mod deps;
 mod engine_audit;
 mod engine_bad_input;

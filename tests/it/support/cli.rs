@@ -170,3 +170,58 @@ pub fn event_types(events: &[Value]) -> Vec<String> {
         .map(|e| e["type"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// How `cmd` ends when whoever reads its stdout goes away, as `noctune ... | head -N` does:
+/// `lines` lines are read, then the reading end of the pipe is closed (`0`: closed before the
+/// command starts, so its first write fails). `stdout` holds the lines read, `stderr` all of
+/// stderr. Panics if the command has not ended `secs` seconds after the reader went.
+#[track_caller]
+pub fn run_reader_gone(mut cmd: Command, lines: usize, secs: u64) -> Ran {
+    use std::io::{BufRead, Read};
+    use std::process::Stdio;
+    // A panic's backtrace is what a person would see: make it show if there is one.
+    cmd.env("RUST_BACKTRACE", "1").stderr(Stdio::piped());
+    let mut read = Vec::new();
+    let mut child = if lines == 0 {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let child = cmd.stdout(writer).spawn().unwrap();
+        // The command keeps its copy of the writing end; the child has its own.
+        drop(cmd);
+        child
+    } else {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        for _ in 0..lines {
+            let mut line = String::new();
+            if out.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            read.push(line);
+        }
+        child
+    };
+    let mut err = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = poll_for(Duration::from_secs(secs), || child.try_wait().unwrap());
+    let status = match status {
+        Ok(s) => s,
+        Err(elapsed) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running {elapsed:.1?} after its stdout was closed; stderr:\n{}",
+                stderr.join().unwrap()
+            );
+        }
+    };
+    Ran {
+        code: status.code().unwrap_or(-1),
+        stdout: read.concat(),
+        stderr: stderr.join().unwrap(),
+    }
+}
