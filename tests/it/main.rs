@@ -43,6 +43,7 @@ mod support;
 
 mod arch;
 
+mod approval_tamper;
 mod chat_cli;
 mod chat_events;
 mod chat_files;

@@ -80,6 +80,9 @@ fn decision(req: &ApprovalRequest, d: Decision, at: &str) -> ApprovalDecision {
         decided_at: at.into(),
         decided_by: "alice".into(),
         reason: "looks right".into(),
+        file_path: None,
+        before_sha256: None,
+        after_sha256: None,
     }
 }
 

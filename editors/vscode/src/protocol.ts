@@ -149,6 +149,7 @@ export const RunEventTypes = [
   "approval_requested",
   "approval_decided",
   "approval_stale",
+  "approval_tampered",
   "patchset_planned",
   "patchset_applied",
   "patchset_failed",
@@ -200,6 +201,10 @@ export interface ApprovalDecision {
   decided_at: string;
   decided_by: string;
   reason: string;
+  /** The file and the SHA-256 of its pre- and post-image the decision was made for. */
+  file_path?: string | null;
+  before_sha256?: string | null;
+  after_sha256?: string | null;
 }
 
 /**
@@ -217,7 +222,7 @@ export interface ApprovalItem {
   risk_score: number;
   reason: string;
   diff: string;
-  status: "pending" | "approved" | "rejected" | "auto_approved";
+  status: "pending" | "approved" | "rejected" | "auto_approved" | "tampered";
   created_at: string;
   lines_changed: number;
   decision: ApprovalDecision | null;

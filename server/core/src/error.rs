@@ -34,6 +34,9 @@ pub enum ErrorCode {
     OutsideAllowedRoots,
     /// The approval already has a decision (a person's, or the pack's auto-approval).
     AlreadyDecided,
+    /// The approval's recorded content is not what its id names (it was changed after it was
+    /// proposed): it cannot be decided and is never applied.
+    ApprovalTampered,
     /// The run is in a state where the operation means nothing (stop a done run, ...).
     WrongState,
     /// A configuration file is broken; the message names file, key and fix.
@@ -47,7 +50,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::InvalidArguments,
         ErrorCode::TooLarge,
         ErrorCode::UnknownRun,
@@ -58,6 +61,7 @@ impl ErrorCode {
         ErrorCode::NotARepo,
         ErrorCode::OutsideAllowedRoots,
         ErrorCode::AlreadyDecided,
+        ErrorCode::ApprovalTampered,
         ErrorCode::WrongState,
         ErrorCode::ConfigError,
         ErrorCode::GitError,
@@ -77,6 +81,7 @@ impl ErrorCode {
             ErrorCode::NotARepo => "not_a_repo",
             ErrorCode::OutsideAllowedRoots => "outside_allowed_roots",
             ErrorCode::AlreadyDecided => "already_decided",
+            ErrorCode::ApprovalTampered => "approval_tampered",
             ErrorCode::WrongState => "wrong_state",
             ErrorCode::ConfigError => "config_error",
             ErrorCode::GitError => "git_error",

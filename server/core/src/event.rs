@@ -206,6 +206,13 @@ pub enum EventPayload {
         file: String,
         reason: String,
     },
+    /// An approval's recorded content, or the decision on it, is not what its id names: it was
+    /// not applied, and the run fails.
+    ApprovalTampered {
+        approval_id: String,
+        file: String,
+        reason: String,
+    },
     /// Patchset `n` of `of` (1-based) was planned.
     PatchsetPlanned {
         n: usize,
@@ -292,6 +299,7 @@ impl EventPayload {
             P::ApprovalRequested { .. } => K::ApprovalRequested,
             P::ApprovalDecided { .. } => K::ApprovalDecided,
             P::ApprovalStale { .. } => K::ApprovalStale,
+            P::ApprovalTampered { .. } => K::ApprovalTampered,
             P::PatchsetPlanned { .. } => K::PatchsetPlanned,
             P::PatchsetApplied { .. } => K::PatchsetApplied,
             P::PatchsetFailed { .. } => K::PatchsetFailed,
@@ -379,6 +387,7 @@ pub enum EventKind {
     ApprovalRequested,
     ApprovalDecided,
     ApprovalStale,
+    ApprovalTampered,
     PatchsetPlanned,
     PatchsetApplied,
     PatchsetFailed,
@@ -413,6 +422,7 @@ impl EventKind {
             ApprovalRequested => "approval_requested",
             ApprovalDecided => "approval_decided",
             ApprovalStale => "approval_stale",
+            ApprovalTampered => "approval_tampered",
             PatchsetPlanned => "patchset_planned",
             PatchsetApplied => "patchset_applied",
             PatchsetFailed => "patchset_failed",
@@ -588,6 +598,14 @@ mod tests {
                 json!({"file": "a.py", "reason": "changed"}),
             ),
             (
+                P::ApprovalTampered {
+                    approval_id: s("ab12"),
+                    file: s("a.py"),
+                    reason: s("changed"),
+                },
+                json!({"approval_id": "ab12", "file": "a.py", "reason": "changed"}),
+            ),
+            (
                 P::PatchsetPlanned {
                     n: 1,
                     of: 2,
@@ -670,7 +688,7 @@ mod tests {
         let kinds: std::collections::BTreeSet<&str> =
             samples.iter().map(|(p, _)| p.kind().as_str()).collect();
         assert_eq!(kinds.len(), samples.len(), "one sample per kind");
-        assert_eq!(kinds.len(), 28, "every EventKind has a variant");
+        assert_eq!(kinds.len(), 29, "every EventKind has a variant");
         for (body, old) in samples {
             let ev = Event::new(3, "2024-01-01T00:00:00Z".into(), &body);
             let line = serde_json::to_string(&ev).unwrap();
@@ -744,7 +762,7 @@ mod tests {
             .or_else(|| schema.get("anyOf"))
             .and_then(Value::as_array)
             .unwrap_or_else(|| panic!("no alternatives in {text}"));
-        assert_eq!(alts.len(), 28, "{text}");
+        assert_eq!(alts.len(), 29, "{text}");
         for required in ["idx", "ts"] {
             assert!(
                 schema["required"]

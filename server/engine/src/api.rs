@@ -6,10 +6,11 @@ use super::paths::{RunPaths, ensure_cache_dir};
 use super::process;
 use super::records::{full_ingest, load_decision, load_requests};
 use super::runfile::{self, RunFileError};
+use noctune_core::approval::Tampered;
 use noctune_core::event::EventPayload;
 use noctune_core::{
-    ApprovalDecision, ApprovalStatus, Decision, ErrorCode, Event, IdError, OpError, ResumePolicy,
-    RunId, RunRecord, RunStatus,
+    ApprovalDecision, Decision, ErrorCode, Event, IdError, OpError, ResumePolicy, RunId, RunRecord,
+    RunStatus,
 };
 pub use noctune_core::{ApprovalView, StartRequest};
 use noctune_store::{AuditStore, StoreError};
@@ -52,6 +53,10 @@ pub enum EngineError {
     },
     #[error("approval {0} was auto-approved by the pack's rules; there is nothing to decide")]
     AutoApproved(String),
+    #[error(
+        "{0}. Nothing was decided: the edit that would be applied is not the one proposed, so the run will not apply it; start a new run"
+    )]
+    Tampered(#[from] Tampered),
     #[error("run {run_id} is {status}; {what}")]
     WrongState {
         run_id: String,
@@ -84,6 +89,7 @@ impl EngineError {
             EngineError::AlreadyDecided { .. } | EngineError::AutoApproved(_) => {
                 ErrorCode::AlreadyDecided
             }
+            EngineError::Tampered(_) => ErrorCode::ApprovalTampered,
             EngineError::WrongState { .. } => ErrorCode::WrongState,
             EngineError::RunFile(_) | EngineError::Store(_) | EngineError::Io(_) => {
                 ErrorCode::Internal
@@ -212,7 +218,7 @@ pub fn supervise(
                 return Ok(rec);
             }
             let why = process::describe_exit(status);
-            return Ok(mark_dead(
+            return mark_dead(
                 store,
                 &started.paths,
                 &format!(
@@ -220,7 +226,7 @@ pub fn supervise(
                     rec.stage,
                     started.paths.worker_log().display()
                 ),
-            )?);
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -354,7 +360,9 @@ pub fn events(
 }
 
 /// A run's approvals with their status, from the approval files or, when those are gone,
-/// from the audit DB.
+/// from the audit DB. Each is checked against its id as it is shown ([`ApprovalView::of`]):
+/// the diff is computed from the content that would be applied, and a changed request or a
+/// decision for other content shows as `tampered`.
 pub fn approvals(store: &AuditStore, run_id: &str) -> Result<Vec<ApprovalView>, EngineError> {
     let (paths, _) = locate(store, run_id)?;
     let mut reqs = load_requests(&paths)?;
@@ -363,7 +371,7 @@ pub fn approvals(store: &AuditStore, run_id: &str) -> Result<Vec<ApprovalView>, 
         reqs = store.approvals(&paths.run_id)?;
     }
     Ok(reqs
-        .into_iter()
+        .iter()
         .map(|r| {
             let decision = load_decision(&paths, r.approval_id.as_str()).or_else(|| {
                 db_decisions
@@ -371,24 +379,7 @@ pub fn approvals(store: &AuditStore, run_id: &str) -> Result<Vec<ApprovalView>, 
                     .find(|d| d.approval_id == r.approval_id)
                     .cloned()
             });
-            let status = match (&decision, r.auto_approved) {
-                (_, true) => ApprovalStatus::AutoApproved,
-                (Some(d), _) if d.decision == Decision::Approve => ApprovalStatus::Approved,
-                (Some(_), _) => ApprovalStatus::Rejected,
-                (None, _) => ApprovalStatus::Pending,
-            };
-            ApprovalView {
-                approval_id: r.approval_id.to_string(),
-                file_path: r.file_path,
-                symbol: r.symbol,
-                risk_score: r.risk_score,
-                reason: r.reason,
-                diff: r.diff,
-                status,
-                created_at: r.created_at,
-                lines_changed: r.lines_changed,
-                decision,
-            }
+            ApprovalView::of(r, decision)
         })
         .collect())
 }
@@ -420,6 +411,9 @@ pub fn decide(
                 run_id: run_id.into(),
                 approval_id: approval_id.into(),
             })?;
+    // What is decided is the content the id names, checked now: a request changed since it
+    // was shown is refused rather than decided.
+    let bound = req.verify()?;
     if req.auto_approved {
         return Err(EngineError::AutoApproved(approval_id.into()));
     }
@@ -432,13 +426,14 @@ pub fn decide(
     if let Some(d) = load_decision(&paths, approval_id) {
         return Err(already(d));
     }
-    let d = ApprovalDecision {
-        approval_id: id,
+    let d = ApprovalDecision::new(
+        id,
+        bound,
         decision,
-        decided_at: time::now_rfc3339(),
-        decided_by: decided_by.to_string(),
-        reason: reason.to_string(),
-    };
+        time::now_rfc3339(),
+        decided_by.to_string(),
+        reason.to_string(),
+    );
     // Write-once: the decision file is linked into place, which fails if another decision
     // got there first, so two surfaces deciding at once cannot both win.
     let target = paths.decision(approval_id);
@@ -449,10 +444,10 @@ pub fn decide(
     let linked = std::fs::hard_link(&tmp, &target);
     let _ = std::fs::remove_file(&tmp);
     if let Err(e) = linked {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            if let Some(d) = load_decision(&paths, approval_id) {
-                return Err(already(d));
-            }
+        if e.kind() == std::io::ErrorKind::AlreadyExists
+            && let Some(d) = load_decision(&paths, approval_id)
+        {
+            return Err(already(d));
         }
         return Err(e.into());
     }

@@ -3,10 +3,13 @@
 
 use super::paths::RunPaths;
 use super::runfile;
+use noctune_core::approval::verify_decision;
 use noctune_core::{ApprovalDecision, ApprovalRequest, PatchsetPlan};
 use noctune_store::AuditStore;
 use std::collections::BTreeSet;
 
+/// The run's approval requests as recorded, unchecked: whoever uses one checks it against its
+/// id (`ApprovalRequest::verify`). A file not named after the id it holds is not one of them.
 pub fn load_requests(paths: &RunPaths) -> std::io::Result<Vec<ApprovalRequest>> {
     let mut out = Vec::new();
     let dir = match std::fs::read_dir(paths.approvals_dir()) {
@@ -20,7 +23,9 @@ pub fn load_requests(paths: &RunPaths) -> std::io::Result<Vec<ApprovalRequest>> 
         if !name.ends_with(".json") || name.ends_with(".decision.json") || name.starts_with('.') {
             continue;
         }
-        if let Ok(req) = serde_json::from_slice::<ApprovalRequest>(&std::fs::read(&path)?) {
+        if let Ok(req) = serde_json::from_slice::<ApprovalRequest>(&std::fs::read(&path)?)
+            && name.strip_suffix(".json") == Some(req.approval_id.as_str())
+        {
             out.push(req);
         }
     }
@@ -32,6 +37,13 @@ pub fn load_requests(paths: &RunPaths) -> std::io::Result<Vec<ApprovalRequest>> 
     Ok(out)
 }
 
+/// One request read again from `<id>.json`; `None` when it is gone or unreadable.
+pub fn load_request(paths: &RunPaths, id: &str) -> Option<ApprovalRequest> {
+    let req: ApprovalRequest =
+        serde_json::from_slice(&std::fs::read(paths.approval(id)).ok()?).ok()?;
+    (req.approval_id.as_str() == id).then_some(req)
+}
+
 pub fn load_decision(paths: &RunPaths, id: &str) -> Option<ApprovalDecision> {
     let bytes = std::fs::read(paths.decision(id)).ok()?;
     serde_json::from_slice(&bytes).ok()
@@ -41,14 +53,17 @@ pub fn load_plan(paths: &RunPaths) -> Option<PatchsetPlan> {
     serde_json::from_slice(&std::fs::read(paths.patchsets()).ok()?).ok()
 }
 
-/// Copies everything of the run into the audit DB (idempotent).
+/// Copies everything of the run into the audit DB (idempotent). A request whose content is not
+/// what its id names, and a decision that does not match its request, are left out: the DB
+/// keeps what was proposed and decided, not what was changed on disk afterwards.
 pub fn full_ingest(paths: &RunPaths, store: &AuditStore) {
     if let Ok(events) = super::events::read_events(paths, 0, usize::MAX) {
         for chunk in events.chunks(2000) {
             let _ = store.ingest_events(&paths.run_id, chunk);
         }
     }
-    if let Ok(reqs) = load_requests(paths) {
+    if let Ok(mut reqs) = load_requests(paths) {
+        reqs.retain(|r| r.verify().is_ok());
         for r in &reqs {
             let _ = store.upsert_approval(r);
         }
@@ -57,10 +72,11 @@ pub fn full_ingest(paths: &RunPaths, store: &AuditStore) {
             .map(|ds| ds.into_iter().map(|d| d.approval_id.to_string()).collect())
             .unwrap_or_default();
         for r in &reqs {
-            if let Some(d) = load_decision(paths, r.approval_id.as_str()) {
-                if !decided.contains(d.approval_id.as_str()) {
-                    let _ = store.record_decision(&paths.run_id, &d);
-                }
+            if let Some(d) = load_decision(paths, r.approval_id.as_str())
+                && !decided.contains(d.approval_id.as_str())
+                && verify_decision(r, &d).is_ok()
+            {
+                let _ = store.record_decision(&paths.run_id, &d);
             }
         }
     }

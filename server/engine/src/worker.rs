@@ -7,11 +7,12 @@ use super::ctx::{Halt, RunCtx, compile_globs};
 use super::events::EventLog;
 use super::paths::RunPaths;
 use super::proposers;
-use super::records::{full_ingest, load_decision, load_plan, load_requests};
+use super::records::{full_ingest, load_decision, load_plan, load_request, load_requests};
 use super::runfile;
+use noctune_core::approval::verify_decision;
 use noctune_core::event::EventPayload;
 use noctune_core::{
-    ApprovalRequest, ApprovedEdit, EditFacts, EventKind, GroupInput, PatchsetStatus,
+    ApprovalRequest, ApprovedEdit, DecisionError, EditFacts, EventKind, GroupInput, PatchsetStatus,
     PlannedPatchset, Proposal, RunRecord, RunStatus, Verdict, approval_id, group_into_patchsets,
     police, unified_diff,
 };
@@ -23,7 +24,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Entry point of `noctune worker --run-dir DIR`.
 pub fn run_worker(run_dir: &Path) -> anyhow::Result<()> {
@@ -66,9 +67,9 @@ pub fn run_worker(run_dir: &Path) -> anyhow::Result<()> {
     let beating = Arc::new(AtomicBool::new(true));
     let heartbeat = spawn_heartbeat(&paths, beating.clone(), &repo_root);
 
-    let result = setup(&paths, &rec, store, events).and_then(|mut ctx| {
+    let result = setup(&paths, &rec, store, events).map(|mut ctx| {
         let r = execute(&mut ctx);
-        Ok((ctx, r))
+        (ctx, r)
     });
     beating.store(false, Ordering::SeqCst);
     let _ = heartbeat.join();
@@ -308,21 +309,86 @@ fn announced_decisions(ctx: &RunCtx) -> BTreeSet<String> {
         .collect()
 }
 
+/// Ends the run over an approval whose recorded content, or the decision on it, is not what its
+/// id names. Nothing of it is applied. The run fails rather than asking again: after a resume
+/// the request file is the only copy of the proposal (so there is nothing trusted to ask about),
+/// and whatever rewrote the run's state can rewrite a new request too, so going on would only
+/// move the problem; a failed run says so where every surface shows it.
+fn tampered(ctx: &mut RunCtx, r: &ApprovalRequest, why: &str) -> Halt {
+    let emitted = ctx.emit(EventPayload::ApprovalTampered {
+        approval_id: r.approval_id.to_string(),
+        file: r.proposal.file_path.clone(),
+        reason: why.to_string(),
+    });
+    if let Err(h) = emitted {
+        return h;
+    }
+    Halt::Fail(format!(
+        "{why}; nothing of it was applied. The run's approval files were changed outside Noctune, so the run stops here; start a new run"
+    ))
+}
+
+/// When `<id>.json` last changed, to notice a request rewritten while the run waits.
+fn stamp(ctx: &RunCtx, id: &str) -> Option<(u64, SystemTime)> {
+    let m = std::fs::metadata(ctx.paths.approval(id)).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
 fn wait_for_decisions(ctx: &mut RunCtx) -> Result<(), Halt> {
     let mut announced = announced_decisions(ctx);
     let reqs = load_requests(&ctx.paths)?;
-    // Only the pending ones are polled; a decision file appears once and never changes.
-    let mut pending: Vec<&ApprovalRequest> = reqs.iter().filter(|r| !r.auto_approved).collect();
+    // Every request is checked before the run waits on it (also what a resume finds), so a
+    // changed one fails the run now instead of waiting for a decision that will be refused.
+    for r in &reqs {
+        if let Err(e) = r.verify() {
+            return Err(tampered(ctx, r, &e.to_string()));
+        }
+    }
+    // Only the pending ones are polled; a decision file appears once and never changes. A
+    // pending request is checked again when its file changes.
+    let mut pending: Vec<(ApprovalRequest, Option<(u64, SystemTime)>)> = reqs
+        .into_iter()
+        .filter(|r| !r.auto_approved)
+        .map(|r| {
+            let at = stamp(ctx, r.approval_id.as_str());
+            (r, at)
+        })
+        .collect();
     let mut waiting = false;
     loop {
         let mut still = Vec::with_capacity(pending.len());
-        for r in pending {
-            match load_decision(&ctx.paths, r.approval_id.as_str()) {
+        for (r, at) in pending {
+            let id = r.approval_id.to_string();
+            let now = stamp(ctx, &id);
+            if now != at || now.is_none() {
+                match load_request(&ctx.paths, &id) {
+                    Some(again) if again == r => {}
+                    Some(again) => {
+                        let why = match again.verify() {
+                            Err(e) => e.to_string(),
+                            Ok(_) => format!(
+                                "approval {id}: its request was rewritten while it waited for a decision"
+                            ),
+                        };
+                        return Err(tampered(ctx, &r, &why));
+                    }
+                    None => {
+                        let why = format!(
+                            "approval {id}: its request file was removed or cannot be read"
+                        );
+                        return Err(tampered(ctx, &r, &why));
+                    }
+                }
+            }
+            match load_decision(&ctx.paths, &id) {
                 Some(d) => {
-                    if announced.insert(r.approval_id.to_string()) {
+                    if let Err(e) = verify_decision(&r, &d) {
+                        return Err(tampered(ctx, &r, &e.to_string()));
+                    }
+                    if announced.insert(id) {
                         ctx.emit(EventPayload::ApprovalDecided {
                             approval_id: d.approval_id.to_string(),
-                            file: r.file_path.clone(),
+                            file: r.proposal.file_path.clone(),
                             decision: d.decision,
                             decided_by: d.decided_by,
                             decided_at: d.decided_at,
@@ -330,7 +396,7 @@ fn wait_for_decisions(ctx: &mut RunCtx) -> Result<(), Halt> {
                         })?;
                     }
                 }
-                None => still.push(r),
+                None => still.push((r, now)),
             }
         }
         pending = still;
@@ -354,6 +420,9 @@ fn wait_for_decisions(ctx: &mut RunCtx) -> Result<(), Halt> {
 
 /// Applies and commits every planned patchset. Returns `false` when a stale approval was
 /// re-proposed and new decisions are needed first.
+///
+/// The requests are read and checked here, where they are turned into [`ApprovedEdit`]s, and
+/// what is written to the worktree is the checked copy in memory, never the file again.
 fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
     let reqs = load_requests(&ctx.paths)?;
     let mut approved: Vec<ApprovedEdit> = Vec::new();
@@ -369,7 +438,11 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
         };
         match edit {
             Ok(e) => approved.push(e),
-            Err(noctune_core::DecisionError::Rejected(_)) => {}
+            Err(DecisionError::Rejected(_)) => {}
+            // A decision file that names another approval was not written by a decision either.
+            Err(e @ (DecisionError::Tampered(_) | DecisionError::WrongApproval { .. })) => {
+                return Err(tampered(ctx, r, &e.to_string()));
+            }
             Err(e) => {
                 ctx.emit(EventPayload::EditRefused {
                     file: r.file_path.clone(),

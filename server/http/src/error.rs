@@ -81,7 +81,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             StatusCode::NOT_FOUND
         }
         ErrorCode::OutsideAllowedRoots => StatusCode::FORBIDDEN,
-        ErrorCode::AlreadyDecided | ErrorCode::WrongState => StatusCode::CONFLICT,
+        ErrorCode::AlreadyDecided | ErrorCode::ApprovalTampered | ErrorCode::WrongState => {
+            StatusCode::CONFLICT
+        }
         ErrorCode::ModelUnavailable => StatusCode::BAD_GATEWAY,
         ErrorCode::GitError | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
