@@ -6,15 +6,27 @@
 //! reqwest's single `timeout` so that an error can say which wait ran out.
 
 use super::cancel::CancelToken;
+use super::caps::ServerCapabilities;
 use super::error::{self, LlmError, TimeoutPhase};
 use super::stream::{self, Assembler, ChatOutcome, Limits, StreamEvent};
-use super::wire::{ChatMessage, ChatRequest, ModelList, RequestBody, StreamOptions};
+use super::wire::{
+    AppliedTemplate, ApplyTemplateBody, ChatMessage, ChatRequest, ModelList, Props, RequestBody,
+    StreamOptions, TokenizeBody, Tokens, ToolSpec,
+};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// How long [`LlmClient::server_capabilities`] waits for each answer. Both are small and served
+/// at once by a running server; one that takes longer is busy or not there, and the caller is
+/// better off going on without the answer than waiting for it.
+const CAPS_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long each of the two requests of [`LlmClient::count_tokens`] may take. Tokenizing a full
+/// context takes well under a second; this only bounds a stuck server.
+const COUNT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Where a model is served and how to ask it.
 #[derive(Clone)]
@@ -86,6 +98,9 @@ struct Inner {
     endpoint: LlmEndpoint,
     /// `base_url` without a trailing slash; error messages quote it as the user wrote it.
     base: String,
+    /// The server root: `base` without its `/v1`, where llama-server has `/props`,
+    /// `/apply-template` and `/tokenize`.
+    root: String,
     http: reqwest::Client,
 }
 
@@ -127,10 +142,12 @@ impl LlmClient {
             builder = builder.no_proxy();
         }
         let http = builder.build().map_err(|e| invalid(e.to_string()))?;
+        let root = base.strip_suffix("/v1").unwrap_or(&base).to_owned();
         Ok(Self {
             inner: Arc::new(Inner {
                 endpoint,
                 base,
+                root,
                 http,
             }),
         })
@@ -262,31 +279,10 @@ impl LlmClient {
     /// The model ids the server offers (`GET /models`).
     pub async fn list_models(&self) -> Result<Vec<String>, LlmError> {
         let ep = &self.inner.endpoint;
-        let started = Instant::now();
-        let limits = Limits {
-            started,
-            deadline: started + ep.request_timeout,
-            request_timeout: ep.request_timeout,
-            idle_timeout: ep.idle_timeout,
-        };
-        let request = self.inner.http.get(self.url("models")).send();
-        let response = match tokio::time::timeout_at(limits.deadline, request).await {
-            Err(_) => {
-                return Err(LlmError::Timeout {
-                    after: ep.request_timeout,
-                    phase: TimeoutPhase::FirstByte,
-                });
-            }
-            Ok(Err(e)) => return Err(self.send_error(e)),
-            Ok(Ok(response)) => response,
-        };
-        let status = response.status();
-        let body = self
-            .read_body(response, limits, &CancelToken::new())
-            .await?;
-        let body = body.unwrap_or_default();
-        if !status.is_success() {
-            return Err(error::from_http(status.as_u16(), &ep.base_url, &body));
+        let request = self.inner.http.get(self.url("models"));
+        let (status, body) = self.small_request(request, ep.request_timeout).await?;
+        if !(200..300).contains(&status) {
+            return Err(error::from_http(status, &ep.base_url, &body));
         }
         let list: ModelList =
             serde_json::from_str(&body).map_err(|e| LlmError::InvalidResponse {
@@ -311,8 +307,141 @@ impl LlmClient {
         Ok(ids)
     }
 
+    /// What the server says it can do: llama-server's `GET /props` (whether the chat template
+    /// renders native tools, the per-request context, the model), else what `GET /v1/models`
+    /// tells (the model, vLLM's context) with the rest unknown.
+    ///
+    /// A server without these endpoints is no error: its capabilities are just unknown
+    /// ([`ServerCapabilities::unknown`]). Errors are only for a server that cannot be asked at
+    /// all ([`LlmError::Unreachable`], [`LlmError::Timeout`] after a few seconds), which a caller
+    /// may treat as unknown too: the chat request itself then reports the problem.
+    pub async fn server_capabilities(&self) -> Result<ServerCapabilities, LlmError> {
+        let props = self.inner.http.get(self.root_url("props"));
+        let (status, body) = self.small_request(props, CAPS_TIMEOUT).await?;
+        if (200..300).contains(&status) {
+            let caps = serde_json::from_str::<Props>(&body)
+                .ok()
+                .and_then(ServerCapabilities::from_props);
+            if let Some(caps) = caps {
+                tracing::debug!(?caps, "model server capabilities from /props");
+                return Ok(caps);
+            }
+        }
+        let models = self.inner.http.get(self.url("models"));
+        let (status, body) = self.small_request(models, CAPS_TIMEOUT).await?;
+        let caps = if (200..300).contains(&status) {
+            serde_json::from_str::<ModelList>(&body)
+                .map(ServerCapabilities::from_models)
+                .unwrap_or_default()
+        } else {
+            ServerCapabilities::unknown()
+        };
+        tracing::debug!(?caps, "model server capabilities from /models");
+        Ok(caps)
+    }
+
+    /// How many prompt tokens `messages` (with `tools`, when native tools are offered) take on
+    /// this server, counted by the server itself: llama-server's `POST /apply-template` renders
+    /// the chat template as a chat request would, and `POST /tokenize` counts the prompt the way
+    /// a chat request's prompt is tokenized, so the number is that request's
+    /// `usage.prompt_tokens`.
+    ///
+    /// `Ok(None)`: the server cannot count (no such endpoints: not llama-server, or an old one);
+    /// estimate instead. `Err`: the server could not be asked, or refused these messages (e.g.
+    /// `tools` without `--jinja`), as it would refuse the chat request.
+    pub async fn count_tokens(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[ToolSpec]>,
+    ) -> Result<Option<usize>, LlmError> {
+        let body = ApplyTemplateBody {
+            messages,
+            tools: tools.filter(|t| !t.is_empty()),
+        };
+        let url = self.root_url("apply-template");
+        let request = self.inner.http.post(&url).json(&body);
+        let Some(applied) = self.optional_json::<AppliedTemplate>(request, &url).await? else {
+            return Ok(None);
+        };
+        let Some(prompt) = applied.prompt else {
+            return Ok(None);
+        };
+        let url = self.root_url("tokenize");
+        let body = TokenizeBody {
+            content: &prompt,
+            add_special: true,
+            parse_special: true,
+        };
+        let request = self.inner.http.post(&url).json(&body);
+        let count = self
+            .optional_json::<Tokens>(request, &url)
+            .await?
+            .and_then(|t| t.tokens)
+            .map(|t| t.len());
+        tracing::debug!(
+            messages = messages.len(),
+            prompt_bytes = prompt.len(),
+            tokens = count,
+            "prompt tokens counted by the model server"
+        );
+        Ok(count)
+    }
+
+    /// The JSON answer of one of llama-server's own endpoints; `None` when the server does not
+    /// have it (404, 405, 501) or answers with something else.
+    async fn optional_json<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<Option<T>, LlmError> {
+        let (status, body) = self.small_request(request, COUNT_TIMEOUT).await?;
+        match status {
+            200..=299 => Ok(serde_json::from_str(&body).ok()),
+            404 | 405 | 501 => Ok(None),
+            _ => Err(error::from_http(status, url, &body)),
+        }
+    }
+
+    /// Sends a request with a small answer and reads it whole within `timeout` (at most the
+    /// endpoint's request timeout): the status and the body ("" if it broke off).
+    async fn small_request(
+        &self,
+        request: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<(u16, String), LlmError> {
+        let timeout = timeout.min(self.inner.endpoint.request_timeout);
+        let started = Instant::now();
+        let limits = Limits {
+            started,
+            deadline: started + timeout,
+            request_timeout: timeout,
+            idle_timeout: timeout,
+        };
+        let response = match tokio::time::timeout_at(limits.deadline, request.send()).await {
+            Err(_) => {
+                return Err(LlmError::Timeout {
+                    after: timeout,
+                    phase: TimeoutPhase::FirstByte,
+                });
+            }
+            Ok(Err(e)) => return Err(self.send_error(e)),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status().as_u16();
+        let body = self
+            .read_body(response, limits, &CancelToken::new())
+            .await?
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/{path}", self.inner.base)
+    }
+
+    /// A path at the server root rather than under the OpenAI API (`/v1`).
+    fn root_url(&self, path: &str) -> String {
+        format!("{}/{path}", self.inner.root)
     }
 
     fn send_error(&self, e: reqwest::Error) -> LlmError {
@@ -405,6 +534,10 @@ mod tests {
         assert!(!format!("{ep:?}").contains("secret-key"));
         let client = LlmClient::new(ep).expect("valid");
         assert_eq!(client.url("models"), "http://127.0.0.1:8080/v1/models");
+        assert_eq!(client.root_url("props"), "http://127.0.0.1:8080/props");
+        // A base_url without /v1 (llama-server answers there too): the root is the base.
+        let bare = LlmClient::new(LlmEndpoint::new("http://127.0.0.1:8080", "m")).expect("valid");
+        assert_eq!(bare.root_url("tokenize"), "http://127.0.0.1:8080/tokenize");
     }
 
     /// Chat and engine code spawn these futures and send errors across threads.
@@ -423,6 +556,10 @@ mod tests {
         is_send(&text);
         let models = client.list_models();
         is_send(&models);
+        let caps = client.server_capabilities();
+        is_send(&caps);
+        let count = client.count_tokens(&[], None);
+        is_send(&count);
     }
 
     #[test]

@@ -343,6 +343,18 @@ mod tests {
     }
 
     #[test]
+    fn recorded_not_found_keeps_message_and_type() {
+        // What llama-server answers for a path it does not have (an older build's /apply-template).
+        let err = from_http(404, URL, &recording("not-found.json"));
+        assert!(
+            matches!(&err, LlmError::Http { status: 404, message, kind, .. }
+                if message == "File Not Found" && kind.as_deref() == Some("not_found_error")),
+            "{err:?}"
+        );
+        assert!(!err.is_tools_rejected());
+    }
+
+    #[test]
     fn other_error_body_shapes() {
         let ollama = from_http(400, URL, r#"{"error":"llama3 does not support tools"}"#);
         assert!(ollama.is_tools_rejected(), "{ollama}");

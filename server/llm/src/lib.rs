@@ -12,7 +12,10 @@
 //! - [`wire`]: serde types exactly as they travel (no logic), tolerant of unknown fields.
 //! - [`stream`]: SSE reading, delta assembly into a [`ChatOutcome`], the [`StreamEvent`]s.
 //! - [`outcome`]: [`ChatOutcome`], the assembled answer (apart so errors can carry one).
-//! - [`client`]: [`LlmEndpoint`], [`LlmClient`]: HTTP, timeouts, cancellation.
+//! - [`client`]: [`LlmEndpoint`], [`LlmClient`]: HTTP, timeouts, cancellation; also asks
+//!   llama-server what it can do (`/props`) and counts a prompt's tokens with the server's own
+//!   chat template and tokenizer (`/apply-template`, `/tokenize`).
+//! - [`caps`]: [`ServerCapabilities`], what the server reported (native tools, context, model).
 //! - [`error`]: [`LlmError`] and the parsing of server error bodies.
 //! - [`cancel`]: [`CancelToken`], a tiny cancellation flag (tokio-util is not a dependency).
 //!
@@ -21,6 +24,7 @@
 //! which uses [`LlmError::is_tools_rejected`] to decide when to step down to prompt tools.
 
 pub mod cancel;
+pub mod caps;
 pub mod client;
 pub mod error;
 pub mod outcome;
@@ -28,6 +32,7 @@ pub mod stream;
 pub mod wire;
 
 pub use cancel::CancelToken;
+pub use caps::{ServerCapabilities, ServerKind};
 pub use client::{LlmClient, LlmEndpoint, install_crypto_provider};
 pub use error::{LlmError, TimeoutPhase};
 pub use stream::{ChatOutcome, StreamEvent};

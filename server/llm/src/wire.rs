@@ -375,12 +375,150 @@ pub(crate) struct ModelEntry {
     pub name: Option<String>,
     #[serde(default)]
     pub model: Option<String>,
+    /// vLLM: the model's context.
+    #[serde(default)]
+    pub max_model_len: Option<u64>,
+    /// llama-server: `{n_ctx, n_ctx_train, n_vocab, ...}`.
+    #[serde(default)]
+    pub meta: Option<ModelMeta>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct ModelMeta {
+    pub n_ctx: Option<u64>,
+}
+
+// ---- llama-server's own endpoints, at the server root (not under /v1) ----
+
+/// `GET /props` (llama-server). Only what we read is named; each part is optional because
+/// versions differ (`chat_template_caps` is recent; older servers do not send it).
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct Props {
+    pub default_generation_settings: Option<GenerationSettings>,
+    pub chat_template_caps: Option<TemplateCaps>,
+    pub model_alias: Option<String>,
+    pub model_path: Option<String>,
+    pub build_info: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct GenerationSettings {
+    /// The context of one slot: what a single request may use (`--ctx-size` / `--parallel`).
+    pub n_ctx: Option<u64>,
+}
+
+/// What the chat template renders, as llama-server found out by trying it.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct TemplateCaps {
+    /// The template renders a request's `tools`; when false llama-server drops them silently.
+    pub supports_tools: Option<bool>,
+    pub supports_tool_calls: Option<bool>,
+}
+
+/// `POST /apply-template`: a chat request's `messages` and `tools`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ApplyTemplateBody<'a> {
+    pub messages: &'a [ChatMessage],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<&'a [ToolSpec]>,
+}
+
+/// The answer of `/apply-template`: the prompt exactly as the model would see it.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct AppliedTemplate {
+    pub prompt: Option<String>,
+}
+
+/// `POST /tokenize`, with the flags llama-server uses for a chat prompt: a BOS where the model
+/// wants one, and `<|im_start|>` read as one special token rather than as text.
+#[derive(Debug, Serialize)]
+pub(crate) struct TokenizeBody<'a> {
+    pub content: &'a str,
+    pub add_special: bool,
+    pub parse_special: bool,
+}
+
+/// The answer of `/tokenize`. Only the number of tokens matters, so the ids are not kept.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct Tokens {
+    pub tokens: Option<Vec<serde::de::IgnoredAny>>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::recording;
     use serde_json::json;
+
+    #[test]
+    fn apply_template_body_is_the_recorded_request() {
+        let recorded: Value =
+            serde_json::from_str(&recording("apply-template.request.json")).expect("json");
+        let messages: Vec<ChatMessage> =
+            serde_json::from_value(recorded["messages"].clone()).expect("messages");
+        let tools: Vec<ToolSpec> =
+            serde_json::from_value(recorded["tools"].clone()).expect("tools");
+        let body = ApplyTemplateBody {
+            messages: &messages,
+            tools: Some(&tools),
+        };
+        assert_eq!(serde_json::to_value(&body).expect("serialises"), recorded);
+    }
+
+    #[test]
+    fn recorded_apply_template_answers() {
+        let prompt = |name: &str| {
+            let applied: AppliedTemplate = serde_json::from_str(&recording(name)).expect("parses");
+            applied.prompt.expect("a prompt")
+        };
+        let qwen = prompt("apply-template-tiny.json");
+        assert!(qwen.starts_with("<|im_start|>system\n"), "{qwen}");
+        assert!(qwen.ends_with("<|im_start|>assistant\n"), "{qwen}");
+        assert!(
+            qwen.contains("<tools>") && qwen.contains("<tool_call>"),
+            "{qwen}"
+        );
+        // SmolLM2's template has no tools: they and the tool call are dropped without a word.
+        let smollm2 = prompt("apply-template-smollm2.json");
+        assert!(!smollm2.contains("readFile\""), "{smollm2}");
+        assert!(
+            smollm2.contains("<|im_start|>assistant\n<|im_end|>"),
+            "{smollm2}"
+        );
+        let other: AppliedTemplate = serde_json::from_str(r#"{"text": "x"}"#).expect("parses");
+        assert_eq!(other.prompt, None);
+    }
+
+    #[test]
+    fn recorded_tokenize_answers_are_counted() {
+        let count = |name: &str| {
+            let tokens: Tokens = serde_json::from_str(&recording(name)).expect("parses");
+            tokens.tokens.map(|t| t.len())
+        };
+        // the usage.prompt_tokens of the chat request with the same messages and tools
+        assert_eq!(count("tokenize-tiny.json"), Some(422));
+        assert_eq!(count("tokenize-smollm2.json"), Some(246));
+        let with_pieces: Tokens = serde_json::from_value(
+            json!({"tokens": [{"id": 9707, "piece": "Hello"}, {"id": 1879, "piece": " world"}]}),
+        )
+        .expect("parses");
+        assert_eq!(with_pieces.tokens.map(|t| t.len()), Some(2));
+        let body = TokenizeBody {
+            content: "<|im_start|>user",
+            add_special: true,
+            parse_special: true,
+        };
+        assert_eq!(
+            serde_json::to_value(&body).expect("serialises"),
+            json!({"content": "<|im_start|>user", "add_special": true, "parse_special": true})
+        );
+    }
 
     #[test]
     fn messages_serialise_as_openai_expects() {
