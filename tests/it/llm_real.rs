@@ -2,7 +2,8 @@
 //! (started by `tests/llm-real.sh` with the tiny random-weight model of
 //! `scripts/llm/llama-kit.sh`). Only what does not depend on the model's words is
 //! checked: streaming in pieces, usage and timings, the over-long prompt's error, cancellation,
-//! json_schema-constrained output, and a whole chat turn.
+//! json_schema-constrained output, a whole chat turn, what `/props` says (the Qwen2.5 template
+//! renders tools) and the server's own token count of a prompt.
 //!
 //! Every test here is `#[ignore]`d: it needs a running llama-server, whose base URL (ending in
 //! /v1) is in `NOCTUNE_LLAMA_URL`. `tests/llm-real.sh` (run by `tests/run-all.sh`) builds it,
@@ -12,9 +13,11 @@
 use crate::chat_turns::{ChatEnv, profile_toml, send_on};
 use crate::support::llm_server::Reply;
 use noctune_chat::agent::{ChatEvent, NoPrompter};
+use noctune_chat::context;
 use noctune_chat::service::ChatService;
 use noctune_llm::{
-    CancelToken, ChatMessage, ChatRequest, LlmClient, LlmEndpoint, LlmError, StreamEvent,
+    CancelToken, ChatMessage, ChatRequest, LlmClient, LlmEndpoint, LlmError, ServerKind,
+    StreamEvent, ToolCall, ToolSpec,
 };
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -177,4 +180,106 @@ async fn real_server_chat_turn_streams_and_ends_with_done() {
         other => panic!("expected done, got {other:?}"),
     }
     assert!(service.load_session("real").unwrap().messages.len() >= 2);
+}
+
+#[tokio::test]
+#[ignore = "needs a llama-server at NOCTUNE_LLAMA_URL; run by tests/run-all.sh"]
+async fn real_server_caps_say_the_template_supports_tools() {
+    let url = base_url();
+    let caps = client(&url)
+        .server_capabilities()
+        .await
+        .expect("capabilities");
+    assert_eq!(caps.server, ServerKind::LlamaCpp, "{caps:?}");
+    assert_eq!(
+        caps.supports_tools,
+        Some(true),
+        "Qwen2.5's template: {caps:?}"
+    );
+    // tests/llm-real.sh: -c 4096 with 2 slots
+    assert!(
+        caps.context_window
+            .is_some_and(|n| (512..=4096).contains(&n)),
+        "{caps:?}"
+    );
+    assert!(
+        caps.model
+            .as_deref()
+            .is_some_and(|m| m.contains("tiny-qwen2")),
+        "{caps:?}"
+    );
+}
+
+/// A turn that read a numbered file, the kind of prompt the estimate used to undercount.
+fn numbered_conversation() -> Vec<ChatMessage> {
+    let code: String = (1..=60)
+        .map(|n| format!("{n}:     total += values[{n}] * {n}  # weight {n}\n"))
+        .collect();
+    let result = json!({"path": "calc.py", "start_line": 1, "end_line": 60, "total_lines": 60,
+                        "truncated": false, "content": code});
+    vec![
+        ChatMessage::system("You are a coding assistant. Use the tools."),
+        ChatMessage::user("What does calc.py add up?"),
+        ChatMessage {
+            tool_calls: Some(vec![ToolCall::function(
+                "call_1",
+                "readFile",
+                r#"{"path":"calc.py"}"#,
+            )]),
+            ..ChatMessage::assistant("")
+        },
+        ChatMessage::tool_result("call_1", result.to_string()),
+    ]
+}
+
+#[tokio::test]
+#[ignore = "needs a llama-server at NOCTUNE_LLAMA_URL; run by tests/run-all.sh"]
+async fn real_server_counts_a_prompts_tokens_as_its_chat_request_does() {
+    let url = base_url();
+    let c = client(&url);
+    let messages = numbered_conversation();
+    let tool = ToolSpec::function(
+        "readFile",
+        "Read a file",
+        json!({"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}),
+    );
+    let tools = vec![tool];
+    let plain = c
+        .count_tokens(&messages, None)
+        .await
+        .expect("counted")
+        .expect("llama-server counts");
+    let with_tools = c
+        .count_tokens(&messages, Some(&tools))
+        .await
+        .expect("counted")
+        .expect("llama-server counts");
+    assert!(plain > 0 && with_tools > plain, "{plain} / {with_tools}");
+
+    let estimate = context::estimate_messages(&messages);
+    eprintln!("prompt tokens: server {plain} ({with_tools} with tools), estimate {estimate}");
+    assert!(
+        estimate <= plain * 2 && plain <= estimate * 2,
+        "estimate {estimate}, server {plain}"
+    );
+    assert!(
+        estimate >= plain * 9 / 10,
+        "estimate {estimate} under the server's {plain} by more than 10%"
+    );
+
+    // The count is exactly what the chat request's prompt takes.
+    for (tools, counted) in [(None, plain), (Some(tools), with_tools)] {
+        let req = ChatRequest {
+            tools,
+            max_tokens: Some(1),
+            temperature: Some(0.0),
+            ..ChatRequest::new(messages.clone())
+        };
+        let outcome = c
+            .stream_chat(&req, &CancelToken::new(), &mut |_| {})
+            .await
+            .expect("an answer");
+        let usage = outcome.usage.expect("usage");
+        assert_eq!(usage.prompt_tokens as usize, counted, "{usage:?}");
+    }
 }

@@ -64,6 +64,7 @@ mod http_openapi;
 mod http_security;
 mod http_sse;
 mod http_support;
+mod llm_caps;
 mod llm_client;
 mod llm_real;
 mod lsp_basics;

@@ -9,6 +9,13 @@
 //! does. Non-streamed requests get a `chat.completion` object; `GET /v1/models` and
 //! `GET /health` answer like llama-server.
 //!
+//! llama-server's own endpoints at the server root are there too: `GET /props` (what the chat
+//! template can do: [`Script::supports_tools`], [`Script::without_template_caps`],
+//! [`Script::without_props`], [`Script::context_window`]), `POST /apply-template` (a ChatML
+//! rendering, tools included only when the template "supports" them) and `POST /tokenize`
+//! (deterministic: one token per [`BYTES_PER_SCRIPTED_TOKEN`] bytes, see
+//! [`scripted_token_count`]); [`Script::without_token_counting`] takes the last two away.
+//!
 //! A test scripts the answers: a queue of [`Reply`] values consumed one per chat request, rules
 //! ([`Script::when`]) for answers that depend on the request, and a [`Script::fallback`]. Every
 //! request is recorded for assertions ([`ScriptedLlm::requests`]).
@@ -48,6 +55,9 @@ use tokio::net::{TcpListener, TcpStream};
 pub const MODEL: &str = "tiny-qwen2-random.gguf";
 /// llama-server's `system_fingerprint` in the recordings (a build without a git hash).
 pub const FINGERPRINT: &str = "b0-unknown";
+
+/// The scripted `/tokenize` counts one token per this many bytes (rounded up).
+pub const BYTES_PER_SCRIPTED_TOKEN: usize = 2;
 
 /// How many characters of tool-call arguments go in one chunk: llama-server streams tokens,
 /// about this size, so a call's JSON arrives in many pieces.
@@ -450,6 +460,54 @@ pub struct Script {
     rules: Vec<Rule>,
     fallback: Option<Fallback>,
     model: String,
+    server: ServerSetup,
+}
+
+/// What `GET /props` says about the chat template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PropsMode {
+    /// llama-server whose template renders tools (`true`, Qwen2.5's) or drops them silently
+    /// (`false`, SmolLM2's), as `chat_template_caps.supports_tools`.
+    Caps { supports_tools: bool },
+    /// An older llama-server: `/props` without `chat_template_caps`.
+    NoTemplateCaps,
+    /// Not llama-server: `/props` is a 404.
+    Absent,
+}
+
+/// How the server describes itself outside the chat answers.
+#[derive(Clone, Copy, Debug)]
+struct ServerSetup {
+    props: PropsMode,
+    /// `default_generation_settings.n_ctx` of `/props`.
+    n_ctx: u64,
+    /// `/apply-template` and `/tokenize` exist.
+    counts_tokens: bool,
+}
+
+impl Default for ServerSetup {
+    fn default() -> Self {
+        Self {
+            props: PropsMode::Caps {
+                supports_tools: true,
+            },
+            n_ctx: 4096,
+            counts_tokens: true,
+        }
+    }
+}
+
+impl ServerSetup {
+    /// Whether `/apply-template` renders a request's tools (an older llama-server's template
+    /// is assumed to, as `--jinja` with a tool-capable template does).
+    fn renders_tools(&self) -> bool {
+        !matches!(
+            self.props,
+            PropsMode::Caps {
+                supports_tools: false
+            }
+        )
+    }
 }
 
 impl Default for Script {
@@ -465,6 +523,7 @@ impl Script {
             rules: Vec::new(),
             fallback: None,
             model: MODEL.into(),
+            server: ServerSetup::default(),
         }
     }
 
@@ -516,6 +575,40 @@ impl Script {
     /// The model name reported in chunks and by `/v1/models`.
     pub fn model(mut self, name: &str) -> Self {
         self.model = name.into();
+        self
+    }
+
+    /// `GET /props` reports `chat_template_caps.supports_tools` as given (default: true). With
+    /// false, `/apply-template` leaves the tools out, as llama-server does with such a template
+    /// (chat requests are still answered from the script).
+    pub fn supports_tools(mut self, supports: bool) -> Self {
+        self.server.props = PropsMode::Caps {
+            supports_tools: supports,
+        };
+        self
+    }
+
+    /// `GET /props` without `chat_template_caps`, as llama-server builds before it had them.
+    pub fn without_template_caps(mut self) -> Self {
+        self.server.props = PropsMode::NoTemplateCaps;
+        self
+    }
+
+    /// No `GET /props` (a 404): a server that is not llama-server. `/v1/models` still answers.
+    pub fn without_props(mut self) -> Self {
+        self.server.props = PropsMode::Absent;
+        self
+    }
+
+    /// The per-slot context `GET /props` reports (default 4096).
+    pub fn context_window(mut self, n_ctx: u64) -> Self {
+        self.server.n_ctx = n_ctx;
+        self
+    }
+
+    /// No `/apply-template` and `/tokenize` (404s), as on servers that cannot count tokens.
+    pub fn without_token_counting(mut self) -> Self {
+        self.server.counts_tokens = false;
         self
     }
 
@@ -653,6 +746,7 @@ struct Shared {
     script: Mutex<Script>,
     log: Mutex<Vec<RecordedRequest>>,
     model: String,
+    server: ServerSetup,
     chats: AtomicU64,
 }
 
@@ -676,6 +770,7 @@ impl ScriptedLlm {
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
             model: script.model.clone(),
+            server: script.server,
             script: Mutex::new(script),
             log: Mutex::new(Vec::new()),
             chats: AtomicU64::new(0),
@@ -941,6 +1036,39 @@ async fn respond(
         }
         ("GET", "/health" | "/v1/health") => {
             return write_json(stream, 200, r#"{"status":"ok"}"#, false).await;
+        }
+        ("GET", "/props") if shared.server.props != PropsMode::Absent => {
+            let body = props_body(&shared.model, &shared.server).to_string();
+            return write_json(stream, 200, &body, false).await;
+        }
+        ("POST", "/apply-template") if shared.server.counts_tokens => {
+            let messages = parsed
+                .as_ref()
+                .ok()
+                .filter(|v| v.get("messages").is_some_and(Value::is_array));
+            let Some(request) = messages else {
+                let body = error_body(
+                    400,
+                    "Expected 'messages' to be an array",
+                    "invalid_request_error",
+                    "",
+                );
+                return write_json(stream, 400, &body, true).await;
+            };
+            let prompt = scripted_prompt(request, shared.server.renders_tools());
+            let body = json!({ "prompt": prompt }).to_string();
+            return write_json(stream, 200, &body, false).await;
+        }
+        ("POST", "/tokenize") if shared.server.counts_tokens => {
+            let content = parsed
+                .as_ref()
+                .ok()
+                .and_then(|v| v.get("content"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let tokens: Vec<usize> = (0..scripted_token_count(content)).collect();
+            let body = json!({ "tokens": tokens }).to_string();
+            return write_json(stream, 200, &body, false).await;
         }
         _ => {
             let body = error_body(404, "File Not Found", "not_found_error", "");
@@ -1376,4 +1504,108 @@ fn models_body(model: &str) -> Value {
                      "n_embd": 64, "n_params": 9806144, "size": 19612928, "ftype": "F16"}
         }]
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// llama-server's own endpoints: /props, /apply-template, /tokenize
+// ---------------------------------------------------------------------------------------------
+
+/// The number of tokens the scripted `/tokenize` gives a text.
+pub fn scripted_token_count(text: &str) -> usize {
+    text.len().div_ceil(BYTES_PER_SCRIPTED_TOKEN)
+}
+
+/// The prompt the scripted `/apply-template` renders for a chat request body: ChatML, with the
+/// tools in the system message (Qwen2.5's way) and tool calls as `<tool_call>` blocks when
+/// `with_tools`, then the generation prompt. Tool results are sent as a `tool` turn.
+pub fn scripted_prompt(request: &Value, with_tools: bool) -> String {
+    let mut prompt = String::new();
+    let msgs = messages(request);
+    let tools: Vec<&Value> = request
+        .get("tools")
+        .and_then(Value::as_array)
+        .map(|t| t.iter().collect())
+        .unwrap_or_default();
+    let mut rest = msgs;
+    if with_tools && !tools.is_empty() {
+        let system = msgs
+            .first()
+            .filter(|m| m.get("role").and_then(Value::as_str) == Some("system"));
+        if system.is_some() {
+            rest = &msgs[1..];
+        }
+        prompt.push_str("<|im_start|>system\n");
+        prompt.push_str(&system.map(message_text).unwrap_or_default());
+        prompt.push_str("\n\n# Tools\n\n<tools>");
+        for tool in tools {
+            prompt.push('\n');
+            prompt.push_str(&tool.to_string());
+        }
+        prompt.push_str("\n</tools><|im_end|>\n");
+    }
+    for m in rest {
+        let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
+        prompt.push_str(&format!("<|im_start|>{role}\n{}", message_text(m)));
+        let calls = m.get("tool_calls").and_then(Value::as_array);
+        for call in calls.into_iter().flatten().filter(|_| with_tools) {
+            let name = call
+                .pointer("/function/name")
+                .cloned()
+                .unwrap_or(Value::Null);
+            let arguments = call
+                .pointer("/function/arguments")
+                .and_then(Value::as_str)
+                .and_then(|a| serde_json::from_str::<Value>(a).ok())
+                .unwrap_or(Value::Null);
+            let body = json!({"name": name, "arguments": arguments});
+            prompt.push_str(&format!("\n<tool_call>\n{body}\n</tool_call>"));
+        }
+        prompt.push_str("<|im_end|>\n");
+    }
+    prompt.push_str("<|im_start|>assistant\n");
+    prompt
+}
+
+/// `GET /props` in llama-server's shape (as recorded in `props-tiny.json`, with fewer sampling
+/// parameters and a shortened template).
+fn props_body(model: &str, setup: &ServerSetup) -> Value {
+    let mut props = json!({
+        "default_generation_settings": {
+            "params": {"seed": 4294967295u64, "temperature": 0.8, "top_k": 40, "top_p": 0.95,
+                       "min_p": 0.05, "max_tokens": -1, "n_predict": -1, "stream": false,
+                       "chat_format": "Content-only"},
+            "n_ctx": setup.n_ctx
+        },
+        "total_slots": 2,
+        "model_alias": model,
+        "model_ftype": "F16",
+        "model_path": model,
+        "modalities": {"vision": false, "video": false, "audio": false},
+        "media_marker": "<__media_scripted__>",
+        "endpoint_slots": true,
+        "endpoint_props": false,
+        "endpoint_metrics": false,
+        "ui": true,
+        "ui_settings": {},
+        "chat_template": "{%- for message in messages %}<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>\n{%- endfor %}",
+        "bos_token": "<|endoftext|>",
+        "eos_token": "<|im_end|>",
+        "build_info": FINGERPRINT,
+        "is_sleeping": false,
+        "cors_proxy_enabled": false
+    });
+    if let PropsMode::Caps { supports_tools } = setup.props {
+        props["chat_template_caps"] = json!({
+            "supports_object_arguments": supports_tools,
+            "supports_parallel_tool_calls": supports_tools,
+            "supports_preserve_reasoning": false,
+            "supports_reasoning_effort": false,
+            "supports_string_content": true,
+            "supports_system_role": true,
+            "supports_tool_calls": supports_tools,
+            "supports_tools": supports_tools,
+            "supports_typed_content": false
+        });
+    }
+    props
 }
