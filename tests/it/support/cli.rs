@@ -190,8 +190,22 @@ pub fn run_reader_gone(mut cmd: Command, lines: usize, secs: u64) -> Ran {
         drop(cmd);
         child
     } else {
-        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (reader, writer) = std::io::pipe().unwrap();
+        // The smallest pipe Linux makes (one page, from 64 KiB): a listing of a few pages then
+        // cannot fit in it before the reader goes, so its later lines meet the closed end.
+        // SAFETY: fcntl on a descriptor this function owns; no memory is passed.
+        let rc = unsafe {
+            use std::os::fd::AsRawFd;
+            libc::fcntl(reader.as_raw_fd(), libc::F_SETPIPE_SZ, 4096)
+        };
+        assert!(
+            rc >= 4096,
+            "F_SETPIPE_SZ: {}",
+            std::io::Error::last_os_error()
+        );
+        let child = cmd.stdout(writer).spawn().unwrap();
+        drop(cmd);
+        let mut out = std::io::BufReader::new(reader);
         for _ in 0..lines {
             let mut line = String::new();
             if out.read_line(&mut line).unwrap() == 0 {
