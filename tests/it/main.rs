@@ -60,6 +60,7 @@ mod engine_packs;
 mod engine_runs;
 mod http_api;
 mod http_chat;
+mod http_limits;
 mod http_openapi;
 mod http_security;
 mod http_sse;

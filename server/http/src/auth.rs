@@ -1,13 +1,19 @@
 //! The lock on every route: Host, Origin, fetch metadata, then the per-launch token (cookie or
 //! `Authorization: Bearer`), then the body size. Runs before any handler, for pages, API, SSE,
 //! assets and `/mcp` alike, and adds the security headers to every answer (errors included).
+//! A request that passes marks its connection as the token holder's (`conn.rs` closes the
+//! others first when too many are open).
+//!
+//! A token in the URL (`?token=`, the printed URL) is accepted by the pages only, to open one:
+//! it is traded for a cookie and a redirect to the same page without it. Anywhere else a URL
+//! token is refused, as it would end up in histories and logs.
 //!
 //! The token is compared in constant time and never logged: log lines carry the method and the
 //! path only, never the query string or headers.
 
-use super::AppState;
 use super::error::ApiError;
-use axum::extract::{Request, State};
+use super::{AppState, conn, routes};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
@@ -73,7 +79,13 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 pub async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let resp = match check(&st, &req) {
+    let verdict = check(&st, &req);
+    if verdict.is_ok()
+        && let Some(client) = req.extensions().get::<conn::Client>()
+    {
+        client.authenticated();
+    }
+    let resp = match verdict {
         Ok(None) => next.run(req).await,
         Ok(Some(early)) => early,
         Err(Denied::Forbidden(code, message)) => {
@@ -101,14 +113,19 @@ fn check(st: &AppState, req: &Request) -> Result<Option<Response>, Denied> {
     let query_token = query_param(req.uri().query().unwrap_or(""), "token");
     if let Some(candidate) = query_token {
         // The first visit trades the token in the URL for a cookie and drops it from the URL.
+        // Refused before the token is compared: the answer says nothing about the token.
+        let page = req
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|m| routes::is_page(m.as_str()));
+        if !page || (req.method() != Method::GET && req.method() != Method::HEAD) {
+            return Err(Denied::Unauthorized(
+                "a token in the URL is only accepted to open a page (GET /studio, /studio/runs, /studio/runs/RUN_ID); elsewhere send `Authorization: Bearer <token>` or the cookie those pages set",
+            ));
+        }
         if !st.token.matches(candidate) {
             return Err(Denied::Unauthorized(
                 "the token in the URL is wrong (it changes at every launch of `noctune studio`)",
-            ));
-        }
-        if req.method() != Method::GET && req.method() != Method::HEAD {
-            return Err(Denied::Unauthorized(
-                "a token in the URL is only accepted to open a page; send `Authorization: Bearer <token>`",
             ));
         }
         return Ok(Some(trade_for_cookie(st, req, candidate)));
@@ -234,19 +251,25 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-fn trade_for_cookie(st: &AppState, req: &Request, token: &str) -> Response {
-    let rest: Vec<&str> = req
-        .uri()
-        .query()
-        .unwrap_or("")
+/// The same page without the token in its query: a path of ours, never another site's.
+fn page_location(path: &str, query: &str) -> String {
+    // A page's path starts with one `/` and a letter; anything else (`//host`, `/\host`, which
+    // browsers read as another host) falls back to the chat page.
+    let ours = path.starts_with('/') && path[1..].starts_with(|c: char| c.is_ascii_alphanumeric());
+    let mut location = if ours { path } else { "/studio" }.to_string();
+    let rest: Vec<&str> = query
         .split('&')
         .filter(|kv| !kv.is_empty() && kv.split('=').next() != Some("token"))
         .collect();
-    let mut location = req.uri().path().to_string();
     if !rest.is_empty() {
         location.push('?');
         location.push_str(&rest.join("&"));
     }
+    location
+}
+
+fn trade_for_cookie(st: &AppState, req: &Request, token: &str) -> Response {
+    let location = page_location(req.uri().path(), req.uri().query().unwrap_or(""));
     let cookie = format!(
         "{}={token}; HttpOnly; SameSite=Strict; Path=/",
         cookie_name(st.port)
@@ -341,6 +364,19 @@ mod tests {
         assert!(!t.matches(&"ab".repeat(31)));
         assert!(!t.matches(""));
         assert!(!format!("{t:?}").contains("abab"));
+    }
+
+    #[test]
+    fn the_redirect_stays_on_our_pages() {
+        assert_eq!(page_location("/studio", "token=t&x=1"), "/studio?x=1");
+        assert_eq!(
+            page_location("/studio/runs/R1", "x=1&token=t&y"),
+            "/studio/runs/R1?x=1&y"
+        );
+        assert_eq!(page_location("/studio", "token=t"), "/studio");
+        for bad in ["//evil.example/", "/\\evil.example", "", "evil", "/"] {
+            assert_eq!(page_location(bad, "token=t"), "/studio", "{bad:?}");
+        }
     }
 
     #[test]

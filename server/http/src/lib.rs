@@ -8,6 +8,8 @@ mod api_chat;
 mod api_runs;
 mod assets;
 mod auth;
+mod body;
+mod conn;
 mod error;
 mod openapi;
 mod routes;

@@ -5,7 +5,7 @@
 
 use super::error::{ApiError, ErrorBody};
 use super::openapi::{self, Content, Doc, Entry, Param, doc, input};
-use super::{AppState, BODY_LIMIT, api_chat, api_runs, assets, auth, sse};
+use super::{AppState, BODY_LIMIT, api_chat, api_runs, assets, auth, body, sse};
 use axum::Json;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -29,6 +29,8 @@ pub struct RouteInfo {
 pub(super) struct Routes {
     router: Router<S>,
     table: Vec<Entry>,
+    /// The routes mounted with [`Routes::page`].
+    pages: Vec<&'static str>,
 }
 
 impl Routes {
@@ -36,7 +38,14 @@ impl Routes {
         Routes {
             router: Router::new(),
             table: Vec::new(),
+            pages: Vec::new(),
         }
+    }
+    /// A page a person opens (an HTML answer to GET): the only kind of route where the lock
+    /// trades a token in the URL for a cookie ([`is_page`]).
+    fn page<H: Handler<T, S>, T: 'static>(mut self, path: &'static str, h: H, doc: Doc) -> Routes {
+        self.pages.push(path);
+        self.get(path, h, doc)
     }
     fn get<H: Handler<T, S>, T: 'static>(mut self, path: &'static str, h: H, doc: Doc) -> Routes {
         self.table.push(Entry {
@@ -114,9 +123,9 @@ fn build() -> Routes {
     Routes::new()
         // pages and their assets
         .get("/", assets::root, doc("pages", "Redirects to /studio").answer(303, "To /studio", Content::Empty))
-        .get("/studio", assets::studio_page, page("The chat page. With ?token=... the token is traded for a cookie and dropped from the URL (303)."))
-        .get("/studio/runs", assets::runs_page, page("The runs page"))
-        .get("/studio/runs/{run_id}", assets::run_page, page("One run: status, live events, approvals, patchsets").path(RUN_ID).errors(&[404]))
+        .page("/studio", assets::studio_page, page("The chat page. With ?token=... (on this page and the other pages only) the token is traded for a cookie and dropped from the URL (303)."))
+        .page("/studio/runs", assets::runs_page, page("The runs page"))
+        .page("/studio/runs/{run_id}", assets::run_page, page("One run: status, live events, approvals, patchsets").path(RUN_ID).errors(&[404]))
         .get("/studio/assets/{file}", assets::asset, doc("pages", "A script, style sheet or icon of the pages").path(FILE)
             .answer(200, "The file", Content::Types(&["text/javascript", "text/css", "image/svg+xml"])).errors(&[404]))
         .get("/api/openapi.json", openapi_document, doc("meta", "This document").ok::<Map<String, Value>>("OpenAPI 3.1"))
@@ -170,8 +179,8 @@ fn build() -> Routes {
 }
 
 /// What rmcp's Streamable HTTP service answers besides success (its own plain-text errors for
-/// a missing session, a wrong Accept or content type) and our body limit; 401/403 are the
-/// lock's, in JSON.
+/// a missing session, a wrong Accept or content type); 401/403 (the lock's) and 413 (the body
+/// limit's) are ours, in JSON.
 const MCP_PLAIN: &[(u16, &str)] = &[
     (202, "Accepted (a notification or response)"),
     (400, "Bad request (e.g. no session id)"),
@@ -181,7 +190,6 @@ const MCP_PLAIN: &[(u16, &str)] = &[
         406,
         "Accept must allow application/json and text/event-stream",
     ),
-    (413, "Body larger than 1 MiB"),
     (415, "Content-Type must be application/json"),
     (422, "Unprocessable JSON-RPC message"),
 ];
@@ -195,6 +203,7 @@ fn mcp_entries() -> Vec<Entry> {
                 "MCP Streamable HTTP (JSON-RPC; see the MCP specification)",
                 Content::Types(&["application/json", "text/event-stream"]),
             )
+            .errors(&[413])
             .plain(MCP_PLAIN)
     };
     vec![
@@ -236,6 +245,12 @@ pub fn route_table() -> Vec<RouteInfo> {
         .collect()
 }
 
+/// Whether `route` (a matched route's pattern, e.g. `/studio/runs/{run_id}`) is a page.
+pub(super) fn is_page(route: &str) -> bool {
+    static PAGES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    PAGES.get_or_init(|| build().pages).contains(&route)
+}
+
 /// Whether `/mcp` is served (flip together with the line in [`app`]).
 const MCP_MOUNTED: bool = true;
 
@@ -250,7 +265,8 @@ async fn openapi_document() -> Result<Json<Value>, ApiError> {
     openapi_json().map(Json).map_err(ApiError::internal)
 }
 
-/// The whole application: routes, then the body limit, then the lock around everything.
+/// The whole application: routes, then the body limit (read before any handler, so every
+/// route answers 413 alike), then the lock around everything.
 pub fn app(state: S, mcp: Option<Router>) -> Router {
     let mut routes = build().router.with_state(state.clone());
     // MCP Streamable HTTP, inside the same lock as everything else.
@@ -261,7 +277,7 @@ pub fn app(state: S, mcp: Option<Router>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(body::limit))
         .layer(axum::middleware::from_fn_with_state(state, auth::guard))
 }
 

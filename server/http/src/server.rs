@@ -1,13 +1,14 @@
-//! Binding, the per-launch token, the printed URL and serving until shutdown.
+//! Binding, the per-launch token, the printed URL and serving until shutdown: our own accept
+//! loop (not `axum::serve`), so every connection is watched by `conn.rs` and an accept error
+//! such as running out of file descriptors backs off instead of spinning.
 
-use super::{AppState, api_chat, auth, routes};
-use anyhow::Context;
-use noctune_studio::Studio;
+use super::{AppState, api_chat, auth, conn, routes};
+use noctune_studio::{Studio, limits};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct Options {
     /// The repository Studio serves (canonical).
@@ -37,12 +38,20 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     url_host: String,
+    unauthenticated: Arc<conn::Unauthenticated>,
 }
 
 impl Server {
     /// Binds the port and makes the token. A port in use is an error that names the port and
     /// the flag to change it.
     pub async fn bind(studio: Arc<Studio>, opts: Options) -> anyhow::Result<Server> {
+        let fd_limit = conn::raise_fd_limit();
+        let unauthenticated =
+            conn::Unauthenticated::new(limits::unauthenticated_connection_cap(fd_limit));
+        tracing::debug!(
+            "open-file limit {fd_limit}: at most {} connections without the token",
+            unauthenticated.cap()
+        );
         let addr = SocketAddr::new(opts.host, opts.port);
         let std_listener = std::net::TcpListener::bind(addr).map_err(|e| match e.kind() {
             std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
@@ -98,6 +107,7 @@ impl Server {
             listener,
             state,
             url_host,
+            unauthenticated,
         })
     }
 
@@ -115,28 +125,82 @@ impl Server {
         )
     }
 
-    /// Serves until `shutdown` completes (open event streams are cut one second later).
+    /// Serves until `shutdown` completes: then no new connection is accepted, each open one
+    /// finishes the request in progress, and what is still open one second later (event
+    /// streams) is cut.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let app = routes::app(self.state.clone(), self.mcp);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = tx.send(());
-        });
-        let cut = async move {
-            if rx.await.is_ok() {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            } else {
-                std::future::pending::<()>().await;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut conns = tokio::task::JoinSet::new();
+        let mut accept_errors = AcceptErrors::default();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        let _ = stream.set_nodelay(true);
+                        let shared = self.unauthenticated.admit();
+                        conns.spawn(conn::serve(stream, shared, app.clone(), stop_rx.clone()));
+                    }
+                    Err(e) => accept_errors.back_off(e, &self.unauthenticated).await,
+                },
             }
-        };
-        tokio::select! {
-            r = server => r.context("serving HTTP")?,
-            _ = cut => {}
         }
+        drop(self.listener);
+        let _ = stop_tx.send(true);
+        let drained = async { while conns.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
+        // Dropping the set cuts the connections still open.
+        drop(conns);
         Ok(())
+    }
+}
+
+/// What to do when `accept` fails: a connection that died in the queue is skipped; anything
+/// else (most often no file descriptor left: EMFILE, ENFILE) waits a little before the next
+/// try rather than spinning, after closing the oldest connection without the token so that
+/// the next accept finds a descriptor. Logged at most every ten seconds.
+#[derive(Default)]
+struct AcceptErrors {
+    last_logged: Option<Instant>,
+    since_logged: u64,
+}
+
+impl AcceptErrors {
+    async fn back_off(&mut self, e: std::io::Error, unauthenticated: &conn::Unauthenticated) {
+        use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+        if matches!(
+            e.kind(),
+            ConnectionAborted | ConnectionRefused | ConnectionReset
+        ) {
+            return;
+        }
+        let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+        if out_of_fds {
+            unauthenticated.evict_oldest();
+        }
+        self.since_logged += 1;
+        if self
+            .last_logged
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
+            let hint = if out_of_fds {
+                " (out of file descriptors: raise `ulimit -n`)"
+            } else {
+                ""
+            };
+            tracing::warn!(
+                "accepting a connection failed {} time(s): {e}{hint}; retrying",
+                self.since_logged
+            );
+            self.last_logged = Some(Instant::now());
+            self.since_logged = 0;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
