@@ -146,12 +146,15 @@ fn a_symlink_to_outside_is_refused_for_read_and_write() {
     let w = world();
     for input in ["link_out", "dir_out/secret.txt", "./src/../link_out"] {
         for e in refused(&w, input, &[Intent::Read, Intent::Write]) {
-            match &e {
-                SandboxError::SymlinkEscape { target, .. } => {
-                    assert!(target.starts_with(&w.outside), "{target:?}")
-                }
-                other => panic!("{input}: {other}"),
-            }
+            assert!(
+                matches!(e, SandboxError::SymlinkEscape { .. }),
+                "{input}: {e}"
+            );
+            // Where the link leads is information about files outside the roots: never said.
+            assert!(
+                !e.to_string().contains(&w.outside.display().to_string()),
+                "{input}: {e}"
+            );
             says_allowed(&e, &w.root);
         }
     }

@@ -10,8 +10,13 @@
 //! Backup ids are `20261125T161558.123Z-0000`: they sort by time, and the counter (claimed by
 //! creating the folder, which fails if it exists) keeps them unique within a millisecond and
 //! across processes.
+//!
+//! Every file here is read and written through the root's open descriptor
+//! ([`noctune_sandbox::RootDir`]): the backup of `<rel>` is stored under a path the model chose,
+//! and the journal, the backups and the undo target are all below folders that someone could
+//! swap for a symlink, so none of them is reached by walking a path string.
 
-use noctune_sandbox::{Intent, Sandbox, SandboxError};
+use noctune_sandbox::{Intent, RootDir, Sandbox, SandboxError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -107,11 +112,6 @@ pub enum BackupError {
         path: String,
         backup: String,
     },
-    #[error("cannot restore {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
 }
 
 fn for_session(s: &Option<String>) -> String {
@@ -136,7 +136,7 @@ pub struct EditRecord<'a> {
 /// journals it with no session. Returns the backup file.
 pub fn backup(repo_root: &Path, rel: &str, content: &[u8]) -> std::io::Result<PathBuf> {
     let entry = record_edit(
-        repo_root,
+        &RootDir::open(repo_root)?,
         &EditRecord {
             session_id: "",
             rel,
@@ -150,9 +150,10 @@ pub fn backup(repo_root: &Path, rel: &str, content: &[u8]) -> std::io::Result<Pa
         .unwrap_or_else(|| repo_root.join(BACKUPS_DIR).join(&entry.id)))
 }
 
-/// Backs up the old content (if any) and appends the edit to the journal. Call before the
-/// edit is written; call [`discard`] if it then does not land.
-pub fn record_edit(repo_root: &Path, e: &EditRecord<'_>) -> std::io::Result<EditEntry> {
+/// Backs up the old content (if any) and appends the edit to the journal, beneath `root` (the
+/// open root the edited file is in: `SafePath::root_dir`). Call before the edit is written;
+/// call [`discard`] if it then does not land.
+pub fn record_edit(root: &RootDir, e: &EditRecord<'_>) -> std::io::Result<EditEntry> {
     let rel = clean_rel(e.rel).ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -162,13 +163,12 @@ pub fn record_edit(repo_root: &Path, e: &EditRecord<'_>) -> std::io::Result<Edit
             ),
         )
     })?;
-    let backups = repo_root.join(BACKUPS_DIR);
-    std::fs::create_dir_all(&backups)?;
-    let id = claim_id(&backups)?;
+    root.create_dir_all(BACKUPS_DIR)?;
+    let id = claim_id(root)?;
     let backup = match e.before {
         Some(content) => {
             let rel_backup = format!("{BACKUPS_DIR}/{id}/{rel}");
-            noctune_util::fsx::write_atomic(&repo_root.join(&rel_backup), content)?;
+            root.write_atomic(&rel_backup, content)?;
             Some(rel_backup)
         }
         None => None,
@@ -182,14 +182,14 @@ pub fn record_edit(repo_root: &Path, e: &EditRecord<'_>) -> std::io::Result<Edit
         existed_before: e.before.is_some(),
         after_sha256: e.after.map(sha256_hex),
     };
-    append(repo_root, &JournalLine::Edit(entry.clone()))?;
+    append(root, &JournalLine::Edit(entry.clone()))?;
     Ok(entry)
 }
 
 /// Marks a journaled edit as never applied (the write failed or was rejected).
-pub fn discard(repo_root: &Path, id: &str) -> std::io::Result<()> {
+pub fn discard(root: &RootDir, id: &str) -> std::io::Result<()> {
     append(
-        repo_root,
+        root,
         &JournalLine::Discard {
             id: id.to_string(),
             ts: noctune_util::time::now_rfc3339(),
@@ -199,12 +199,27 @@ pub fn discard(repo_root: &Path, id: &str) -> std::io::Result<()> {
 
 /// The journaled edits, oldest first, each with whether it is undone (or discarded).
 pub fn edits(repo_root: &Path) -> Result<Vec<(EditEntry, bool)>, BackupError> {
-    let path = repo_root.join(JOURNAL);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(BackupError::Journal { path, source }),
+    let root = RootDir::open(repo_root).map_err(|e| BackupError::Journal {
+        path: repo_root.join(JOURNAL),
+        source: e.into(),
+    })?;
+    edits_in(&root)
+}
+
+fn edits_in(root: &RootDir) -> Result<Vec<(EditEntry, bool)>, BackupError> {
+    let path = root.path().join(JOURNAL);
+    let bytes = match root.read(JOURNAL) {
+        Ok(b) => b,
+        Err(SandboxError::NotFound { .. }) => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(BackupError::Journal {
+                path,
+                source: e.into(),
+            });
+        }
     };
+    // Lossy: a line broken by a crash or a hand edit is skipped below, not fatal here.
+    let text = String::from_utf8_lossy(&bytes);
     let mut out: Vec<(EditEntry, bool)> = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         // A partial last line (a crash mid-append) or a foreign line is skipped.
@@ -237,7 +252,15 @@ pub fn undo_last_with(
     session_id: Option<&str>,
     force: bool,
 ) -> Result<UndoOutcome, BackupError> {
-    let entry = edits(repo_root)?
+    // Everything below goes through the sandbox like any chat write: a folder swapped for a
+    // symlink since the edit must not redirect the restore (or the backup read) outside.
+    let sandbox =
+        Sandbox::new(vec![repo_root.to_path_buf()]).map_err(|e| BackupError::Journal {
+            path: repo_root.join(JOURNAL),
+            source: e.into(),
+        })?;
+    let root = &sandbox.root_dirs()[0];
+    let entry = edits_in(root)?
         .into_iter()
         .rev()
         .find(|(e, undone)| !undone && session_id.is_none_or(|s| e.session_id == s))
@@ -254,28 +277,17 @@ pub fn undo_last_with(
     if clean_rel(&entry.path).as_deref() != Some(entry.path.as_str()) {
         return Err(bad("its path is not a plain repository-relative path"));
     }
-    // The target goes through the sandbox like any chat write: a folder swapped for a symlink
-    // since the edit must not redirect the restore outside the repository.
-    let sandbox =
-        Sandbox::new(vec![repo_root.to_path_buf()]).map_err(|source| BackupError::Sandbox {
-            path: entry.path.clone(),
-            source,
-        })?;
+    let refused = |source| BackupError::Sandbox {
+        path: entry.path.clone(),
+        source,
+    };
     let target = sandbox
         .resolve(&sandbox.roots()[0], &entry.path, Intent::Write)
-        .map_err(|source| BackupError::Sandbox {
-            path: entry.path.clone(),
-            source,
-        })?;
-    let current = if target.exists() {
-        Some(
-            std::fs::read(target.abs()).map_err(|source| BackupError::Io {
-                path: target.abs().to_path_buf(),
-                source,
-            })?,
-        )
-    } else {
-        None
+        .map_err(refused)?;
+    let current = match sandbox.read(&target) {
+        Ok(bytes) => Some(bytes),
+        Err(SandboxError::NotFound { .. }) => None,
+        Err(e) => return Err(refused(e)),
     };
     if let Some(after) = &entry.after_sha256
         && !force
@@ -307,25 +319,21 @@ pub fn undo_last_with(
             return Err(bad("its backup is not where noctune writes backups"));
         }
         let backup_abs = repo_root.join(rel_backup);
-        let content = std::fs::read(&backup_abs).map_err(|source| BackupError::BackupMissing {
-            path: entry.path.clone(),
-            backup: backup_abs.clone(),
-            source,
-        })?;
-        write_file_atomic(target.abs(), &content).map_err(|source| BackupError::Io {
-            path: target.abs().to_path_buf(),
-            source,
-        })?;
+        let content = root
+            .read(rel_backup)
+            .map_err(|e| BackupError::BackupMissing {
+                path: entry.path.clone(),
+                backup: backup_abs.clone(),
+                source: e.into(),
+            })?;
+        sandbox.write_atomic(&target, &content).map_err(refused)?;
         outcome.restored_from = Some(backup_abs);
     } else if current.is_some() {
-        std::fs::remove_file(target.abs()).map_err(|source| BackupError::Io {
-            path: target.abs().to_path_buf(),
-            source,
-        })?;
+        sandbox.remove(&target).map_err(refused)?;
         outcome.removed = true;
     }
     append(
-        repo_root,
+        root,
         &JournalLine::Undo {
             id: entry.id.clone(),
             ts: noctune_util::time::now_rfc3339(),
@@ -337,46 +345,6 @@ pub fn undo_last_with(
         source,
     })?;
     Ok(outcome)
-}
-
-/// Writes `bytes` to `path` atomically (temp file in the same folder, fsync, rename, fsync the
-/// folder), creating missing folders and keeping an existing file's permission bits (so an
-/// edited script stays executable).
-pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mode = std::fs::metadata(path).ok().map(|m| m.permissions());
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let suffix: String = noctune_util::fsx::random_bytes::<6>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let tmp = dir.join(format!(".{name}.noctune-{suffix}.tmp"));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o666)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        if let Some(perm) = mode {
-            f.set_permissions(perm)?;
-        }
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -403,34 +371,24 @@ fn clean_rel(rel: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
-/// Claims a fresh backup id by creating its folder (`create_dir` fails if another edit, in this
-/// or another process, took it first).
-fn claim_id(backups: &Path) -> std::io::Result<String> {
+/// Claims a fresh backup id by creating its folder under [`BACKUPS_DIR`] (which fails if
+/// another edit, in this or another process, took it first).
+fn claim_id(root: &RootDir) -> std::io::Result<String> {
     let now = noctune_util::time::now_rfc3339().replace(['-', ':'], "");
     for n in 0..10_000u32 {
         let id = format!("{now}-{n:04}");
-        match std::fs::create_dir(backups.join(&id)) {
-            Ok(()) => return Ok(id),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
+        if root.create_dir(&format!("{BACKUPS_DIR}/{id}"))? {
+            return Ok(id);
         }
     }
     Err(std::io::Error::other(format!(
         "no free backup id under {} for {now}",
-        backups.display()
+        root.path().join(BACKUPS_DIR).display()
     )))
 }
 
-fn append(repo_root: &Path, line: &JournalLine) -> std::io::Result<()> {
-    let path = repo_root.join(JOURNAL);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .read(true)
-        .append(true)
-        .open(&path)?;
+fn append(root: &RootDir, line: &JournalLine) -> std::io::Result<()> {
+    let mut f = root.open_append(JOURNAL)?;
     // A crash mid-append leaves a last line without its newline; start on a fresh line so
     // this one is not glued to it (and lost with it).
     let mut bytes = Vec::new();
@@ -463,7 +421,8 @@ mod tests {
     #[test]
     fn ids_sort_and_are_unique() {
         let d = tempfile::tempdir().unwrap();
-        let ids: Vec<String> = (0..50).map(|_| claim_id(d.path()).unwrap()).collect();
+        let root = RootDir::open(d.path()).unwrap();
+        let ids: Vec<String> = (0..50).map(|_| claim_id(&root).unwrap()).collect();
         let mut sorted = ids.clone();
         sorted.sort();
         sorted.dedup();
@@ -484,7 +443,7 @@ mod tests {
         let root = d.path();
         std::fs::write(root.join("a.txt"), "one").unwrap();
         record_edit(
-            root,
+            &RootDir::open(root).unwrap(),
             &EditRecord {
                 session_id: "s",
                 rel: "a.txt",
@@ -508,20 +467,6 @@ mod tests {
                 Err(BackupError::NothingToUndo { .. })
             ),
             "the undo line after the partial one was read"
-        );
-    }
-
-    #[test]
-    fn write_keeps_mode() {
-        use std::os::unix::fs::PermissionsExt;
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("run.sh");
-        std::fs::write(&p, "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        write_file_atomic(&p, b"#!/bin/sh\necho hi\n").unwrap();
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o755
         );
     }
 }

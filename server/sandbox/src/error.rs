@@ -86,14 +86,18 @@ pub enum SandboxError {
         roots: String,
     },
 
+    /// Where the link points is deliberately not part of the message.
     #[error(
-        "path {input:?} goes through a symbolic link to {target}, which is outside the allowed roots; only files whose real location is inside {roots} are allowed"
+        "path {input:?} goes through a symbolic link that leads outside the allowed roots; only files whose real location is inside {roots} are allowed"
     )]
-    SymlinkEscape {
-        input: String,
-        target: PathBuf,
-        roots: String,
-    },
+    SymlinkEscape { input: String, roots: String },
+
+    /// The kernel refused the walk (`RESOLVE_BENEATH`): something on the way leads outside now,
+    /// although the path was inside when it was checked.
+    #[error(
+        "path {input:?} leads outside the allowed roots (a folder on the way was replaced by a link); nothing was read or written. Use a path inside {roots} whose folders are real folders"
+    )]
+    Replaced { input: String, roots: String },
 
     #[error(
         "path {input:?} goes through a symbolic link whose target does not exist; use the real path of a file inside {roots}"
@@ -131,6 +135,13 @@ pub enum SandboxError {
         path: PathBuf,
         source: std::io::Error,
     },
+
+    #[error("cannot {action} {input:?}: {source}")]
+    Fs {
+        input: String,
+        action: &'static str,
+        source: std::io::Error,
+    },
 }
 
 impl SandboxError {
@@ -139,11 +150,30 @@ impl SandboxError {
         match self {
             SandboxError::NotFound { .. } => "not_found",
             SandboxError::IsDirectory { .. } | SandboxError::NotRegular { .. } => "not_a_file",
-            SandboxError::Io { .. } | SandboxError::NotUtf8 { .. } => "io_error",
+            SandboxError::Io { .. } | SandboxError::Fs { .. } | SandboxError::NotUtf8 { .. } => {
+                "io_error"
+            }
             SandboxError::NoRoots
             | SandboxError::RootUnusable { .. }
             | SandboxError::RootNotADirectory { .. } => "sandbox_config",
             _ => "path_not_allowed",
         }
+    }
+}
+
+/// For callers that speak `std::io` (backups): the IO error's own kind when there is one, so
+/// `NotFound`/`AlreadyExists` still mean what they say; a refusal is `PermissionDenied`.
+impl From<SandboxError> for std::io::Error {
+    fn from(e: SandboxError) -> std::io::Error {
+        let kind = match &e {
+            SandboxError::Io { source, .. }
+            | SandboxError::Fs { source, .. }
+            | SandboxError::RootUnusable { source, .. } => source.kind(),
+            SandboxError::NotFound { .. } => std::io::ErrorKind::NotFound,
+            SandboxError::IsDirectory { .. } => std::io::ErrorKind::IsADirectory,
+            SandboxError::NotRegular { .. } => std::io::ErrorKind::InvalidInput,
+            _ => std::io::ErrorKind::PermissionDenied,
+        };
+        std::io::Error::new(kind, e)
     }
 }

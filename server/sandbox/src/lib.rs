@@ -1,6 +1,8 @@
 //! The one function that turns a user-supplied path (from a model's tool call, a CLI flag, an
 //! HTTP request) into a filesystem path: [`Sandbox::resolve`]. Every surface and every chat tool
-//! goes through it, so a traversal fix lands everywhere at once.
+//! goes through it, so a traversal fix lands everywhere at once. The file operations on a
+//! resolved path ([`Sandbox::read`], [`Sandbox::write_atomic`], [`Sandbox::remove`], ...) are
+//! the kernel-confined ones of [`RootDir`].
 //!
 //! How a path is checked, in order:
 //! 1. Spelling, without touching the filesystem: empty, NUL, `~`, percent-encoded `.`/`/`/`\`/`%`,
@@ -13,20 +15,27 @@
 //!    (every symlink followed) and must still lie inside a root. The file type is read with
 //!    `stat`, never by opening it, so a FIFO cannot block us.
 //!
-//! What remains: a check-then-use race (a folder swapped for a symlink between `resolve` and the
-//! write). Writes go through a temp file and `rename`, which replaces a final symlink instead of
-//! following it, so the window is limited to the folders; closing it entirely needs
-//! `openat2(RESOLVE_BENEATH)`, which is Linux-only.
+//! These checks give good messages and refuse early; they are not the guarantee, since a folder
+//! can be swapped for a symlink between `resolve` and the use. The guarantee is the kernel: each
+//! root is held open from [`Sandbox::new`] on, a [`SafePath`] keeps its root's descriptor, and
+//! every read, write, folder creation and removal through the sandbox is done relative to that
+//! descriptor with `openat2(RESOLVE_BENEATH)` (or, on kernels without it, a walk that refuses
+//! every symlink), never by walking the path string again (see `confined.rs`). So a file is only
+//! ever read or written beneath a root, whatever happens to the folders meanwhile; a swap is
+//! refused as [`SandboxError::Replaced`]. Messages never say where a link outside leads.
 
+mod confined;
 mod error;
 mod lexical;
 
+pub use confined::RootDir;
 pub use error::SandboxError;
 
 use error::show_roots;
 use lexical::Refusal;
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 /// What the caller is about to do with the path; decides which file types are acceptable and
 /// whether the path may be missing.
@@ -40,13 +49,15 @@ pub enum Intent {
     List,
 }
 
-/// A path that passed the sandbox: canonical, inside one of the roots.
+/// A path that passed the sandbox: canonical, inside one of the roots, with that root held
+/// open so that the file operations on it cannot be redirected outside.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SafePath {
     abs: PathBuf,
     root: PathBuf,
     rel: String,
     exists: bool,
+    dir: Arc<RootDir>,
 }
 
 impl SafePath {
@@ -67,13 +78,20 @@ impl SafePath {
     pub fn exists(&self) -> bool {
         self.exists
     }
+    /// The open root the path lies in, for files kept beside it (backups).
+    pub fn root_dir(&self) -> &Arc<RootDir> {
+        &self.dir
+    }
 }
 
-/// The allowed roots (canonical folders). Cheap to share behind an `Arc`; holds no handles.
+/// The allowed roots (canonical folders), each held open. Cheap to clone and to share behind an
+/// `Arc`: one descriptor per root, shared by the clones and by the paths resolved.
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     /// Canonical, deduplicated, longest first so that the innermost root of nested ones wins.
     roots: Vec<PathBuf>,
+    /// `roots[i]`, open.
+    dirs: Vec<Arc<RootDir>>,
     /// The roots for messages, in the order given.
     shown: String,
 }
@@ -99,8 +117,13 @@ impl Sandbox {
         }
         let shown = show_roots(&canon);
         canon.sort_by_key(|r| std::cmp::Reverse(r.as_os_str().len()));
+        let dirs = canon
+            .iter()
+            .map(|r| RootDir::open(r).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Sandbox {
             roots: canon,
+            dirs,
             shown,
         })
     }
@@ -116,6 +139,11 @@ impl Sandbox {
         &self.roots
     }
 
+    /// The roots held open, in the order of [`Sandbox::roots`].
+    pub fn root_dirs(&self) -> &[Arc<RootDir>] {
+        &self.dirs
+    }
+
     /// Whether a canonical path lies inside (or is) one of the roots; component-wise.
     pub fn contains(&self, canonical: &Path) -> bool {
         self.root_of(canonical).is_some()
@@ -123,6 +151,33 @@ impl Sandbox {
 
     fn root_of(&self, p: &Path) -> Option<&PathBuf> {
         self.roots.iter().find(|r| p.starts_with(r))
+    }
+
+    /// The whole content of the regular file at `sp`, read beneath its root.
+    pub fn read(&self, sp: &SafePath) -> Result<Vec<u8>, SandboxError> {
+        sp.dir.read(&sp.rel)
+    }
+
+    /// The regular file at `sp`, opened for reading beneath its root (for a size check before
+    /// reading).
+    pub fn open_read(&self, sp: &SafePath) -> Result<std::fs::File, SandboxError> {
+        sp.dir.open_read(&sp.rel)
+    }
+
+    /// What is at `sp` now (`None` if nothing), looked up beneath its root without opening it.
+    pub fn metadata(&self, sp: &SafePath) -> Result<Option<std::fs::Metadata>, SandboxError> {
+        sp.dir.metadata(&sp.rel)
+    }
+
+    /// Writes `bytes` to `sp` atomically beneath its root, creating missing folders and keeping
+    /// an existing file's permission bits; see [`RootDir::write_atomic`].
+    pub fn write_atomic(&self, sp: &SafePath, bytes: &[u8]) -> Result<(), SandboxError> {
+        sp.dir.write_atomic(&sp.rel, bytes)
+    }
+
+    /// Removes the file at `sp` beneath its root.
+    pub fn remove(&self, sp: &SafePath) -> Result<(), SandboxError> {
+        sp.dir.remove_file(&sp.rel)
     }
 
     /// Resolves `user_path`, relative to `base` (a canonical folder inside a root, usually the
@@ -288,22 +343,27 @@ impl Sandbox {
         if self.contains(&canon) {
             Ok(canon)
         } else {
-            Err(SandboxError::SymlinkEscape {
-                input: input.to_string(),
-                target: canon,
-                roots: self.shown.clone(),
-            })
+            Err(self.symlink_escape(input))
+        }
+    }
+
+    /// Where the link leads is not said: that would tell about files outside the roots.
+    fn symlink_escape(&self, input: &str) -> SandboxError {
+        SandboxError::SymlinkEscape {
+            input: input.to_string(),
+            roots: self.shown.clone(),
         }
     }
 
     fn safe(&self, input: &str, abs: PathBuf, exists: bool) -> Result<SafePath, SandboxError> {
-        let Some(root) = self.root_of(&abs).cloned() else {
+        let Some(i) = self.roots.iter().position(|r| abs.starts_with(r)) else {
             // Unreachable by construction (every caller checked containment); refuse anyway.
             return Err(SandboxError::Outside {
                 input: input.to_string(),
                 roots: self.shown.clone(),
             });
         };
+        let root = self.roots[i].clone();
         let rel = rel_of(&abs, &root).ok_or_else(|| SandboxError::NotUtf8 {
             input: input.to_string(),
             abs: abs.clone(),
@@ -313,18 +373,25 @@ impl Sandbox {
             root,
             rel,
             exists,
+            dir: self.dirs[i].clone(),
         })
     }
 
-    /// The first existing non-folder on the way down to `p`, for the error message.
+    /// The first existing non-folder on the way down to `p`, for the error message; a
+    /// "symlink out" refusal instead if that file is really outside (naming it would say that
+    /// a file exists there).
     fn blocked_by_file(&self, input: &str, p: &Path) -> SandboxError {
         let blocker = p
             .ancestors()
             .find(|a| std::fs::symlink_metadata(a).is_ok_and(|m| !m.is_dir()))
             .unwrap_or(p);
-        SandboxError::ParentNotADirectory {
-            input: input.to_string(),
-            blocker: blocker.to_path_buf(),
+        match std::fs::canonicalize(blocker) {
+            Ok(real) if self.contains(&real) => SandboxError::ParentNotADirectory {
+                input: input.to_string(),
+                blocker: blocker.to_path_buf(),
+            },
+            Ok(_) => self.symlink_escape(input),
+            Err(e) => self.io(input, blocker, e),
         }
     }
 
@@ -353,7 +420,11 @@ fn rel_of(abs: &Path, root: &Path) -> Option<String> {
     Some(out)
 }
 
-fn check_type(input: &str, md: &std::fs::Metadata, intent: Intent) -> Result<(), SandboxError> {
+pub(crate) fn check_type(
+    input: &str,
+    md: &std::fs::Metadata,
+    intent: Intent,
+) -> Result<(), SandboxError> {
     use std::os::unix::fs::FileTypeExt;
     let ft = md.file_type();
     if ft.is_file() || (ft.is_dir() && intent == Intent::List) {

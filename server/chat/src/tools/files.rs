@@ -1,7 +1,10 @@
 //! The file tools: `readFile`, `listFiles`, `writeFile`, `replaceLines` (and, from
 //! `search.rs`, `search`); [`file_tools`] lists them for the registry.
 //!
-//! Every path goes through the sandbox (`ctx.sandbox`), relative to the repository root.
+//! Every path goes through the sandbox (`ctx.sandbox`), relative to the repository root, and
+//! every read and write of a file goes through the sandbox's kernel-confined operations on the
+//! resolved path (`Sandbox::read`, `Sandbox::write_atomic`), never through the path string: a
+//! folder swapped for a symlink after the check cannot redirect them outside the roots.
 //! Edits are guarded three ways: the permission gate (before the call, not here), a conflict
 //! check against the content the model last read (`ctx.read_stamps`: an edit based on a stale
 //! read is refused rather than silently overwriting someone's change), and a backup journaled
@@ -18,6 +21,7 @@ use noctune_sandbox::{Intent, SafePath};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -64,7 +68,8 @@ fn current_content(ctx: &ToolContext, sp: &SafePath) -> Result<Option<Current>, 
     }
     let io =
         |e: std::io::Error| ToolError::new("io_error", format!("cannot read {}: {e}", sp.rel()));
-    let len = std::fs::metadata(sp.abs()).map_err(io)?.len();
+    let mut f = ctx.sandbox.open_read(sp).map_err(refused)?;
+    let len = f.metadata().map_err(io)?.len();
     if len > FILE_MAX_BYTES {
         return Err(ToolError::new(
             "too_large",
@@ -74,10 +79,17 @@ fn current_content(ctx: &ToolContext, sp: &SafePath) -> Result<Option<Current>, 
             ),
         ));
     }
+    let mut bytes = Vec::with_capacity(len as usize);
+    f.read_to_end(&mut bytes).map_err(io)?;
     Ok(Some(Current {
-        bytes: std::fs::read(sp.abs()).map_err(io)?,
+        bytes,
         from_buffer: false,
     }))
+}
+
+/// A sandbox refusal (or failure) at the time of use, as a tool error the model can act on.
+fn refused(e: noctune_sandbox::SandboxError) -> ToolError {
+    ToolError::new(e.code(), e.to_string())
 }
 
 fn stamp_of(ctx: &ToolContext, abs: &Path) -> Option<String> {
@@ -569,7 +581,7 @@ fn apply_edit(
     // Backups live beside the root the file is in (the repository, or another allowed root),
     // so that root's undo finds them.
     let edit = backups::record_edit(
-        sp.root(),
+        sp.root_dir(),
         &EditRecord {
             session_id: &ctx.session_id,
             rel: sp.rel(),
@@ -590,11 +602,13 @@ fn apply_edit(
                 format!("the editor did not apply the edit of {path}: {e}"),
             )
         }),
-        None => backups::write_file_atomic(sp.abs(), new.as_bytes())
-            .map_err(|e| ToolError::new("io_error", format!("cannot write {path}: {e}"))),
+        None => ctx
+            .sandbox
+            .write_atomic(sp, new.as_bytes())
+            .map_err(refused),
     };
     if let Err(e) = written {
-        let _ = backups::discard(sp.root(), &edit.id);
+        let _ = backups::discard(sp.root_dir(), &edit.id);
         return Err(e);
     }
     set_stamp(ctx, sp.abs(), sha256_hex(new.as_bytes()));
