@@ -469,4 +469,65 @@ mod tests {
             "the undo line after the partial one was read"
         );
     }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn an_edit_never_writes_its_backup_or_journal_through_a_link_out() {
+        let d = tempfile::tempdir().unwrap();
+        let (root, outside) = (d.path().join("repo"), d.path().join("outside"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(root.join("a.txt"), "one").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join(".noctune_cache")).unwrap();
+        let e = record_edit(
+            &RootDir::open(&root).unwrap(),
+            &EditRecord {
+                session_id: "s",
+                rel: "a.txt",
+                before: Some(b"one"),
+                after: Some(b"two"),
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("leads outside"), "{e}");
+        assert!(names(&outside).is_empty(), "{:?}", names(&outside));
+    }
+
+    #[test]
+    fn undo_never_restores_from_a_backup_reached_through_a_link_out() {
+        let d = tempfile::tempdir().unwrap();
+        let (root, outside) = (d.path().join("repo"), d.path().join("outside"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(root.join("a.txt"), "one").unwrap();
+        let entry = record_edit(
+            &RootDir::open(&root).unwrap(),
+            &EditRecord {
+                session_id: "s",
+                rel: "a.txt",
+                before: Some(b"one"),
+                after: Some(b"two"),
+            },
+        )
+        .unwrap();
+        std::fs::write(root.join("a.txt"), "two").unwrap();
+        // The backup folder is swapped for a link to a folder outside with a secret `a.txt`:
+        // restoring from it would copy the secret into the repository.
+        let id_dir = root.join(BACKUPS_DIR).join(&entry.id);
+        std::fs::rename(&id_dir, d.path().join("moved")).unwrap();
+        std::fs::write(outside.join("a.txt"), "secret").unwrap();
+        std::os::unix::fs::symlink(&outside, &id_dir).unwrap();
+        let e = undo_last(&root, Some("s")).unwrap_err();
+        assert!(matches!(e, BackupError::BackupMissing { .. }), "{e}");
+        assert!(e.to_string().contains("leads outside"), "{e}");
+        assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "two");
+    }
 }
