@@ -149,6 +149,20 @@ impl Budget {
             prompt_tokens: (server_room.min(halved) * 0.9).max(64.0) as usize,
         }
     }
+
+    /// A budget after the server counted (`LlmClient::count_tokens`, before sending) a prompt
+    /// we estimated at `estimated` tokens as `counted`: the budget is rescaled to the server's
+    /// tokenizer, with 5% to spare. A count at or under the estimate leaves it as it is (the
+    /// estimate errs on the safe side; trimming more would only lose context).
+    pub fn recounted(self, estimated: usize, counted: usize) -> Budget {
+        if estimated == 0 || counted <= estimated {
+            return self;
+        }
+        let ratio = counted as f64 / estimated as f64;
+        Budget {
+            prompt_tokens: (self.prompt_tokens as f64 / ratio * 0.95).max(64.0) as usize,
+        }
+    }
 }
 
 /// What [`fit`] did, for a notice to the user and for tests.
@@ -550,6 +564,17 @@ mod tests {
     fn budgets() {
         let b = Budget::for_window(4096, Some(8192), 100);
         assert_eq!(b.prompt_tokens, 4096 - 1024 - 100);
+        let r = b.recounted(1000, 2000);
+        assert_eq!(
+            r.prompt_tokens,
+            (b.prompt_tokens as f64 * 0.5 * 0.95) as usize
+        );
+        assert_eq!(
+            b.recounted(1000, 900),
+            b,
+            "a count under the estimate changes nothing"
+        );
+        assert_eq!(b.recounted(0, 900), b);
         let s = b.scaled(1000, 5030, 4096);
         assert!(s.prompt_tokens < b.prompt_tokens);
         assert!((s.prompt_tokens as f64) < 4096.0 * 0.75 / 5.03);
