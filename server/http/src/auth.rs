@@ -12,7 +12,7 @@
 //! path only, never the query string or headers.
 
 use super::error::ApiError;
-use super::{AppState, conn, routes};
+use super::{AppState, conn};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{Method, StatusCode};
@@ -117,7 +117,7 @@ fn check(st: &AppState, req: &Request) -> Result<Option<Response>, Denied> {
         let page = req
             .extensions()
             .get::<MatchedPath>()
-            .is_some_and(|m| routes::is_page(m.as_str()));
+            .is_some_and(|m| st.page_routes.contains(&m.as_str()));
         if !page || (req.method() != Method::GET && req.method() != Method::HEAD) {
             return Err(Denied::Unauthorized(
                 "a token in the URL is only accepted to open a page (GET /studio, /studio/runs, /studio/runs/RUN_ID); elsewhere send `Authorization: Bearer <token>` or the cookie those pages set",

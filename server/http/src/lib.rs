@@ -34,5 +34,7 @@ pub struct AppState {
     token: auth::Token,
     /// `host:port` values a request's Host may have.
     allowed_hosts: Vec<String>,
+    /// The matched-route patterns of the pages, where a token in the URL opens the page.
+    page_routes: Vec<&'static str>,
     chat: api_chat::ChatState,
 }

@@ -42,7 +42,7 @@ impl Routes {
         }
     }
     /// A page a person opens (an HTML answer to GET): the only kind of route where the lock
-    /// trades a token in the URL for a cookie ([`is_page`]).
+    /// trades a token in the URL for a cookie ([`page_routes`]).
     fn page<H: Handler<T, S>, T: 'static>(mut self, path: &'static str, h: H, doc: Doc) -> Routes {
         self.pages.push(path);
         self.get(path, h, doc)
@@ -245,10 +245,9 @@ pub fn route_table() -> Vec<RouteInfo> {
         .collect()
 }
 
-/// Whether `route` (a matched route's pattern, e.g. `/studio/runs/{run_id}`) is a page.
-pub(super) fn is_page(route: &str) -> bool {
-    static PAGES: OnceLock<Vec<&'static str>> = OnceLock::new();
-    PAGES.get_or_init(|| build().pages).contains(&route)
+/// The route patterns of the pages (`/studio/runs/{run_id}`, ...), for the lock.
+pub(super) fn page_routes() -> Vec<&'static str> {
+    build().pages
 }
 
 /// Whether `/mcp` is served (flip together with the line in [`app`]).

@@ -101,6 +101,7 @@ impl Server {
             port,
             token,
             allowed_hosts,
+            page_routes: routes::page_routes(),
         });
         Ok(Server {
             mcp: opts.mcp,
