@@ -75,11 +75,13 @@ fn without_a_grant_write_run_and_decide_ask_and_read_is_allowed() {
         allowed(&g.check("s1", "readFile", ToolClass::Read, Some("src/a.py"))),
         Some(None)
     );
-    // Reads of protected paths are the sandbox's business, not a grant's.
+    // Reads of protected paths are the sandbox's business, not a grant's; only secret files
+    // (see protected_paths_...) ask.
     assert_eq!(
         allowed(&g.check("s1", "readFile", ToolClass::Read, Some(".git/config"))),
         Some(None)
     );
+    assert!(ask(g.check("s1", "readFile", ToolClass::Read, Some(".env"))).protected);
 }
 
 #[test]
@@ -241,7 +243,7 @@ fn mcp_tools_are_granted_by_name() {
     ask(g.check("s1", "fs__write_file", W, Some("src/b.py")));
 }
 
-const PROTECTED: [&str; 14] = [
+const PROTECTED: [&str; 26] = [
     ".git/config",
     ".GIT/config",
     "vendor/lib/.git/HEAD",
@@ -251,11 +253,23 @@ const PROTECTED: [&str; 14] = [
     ".vscode/settings.json",
     ".VSCode/tasks.json",
     ".github/workflows/ci.yml",
+    ".github/actions/setup/action.yml",
+    ".github/dependabot.yml",
+    ".gitattributes",
+    ".gitmodules",
+    ".mcp.json",
+    ".claude/settings.json",
+    ".cursor/rules/x.mdc",
+    ".pre-commit-config.yaml",
+    ".git-credentials",
+    ".devcontainer/devcontainer.json",
     "certs/server.pem",
     "deploy/id_rsa",
     "home/.ssh/authorized_keys",
     ".npmrc",
     "secrets/signing.KEY",
+    ".git/.noctune_cache/x",
+    ".github/workflows/.noctune_cache/ci.yml",
 ];
 
 #[test]
@@ -315,6 +329,9 @@ fn the_grant_file_and_noctune_config_are_forbidden() {
         "Noctune.TOML",
         ".noctune_cache/runs/20261125T101000Z-1/state/approvals/x.decision.json",
         ".noctune_cache/studio_edits/journal.jsonl",
+        ".noctune_cache/.gitignore",
+        ".noctune_cache/studio_chat/sessions/s1.json",
+        ".noctune_cache/notes.md",
     ] {
         match g.check("s1", "writeFile", W, Some(p)) {
             Check::Forbidden { code, message } => {
@@ -342,12 +359,12 @@ fn the_grant_file_and_noctune_config_are_forbidden() {
 }
 
 #[test]
-fn writes_under_noctune_cache_need_no_grant() {
+fn writes_under_the_cache_scratch_folder_need_no_grant() {
     let r = Repo::new();
     let g = r.gate();
     for p in [
-        ".noctune_cache/notes/todo.md",
-        ".noctune_cache/studio_chat/scratch.json",
+        ".noctune_cache/scratch/todo.md",
+        ".noctune_cache/scratch/notes/plan.json",
     ] {
         assert_eq!(
             allowed(&g.check("s1", "writeFile", W, Some(p))),
@@ -356,6 +373,16 @@ fn writes_under_noctune_cache_need_no_grant() {
         );
     }
     ask(g.check("s1", "writeFile", W, Some("noctune_cache/x.md")));
+    // Only the repository's own cache: one deeper down is protected.
+    assert!(
+        ask(g.check(
+            "s1",
+            "writeFile",
+            W,
+            Some("sub/.noctune_cache/scratch/x.md")
+        ))
+        .protected
+    );
 }
 
 #[test]

@@ -51,6 +51,7 @@ mod chat_permissions;
 mod chat_sandbox;
 mod chat_sandbox_race;
 mod chat_sessions;
+mod chat_trust;
 mod chat_turns;
 mod cli_pipes;
 mod deps;
