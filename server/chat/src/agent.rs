@@ -8,7 +8,8 @@
 //! What keeps a session consistent whatever happens: the messages of a round (the assistant's
 //! calls and their results) are appended only once the round's answer is complete, so a model
 //! error (server down, HTTP 500, malformed chunk, stream cut mid-call) or a cancel never leaves
-//! half a call in the history; a turn that produced nothing at all is rolled back entirely.
+//! half a call in the history. The user's message stays whatever happens: the caller records
+//! how a turn that ended without an answer ended (`ChatService::send`).
 //!
 //! Tool modes (`ModelProfile::tool_mode`): `native` sends OpenAI `tools`; `prompt` teaches a
 //! text protocol and parses calls from the answer (`prompt_tools`); `auto` starts native and
@@ -160,6 +161,9 @@ pub struct TurnSummary {
     pub tool_mode: ModeUsed,
     /// Set when the turn ended on an error (the same message as the `Error` event).
     pub error: Option<String>,
+    /// The error's stable code (`noctune_llm::LlmError::code`), with `error`.
+    #[serde(default)]
+    pub error_code: Option<String>,
 }
 
 /// Everything one turn uses, borrowed from the service.
@@ -185,7 +189,6 @@ pub async fn run_turn(
     context: &TurnContext,
     on_event: Sink<'_>,
 ) -> TurnSummary {
-    let before = session.messages.len();
     session
         .messages
         .push(ChatMessage::user(user_content(message, context)));
@@ -207,12 +210,10 @@ pub async fn run_turn(
         timings: None,
         tool_mode: turn.mode(session),
         error: None,
+        error_code: None,
     };
     match result {
         Ok(end) => {
-            if end.finish_reason == "cancelled" && session.messages.len() == before + 1 {
-                session.messages.truncate(before); // stopped before the model said anything
-            }
             summary.answer = end.answer;
             summary.finish_reason = Some(end.finish_reason.clone());
             summary.timings = end.timings.clone();
@@ -222,12 +223,10 @@ pub async fn run_turn(
                 timings: end.timings,
             });
         }
-        Err(message) => {
-            // Nothing from the model at all: the turn never happened (the user can resend).
-            if session.messages.len() == before + 1 {
-                session.messages.truncate(before);
-            }
+        Err(e) => {
+            let message = e.to_string();
             summary.error = Some(message.clone());
+            summary.error_code = Some(e.code().to_string());
             on_event(ChatEvent::Error { message });
         }
     }
@@ -282,7 +281,11 @@ impl Turn<'_, '_> {
         self.deps.tools.iter().map(|t| t.name()).collect()
     }
 
-    async fn run(&mut self, session: &mut Session, on_event: Sink<'_>) -> Result<RoundEnd, String> {
+    async fn run(
+        &mut self,
+        session: &mut Session,
+        on_event: Sink<'_>,
+    ) -> Result<RoundEnd, LlmError> {
         loop {
             if self.deps.cancel.is_cancelled() {
                 return Ok(self.cancelled());
@@ -291,7 +294,7 @@ impl Turn<'_, '_> {
             let outcome = match self.stream_round(session, offer_tools, on_event).await {
                 Ok(o) => o,
                 Err(LlmError::Cancelled) => return Ok(self.cancelled()),
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e),
             };
             self.add_usage(outcome.usage.as_ref());
             let mode = self.mode(session);

@@ -11,7 +11,7 @@ use super::agent::{self, ChatEvent, Prompter, TurnContext, TurnDeps, TurnSummary
 use super::backups::{self, BackupError, UndoOutcome};
 use super::overview;
 use super::permissions::{AlwaysGrant, PermissionError, PermissionGate};
-use super::session::{self, Session, SessionError, SessionStore, SessionSummary};
+use super::session::{self, Session, SessionError, SessionStore, SessionSummary, TurnErrorNote};
 use super::tool::{Tool, ToolClass, ToolContext};
 use super::tools::runs::{RunControl, run_tools};
 use noctune_config::{Config, ConfigError, ModelProfile};
@@ -64,6 +64,10 @@ pub enum ChatError {
     MessageTooLong { len: usize },
     #[error("the message is empty; write what you want to ask")]
     EmptyMessage,
+    #[error(
+        "the last turn of chat session {id} did not fail, so there is nothing to retry; send a new message instead"
+    )]
+    NothingToRetry { id: String },
 }
 
 /// Longest chat message a turn accepts, from any surface.
@@ -92,6 +96,7 @@ impl ChatError {
             ChatError::Undo(_) => ErrorCode::WrongState,
             ChatError::MessageTooLong { .. } => ErrorCode::TooLarge,
             ChatError::EmptyMessage => ErrorCode::InvalidArguments,
+            ChatError::NothingToRetry { .. } => ErrorCode::WrongState,
             ChatError::Config(_) => ErrorCode::ConfigError,
             ChatError::Llm(_) => ErrorCode::ModelUnavailable,
             ChatError::Sandbox(_) => ErrorCode::OutsideAllowedRoots,
@@ -107,6 +112,23 @@ impl From<ChatError> for OpError {
     fn from(e: ChatError) -> OpError {
         OpError::new(e.code(), e.to_string())
     }
+}
+
+/// How a turn ended when it ended without a complete answer.
+fn failure_of(summary: &TurnSummary) -> Option<TurnErrorNote> {
+    if let Some(message) = &summary.error {
+        return Some(TurnErrorNote {
+            code: summary
+                .error_code
+                .clone()
+                .unwrap_or_else(|| "model_error".into()),
+            message: message.clone(),
+        });
+    }
+    (summary.finish_reason.as_deref() == Some("cancelled")).then(|| TurnErrorNote {
+        code: "cancelled".into(),
+        message: "the answer was stopped before it was complete".into(),
+    })
 }
 
 /// The built-in tools: the file tools, plus the run tools when an engine handle is given.
@@ -225,6 +247,10 @@ impl ChatService {
     /// turn to `on_event`. Model errors are not `Err`: they end the turn with an
     /// [`ChatEvent::Error`] and [`TurnSummary::error`]. `Err` means the turn could not start
     /// (bad session id, unknown profile, unusable endpoint) or the session could not be saved.
+    ///
+    /// A turn that ends without a complete answer (a model error, or a cancel) keeps the user's
+    /// message in the session and records the failure with the text that had streamed
+    /// ([`Session::failed_turns`]); [`ChatService::retry`] sends it again.
     pub async fn send(
         &self,
         session_id: &str,
@@ -234,8 +260,51 @@ impl ChatService {
         on_event: &mut (dyn FnMut(ChatEvent) + Send),
         cancel: &CancelToken,
     ) -> Result<TurnSummary, ChatError> {
-        session::validate_id(session_id)?;
         check_message(message)?;
+        self.turn(
+            session_id,
+            Some(message),
+            context,
+            prompter,
+            on_event,
+            cancel,
+        )
+        .await
+    }
+
+    /// Sends the last turn of `session_id` again when it ended without a complete answer: the
+    /// failed turn (its user message, any tool rounds it completed, its failure record) is
+    /// replaced by the new one, so the question is in the session once. The message goes as it
+    /// was first sent (with the document and selection it carried then); `context` gives only
+    /// this turn's editor hooks. [`ChatError::NothingToRetry`] when the last turn did not fail.
+    pub async fn retry(
+        &self,
+        session_id: &str,
+        context: TurnContext,
+        prompter: &dyn Prompter,
+        on_event: &mut (dyn FnMut(ChatEvent) + Send),
+        cancel: &CancelToken,
+    ) -> Result<TurnSummary, ChatError> {
+        let context = TurnContext {
+            document: None,
+            selection: None,
+            ..context
+        };
+        self.turn(session_id, None, context, prompter, on_event, cancel)
+            .await
+    }
+
+    /// One turn: of `message`, or (`None`) a retry of the failed last turn.
+    async fn turn(
+        &self,
+        session_id: &str,
+        message: Option<&str>,
+        context: TurnContext,
+        prompter: &dyn Prompter,
+        on_event: &mut (dyn FnMut(ChatEvent) + Send),
+        cancel: &CancelToken,
+    ) -> Result<TurnSummary, ChatError> {
+        session::validate_id(session_id)?;
         let turn_lock = lock(&self.turn_locks)
             .entry(session_id.to_string())
             .or_default()
@@ -243,8 +312,19 @@ impl ChatService {
         let _turn = turn_lock.lock().await;
         let (mut session, existed) = match self.store.load(session_id) {
             Ok(s) => (s, true),
-            Err(SessionError::NotFound { .. }) => (Session::new(session_id, None), false),
+            Err(SessionError::NotFound { .. }) if message.is_some() => {
+                (Session::new(session_id, None), false)
+            }
             Err(e) => return Err(e.into()),
+        };
+        let message = match message {
+            Some(m) => m.to_string(),
+            None => session
+                .take_failed_last_turn()
+                .and_then(|m| m.content)
+                .ok_or_else(|| ChatError::NothingToRetry {
+                    id: session_id.to_string(),
+                })?,
         };
         let profile = self.profile_of(&session)?;
         let client = self.client_for(&profile)?;
@@ -259,7 +339,7 @@ impl ChatService {
             read_stamps: self.stamps_of(session_id),
         };
         if session.title.is_empty() {
-            session.title = session::title_of(message);
+            session.title = session::title_of(&message);
         }
         let deps = TurnDeps {
             client: &client,
@@ -271,16 +351,31 @@ impl ChatService {
             prompter,
             cancel,
         };
+        let user_index = session.messages.len();
         // The turn's last event (`done` or `error`) goes out only once the session is saved, so
         // a surface that reloads the session on it sees the whole turn.
         let mut last: Option<ChatEvent> = None;
+        // The answer text of the round in progress, as the user saw it: what a turn that
+        // breaks off keeps. A tool call means the round before it completed (and is in the
+        // session), so the text starts again.
+        let mut partial = String::new();
         let summary = {
             let mut hold = |ev: ChatEvent| match ev {
                 ChatEvent::Done { .. } | ChatEvent::Error { .. } => last = Some(ev),
-                ev => on_event(ev),
+                ev => {
+                    match &ev {
+                        ChatEvent::Delta { text } => partial.push_str(text),
+                        ChatEvent::ToolCall { .. } => partial.clear(),
+                        _ => {}
+                    }
+                    on_event(ev)
+                }
             };
-            agent::run_turn(&deps, &mut session, message, &context, &mut hold).await
+            agent::run_turn(&deps, &mut session, &message, &context, &mut hold).await
         };
+        if let Some(note) = failure_of(&summary) {
+            session.record_failed_turn(user_index, partial, note);
+        }
         if existed || !session.messages.is_empty() {
             session.updated_at = noctune_util::time::now_rfc3339();
             // On failure the held event is dropped: the caller reports the `Err` instead.

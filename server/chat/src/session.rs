@@ -77,6 +77,37 @@ pub struct Session {
     pub messages: Vec<ChatMessage>,
     #[serde(default)]
     pub grants: Vec<GrantNote>,
+    /// The turns that ended without a complete answer (an error, or a stop by the user),
+    /// oldest first. Their question stays in `messages`; what streamed before the end is kept
+    /// here, never in `messages`, so it is not sent back to the model as if it were an answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_turns: Vec<FailedTurn>,
+}
+
+/// A turn that ended without a complete answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedTurn {
+    /// Index in `messages` of the turn's user message.
+    pub user_index: usize,
+    /// Index in `messages` where the turn ended: the partial answer belongs before the message
+    /// at this index (the end of `messages` when it is the last turn). Tool rounds the turn
+    /// completed before it failed lie between `user_index` and this.
+    pub end_index: usize,
+    /// The visible answer text that streamed in the round that failed: incomplete, shown to
+    /// the user with the error, never sent to the model.
+    #[serde(default)]
+    pub partial: String,
+    pub error: TurnErrorNote,
+    pub at: String,
+}
+
+/// Why a turn ended without a complete answer: `code` is stable (`cancelled`, `stream_cut`,
+/// `model_unreachable`, `model_timeout`, ...: `noctune_llm::LlmError::code`), `message` says
+/// what happened and what to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TurnErrorNote {
+    pub code: String,
+    pub message: String,
 }
 
 fn format_version() -> u32 {
@@ -97,7 +128,38 @@ impl Session {
             fallback_reason: None,
             messages: Vec::new(),
             grants: Vec::new(),
+            failed_turns: Vec::new(),
         }
+    }
+
+    /// The last turn, when it ended without a complete answer (what a retry resends).
+    pub fn failed_last_turn(&self) -> Option<&FailedTurn> {
+        let last_user = self.messages.iter().rposition(|m| m.role == Role::User)?;
+        self.failed_turns
+            .last()
+            .filter(|f| f.user_index == last_user && f.end_index <= self.messages.len())
+    }
+
+    /// Records how the turn that began at `user_index` ended, at the current end of `messages`.
+    pub fn record_failed_turn(&mut self, user_index: usize, partial: String, error: TurnErrorNote) {
+        self.failed_turns.retain(|f| f.user_index != user_index);
+        self.failed_turns.push(FailedTurn {
+            user_index,
+            end_index: self.messages.len(),
+            partial,
+            error,
+            at: time::now_rfc3339(),
+        });
+    }
+
+    /// Takes the last turn back out (for a retry): its messages and its failure record go, and
+    /// the user message it began with is returned. `None` when the last turn did not fail.
+    pub fn take_failed_last_turn(&mut self) -> Option<ChatMessage> {
+        let user_index = self.failed_last_turn()?.user_index;
+        self.failed_turns.retain(|f| f.user_index < user_index);
+        let user = self.messages.get(user_index).cloned();
+        self.messages.truncate(user_index);
+        user
     }
 
     pub fn summary(&self) -> SessionSummary {
@@ -109,6 +171,7 @@ impl Session {
             messages: self.messages.len(),
             profile: self.profile.clone(),
             prompt_tools: self.prompt_tools,
+            last_turn_failed: self.failed_last_turn().is_some(),
         }
     }
 
@@ -160,6 +223,7 @@ impl Session {
             "messages": self.messages,
             "tool_calls": self.tool_calls(),
             "grants": self.grants,
+            "failed_turns": self.failed_turns,
             "audit_grants": extra_grants,
         })
     }
@@ -175,6 +239,9 @@ pub struct SessionSummary {
     pub messages: usize,
     pub profile: Option<String>,
     pub prompt_tools: bool,
+    /// The last turn ended without a complete answer (it can be retried).
+    #[serde(default)]
+    pub last_turn_failed: bool,
 }
 
 /// Checks that `id` is a safe file name: 1-64 of `[A-Za-z0-9._-]`, not starting with a dot.

@@ -10,9 +10,39 @@ use serde_json::Value;
 use std::fmt;
 use std::time::Duration;
 
-/// How to get a model server running, quoted by [`LlmError::Unreachable`].
-const START_HINT: &str = "Start one with `llama-server -m MODEL.gguf --port 8080 --jinja` or set \
-                          NOCTUNE_STUDIO_LLM_BASE_URL / the profile's base_url";
+/// The command that starts llama-server where `base_url` expects it: its port (the scheme's
+/// default when the URL names none, llama-server's 8080 when the URL cannot be read) and, when
+/// it is not loopback, its host.
+pub fn start_command(base_url: &str) -> String {
+    let url = reqwest::Url::parse(base_url.trim()).ok();
+    let port = url
+        .as_ref()
+        .and_then(reqwest::Url::port_or_known_default)
+        .unwrap_or(8080);
+    let host = url.as_ref().and_then(reqwest::Url::host_str).unwrap_or("");
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.is_empty()
+        || host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let host = if loopback {
+        String::new()
+    } else {
+        format!("--host {bare} ")
+    };
+    format!("llama-server -m MODEL.gguf {host}--port {port} --jinja")
+}
+
+/// What to do when nothing answers at `base_url`: the one text every surface shows (a chat
+/// turn's error, the web page's banner, an editor's message, a run's error).
+pub fn start_hint(base_url: &str) -> String {
+    format!(
+        "Start one with `{}` (or `./scripts/studio.sh`, which starts the bundled demo model), or \
+         point the profile's base_url (or NOCTUNE_STUDIO_LLM_BASE_URL) at a running server",
+        start_command(base_url)
+    )
+}
 
 /// Error bodies and chunks are quoted in messages; this keeps a stray HTML page short.
 const QUOTE_LIMIT: usize = 300;
@@ -21,7 +51,7 @@ const QUOTE_LIMIT: usize = 300;
 pub enum LlmError {
     /// No connection: nothing listens at the URL, DNS failed, TLS failed, the connection was
     /// dropped before an answer.
-    #[error("cannot reach the model server at {url} ({}). {START_HINT}", short_reason(.source))]
+    #[error("cannot reach the model server at {url} ({}). {}", short_reason(.source), start_hint(.url))]
     Unreachable {
         url: String,
         #[source]
@@ -115,6 +145,22 @@ impl fmt::Display for TimeoutPhase {
 }
 
 impl LlmError {
+    /// A stable name of what went wrong, for records that outlive the message (a chat
+    /// session's failed turn) and for clients that decide by kind.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LlmError::Unreachable { .. } => "model_unreachable",
+            LlmError::Http { .. } => "model_http_error",
+            LlmError::ContextOverflow { .. } => "context_overflow",
+            LlmError::MalformedChunk { .. } => "malformed_chunk",
+            LlmError::StreamCut { .. } => "stream_cut",
+            LlmError::Timeout { .. } => "model_timeout",
+            LlmError::Cancelled => "cancelled",
+            LlmError::InvalidEndpoint { .. } => "invalid_endpoint",
+            LlmError::InvalidResponse { .. } => "invalid_response",
+        }
+    }
+
     /// True when the server refused the request because of its native `tools` (a server started
     /// without `--jinja`, a model whose template has no tool support, vLLM without
     /// `--enable-auto-tool-choice`): the caller should retry in prompt tool mode.
@@ -390,6 +436,32 @@ mod tests {
         assert!(vllm.is_tools_rejected(), "{vllm}");
         let other = from_http(500, URL, r#"{"error":{"message":"out of memory"}}"#);
         assert!(!other.is_tools_rejected());
+    }
+
+    #[test]
+    fn the_start_hint_names_the_profiles_port() {
+        assert_eq!(
+            start_command("http://127.0.0.1:8091/v1"),
+            "llama-server -m MODEL.gguf --port 8091 --jinja"
+        );
+        assert_eq!(
+            start_command("http://localhost/v1"),
+            "llama-server -m MODEL.gguf --port 80 --jinja"
+        );
+        assert_eq!(
+            start_command("http://10.0.0.2:9000/v1"),
+            "llama-server -m MODEL.gguf --host 10.0.0.2 --port 9000 --jinja"
+        );
+        assert_eq!(
+            start_command("not a url"),
+            "llama-server -m MODEL.gguf --port 8080 --jinja"
+        );
+        let hint = start_hint("http://[::1]:7001/v1");
+        assert!(
+            hint.contains("--port 7001 ") && hint.contains("./scripts/studio.sh"),
+            "{hint}"
+        );
+        assert!(!hint.contains("8080"), "{hint}");
     }
 
     #[test]

@@ -158,14 +158,6 @@ impl Studio {
                 ),
             )
         })?;
-        let port = profile
-            .base_url
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|hp| hp.rsplit(':').next())
-            .and_then(|p| p.parse::<u16>().ok())
-            .unwrap_or(8080);
         let mut ep = noctune_llm::LlmEndpoint::new(profile.base_url.clone(), profile.model.clone());
         ep.connect_timeout = Duration::from_secs(2);
         ep.request_timeout = Duration::from_secs(5);
@@ -179,9 +171,7 @@ impl Studio {
             base_url: profile.base_url.clone(),
             model: profile.model.clone(),
             message: checked.err().map(|e| e.to_string()),
-            start_command: format!(
-                "llama-server -m MODEL.gguf --host 127.0.0.1 --port {port} --jinja"
-            ),
+            start_command: noctune_llm::error::start_command(&profile.base_url),
         })
     }
 }
