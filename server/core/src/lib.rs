@@ -7,6 +7,7 @@
 //! invariant) lives in exactly one function of this module.
 
 pub mod approval;
+pub mod bulk;
 pub mod error;
 pub mod event;
 pub mod ids;
@@ -22,6 +23,7 @@ pub use approval::{
     ApprovalDecision, ApprovalRequest, ApprovalStatus, ApprovalView, ApprovedEdit, Decision,
     DecisionError, Verdict, approval_id, police,
 };
+pub use bulk::{ApprovalFilter, BulkDecision, BulkItem, BulkOutcome, SkipReason};
 pub use error::{ErrorCode, OpError};
 pub use event::{Event, EventKind, EventPayload, event_schema};
 pub use ids::{ApprovalId, IdError, RunId};
