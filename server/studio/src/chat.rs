@@ -48,7 +48,7 @@ impl Studio {
         if let Roots::Fixed(roots) = &self.roots {
             noctune_engine::api::check_allowed(&repo, roots)?;
         }
-        super::restore_cache(&repo);
+        super::restore_cache(&repo, true);
         let db = self.db_path();
         let key = (db.clone(), repo.clone());
         let mut map = services().lock().unwrap_or_else(|p| p.into_inner());

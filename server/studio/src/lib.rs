@@ -79,7 +79,7 @@ impl Studio {
     pub fn for_repository(db: &Path, repo_root: &Path) -> Result<Studio, OpError> {
         let root = match repo::discover(repo_root) {
             Ok(root) => {
-                restore_cache(&root);
+                restore_cache(&root, false);
                 root
             }
             Err(_) => repo_root.to_path_buf(),
@@ -144,12 +144,18 @@ impl Studio {
     }
 }
 
-/// Makes the repository's `.noctune_cache/` and its `.gitignore` exactly Noctune's again, on
-/// every start (open, chat, run): an ignore file that was edited or deleted since would leave
-/// transcripts, backups and worktrees committable. A folder that cannot be written (read-only
-/// checkout) is logged, not refused: nothing can have been written there either.
-pub(crate) fn restore_cache(repo_root: &Path) {
-    if let Err(e) = noctune_util::cache::ensure_cache_dir(repo_root) {
+/// Makes the repository's `.noctune_cache/.gitignore` exactly Noctune's again, on every start
+/// (open, chat, run): an ignore file that was edited or deleted since would leave transcripts,
+/// backups and worktrees committable. `create`: make the cache if there is none (chat and runs
+/// write there); an open alone leaves a repository without one untouched. A folder that cannot
+/// be written (read-only checkout) is logged, not refused: nothing can be written there either.
+pub(crate) fn restore_cache(repo_root: &Path, create: bool) {
+    let restored = if create {
+        noctune_util::cache::ensure_cache_dir(repo_root).map(|_| ())
+    } else {
+        noctune_util::cache::restore_if_present(repo_root).map(|_| ())
+    };
+    if let Err(e) = restored {
         tracing::warn!(
             "cannot restore {}/.gitignore in {}: {e}",
             noctune_util::cache::CACHE_DIR,

@@ -95,7 +95,7 @@ impl Studio {
     pub fn resume(&self, run_id: &str) -> Result<RunRecord, OpError> {
         let rec = self.status(run_id)?;
         let repo = self.check_roots(Path::new(&rec.repo_root))?;
-        super::restore_cache(&repo);
+        super::restore_cache(&repo, true);
         let started = api::resume(&self.store(), run_id)?;
         Ok(self.supervise(started))
     }

@@ -60,6 +60,18 @@ pub fn ensure_cache_dir(repo_root: &Path) -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// [`ensure_cache_dir`] if the repository has a cache folder already (returns whether it has):
+/// for a start that writes nothing into the cache itself, which must leave a repository
+/// without one untouched.
+pub fn restore_if_present(repo_root: &Path) -> std::io::Result<bool> {
+    match std::fs::symlink_metadata(cache_dir(repo_root)) {
+        Ok(md) if md.is_dir() => ensure_cache_dir(repo_root).map(|_| true),
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +115,16 @@ mod tests {
             std::fs::read(&elsewhere).unwrap(),
             b"keep",
             "its target untouched"
+        );
+        std::fs::write(&ignore, "!*\n").unwrap();
+        assert!(restore_if_present(&dir).unwrap());
+        assert_eq!(ignore_of(&dir), GITIGNORE, "restored where present");
+        let bare = dir.join("bare");
+        std::fs::create_dir_all(&bare).unwrap();
+        assert!(!restore_if_present(&bare).unwrap());
+        assert!(
+            !bare.join(CACHE_DIR).exists(),
+            "no cache made where there was none"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
