@@ -3,9 +3,18 @@
 
 use std::io::IsTerminal;
 
+/// rmcp opens an INFO span per MCP session that carries the session id, which works like a
+/// bearer token for that session: its spans and events stay out of the logs whatever
+/// `NOCTUNE_LOG` asks for (our own MCP code logs sessions without their ids).
+const ALWAYS_QUIET: &str = "rmcp::transport::streamable_http_server::session=warn";
+
 pub fn init() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NOCTUNE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = match ALWAYS_QUIET.parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let ansi = colour_allowed(
         std::io::stderr().is_terminal(),
         std::env::var_os("NO_COLOR").as_deref(),
