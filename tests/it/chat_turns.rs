@@ -909,8 +909,9 @@ async fn a_server_that_is_down_is_named_with_how_to_start_one() {
         err.contains(&format!("127.0.0.1:{port}")) && err.contains("llama-server"),
         "{err}"
     );
-    // Nothing happened, so nothing was kept.
-    assert!(service.load_session("s1").is_err());
+    // The question is kept, marked as failed (chat_partial.rs tests the rest).
+    let s = service.load_session("s1").unwrap();
+    assert_eq!(s.failed_last_turn().unwrap().error.code, "model_unreachable");
 }
 
 #[tokio::test]

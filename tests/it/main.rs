@@ -49,6 +49,7 @@ mod chat_events;
 mod chat_files;
 mod chat_permissions;
 mod chat_sandbox;
+mod chat_partial;
 mod chat_sandbox_race;
 mod chat_sessions;
 mod chat_trust;

@@ -294,6 +294,25 @@ impl ChatService {
             .await
     }
 
+    /// Whether [`ChatService::retry`] would start: the session exists and its last turn ended
+    /// without a complete answer. For a surface that refuses before it starts streaming. A turn
+    /// of the session still in progress (one just stopped, saving) is waited for.
+    pub async fn check_retry(&self, session_id: &str) -> Result<(), ChatError> {
+        session::validate_id(session_id)?;
+        let turn_lock = lock(&self.turn_locks)
+            .entry(session_id.to_string())
+            .or_default()
+            .clone();
+        let _turn = turn_lock.lock().await;
+        let session = self.store.load(session_id)?;
+        match session.failed_last_turn() {
+            Some(_) => Ok(()),
+            None => Err(ChatError::NothingToRetry {
+                id: session_id.to_string(),
+            }),
+        }
+    }
+
     /// One turn: of `message`, or (`None`) a retry of the failed last turn.
     async fn turn(
         &self,

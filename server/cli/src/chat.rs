@@ -10,7 +10,7 @@ use super::out::Out;
 use anyhow::Context;
 use noctune_studio::chat::{
     CancelToken, ChatEvent, ChatService, FixedPrompter, NoPrompter, PermissionAnswer,
-    PermissionRequest, Prompter, SESSIONS_DIR, TurnContext, new_session_id, validate_id,
+    PermissionRequest, Prompter, SESSIONS_DIR, Session, TurnContext, new_session_id, validate_id,
 };
 use serde_json::{Value, json};
 use std::future::Future;
@@ -89,7 +89,7 @@ pub fn run(args: ChatArgs) -> anyhow::Result<i32> {
         let ok = rt.block_on(turn(
             &service,
             &session_id,
-            &message,
+            Some(&message),
             prompter.as_ref(),
             &mut ui,
             false,
@@ -107,11 +107,11 @@ pub fn run(args: ChatArgs) -> anyhow::Result<i32> {
     ))
 }
 
-/// One turn; `Ok(false)` if it ended on an error.
+/// One turn (`None`: the failed last turn again); `Ok(false)` if it ended on an error.
 async fn turn(
     service: &ChatService,
     session_id: &str,
-    message: &str,
+    message: Option<&str>,
     prompter: &dyn Prompter,
     ui: &mut Ui,
     catch_ctrl_c: bool,
@@ -132,16 +132,31 @@ async fn turn(
             cancel.cancel();
         }
     };
-    let result = service
-        .send(
-            session_id,
-            message,
-            TurnContext::default(),
-            prompter,
-            &mut on_event,
-            &cancel,
-        )
-        .await;
+    let result = match message {
+        Some(message) => {
+            service
+                .send(
+                    session_id,
+                    message,
+                    TurnContext::default(),
+                    prompter,
+                    &mut on_event,
+                    &cancel,
+                )
+                .await
+        }
+        None => {
+            service
+                .retry(
+                    session_id,
+                    TurnContext::default(),
+                    prompter,
+                    &mut on_event,
+                    &cancel,
+                )
+                .await
+        }
+    };
     if let Some(w) = watcher {
         w.abort();
     }
@@ -149,11 +164,21 @@ async fn turn(
         return Err(e.into());
     }
     let summary = result?;
+    let stopped = summary.finish_reason.as_deref() == Some("cancelled");
+    if (summary.error.is_some() || stopped) && !ui.json {
+        let how = if catch_ctrl_c {
+            "/retry".to_string()
+        } else {
+            format!("/retry in `noctune chat --session {session_id}`")
+        };
+        let what = if stopped { "stopped" } else { "failed" };
+        eprintln!("(the turn {what}; its question is kept in the session: {how} sends it again)");
+    }
     Ok(summary.error.is_none())
 }
 
-const HELP: &str = "commands: /undo  /sessions  /load ID  /new  /save  /export FILE  /grants  \
-                    /revoke write|run|decide  /help  /quit (Ctrl-C stops an answer)";
+const HELP: &str = "commands: /retry  /undo  /sessions  /load ID  /new  /save  /export FILE  \
+                    /grants  /revoke write|run|decide  /help  /quit (Ctrl-C stops an answer)";
 
 async fn interactive(
     service: &ChatService,
@@ -176,6 +201,9 @@ async fn interactive(
         "noctune chat in {} (session {session_id}, profile {profile} at {url})\n{HELP}",
         service.repo_root().display()
     );
+    if let Ok(s) = service.load_session(&session_id) {
+        show_failed_last_turn(&s);
+    }
     loop {
         if !ui.json {
             eprint!("\n> ");
@@ -193,13 +221,18 @@ async fn interactive(
             .map_or((line, ""), |(c, r)| (c, r.trim()));
         match cmd {
             "/quit" | "/exit" | "/q" => break,
+            "/retry" => {
+                if let Err(e) = turn(service, &session_id, None, prompter, ui, true).await {
+                    eprintln!("error: {e:#}");
+                }
+            }
             c if c.starts_with('/') => {
                 if let Err(e) = command(service, &mut session_id, c, rest) {
                     eprintln!("error: {e:#}");
                 }
             }
             _ => {
-                turn(service, &session_id, line, prompter, ui, true).await?;
+                turn(service, &session_id, Some(line), prompter, ui, true).await?;
             }
         }
     }
@@ -235,8 +268,9 @@ fn command(
         }
         "/load" => {
             let s = service.load_session(rest)?;
-            *session_id = s.id;
+            session_id.clone_from(&s.id);
             eprintln!("session {session_id} ({} messages)", s.messages.len());
+            show_failed_last_turn(&s);
         }
         "/new" => {
             service.end_session(session_id);
@@ -282,6 +316,26 @@ fn command(
         other => eprintln!("unknown command {other}; {HELP}"),
     }
     Ok(())
+}
+
+/// When the session's last turn ended without its answer: the question, what had streamed
+/// and why it ended, so that a resumed session shows where it stopped.
+fn show_failed_last_turn(s: &Session) {
+    let Some(f) = s.failed_last_turn() else {
+        return;
+    };
+    let question = s
+        .messages
+        .get(f.user_index)
+        .and_then(|m| m.content.as_deref())
+        .unwrap_or("");
+    eprintln!("\nthe last turn ended without a complete answer:");
+    eprintln!("  you: {}", short(question, 300));
+    if !f.partial.trim().is_empty() {
+        eprintln!("  partial answer: {}", short(&f.partial, 600));
+    }
+    eprintln!("  {}: {}", f.error.code, f.error.message);
+    eprintln!("  /retry sends the same message again");
 }
 
 /// A line of stdin, read off the runtime's thread; `None` at end of input or on Ctrl-C.

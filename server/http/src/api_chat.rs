@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -37,6 +38,42 @@ pub struct ChatState {
     repo_root: PathBuf,
     service: Mutex<Option<Arc<ChatService>>>,
     prompts: Arc<Prompts>,
+    turns: Arc<Turns>,
+}
+
+/// The cancel tokens of the turns in progress, so that a shutdown can end them: a cancelled
+/// turn saves its session (question and what had streamed) and ends its event stream, instead
+/// of being cut with the connection and losing both.
+#[derive(Default)]
+struct Turns {
+    next: AtomicU64,
+    running: Mutex<HashMap<u64, CancelToken>>,
+    closing: AtomicBool,
+}
+
+impl Turns {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<u64, CancelToken>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(self: &Arc<Self>, cancel: &CancelToken) -> TurnGuard {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.running().insert(id, cancel.clone());
+        // A turn that starts while the server is closing is cancelled at once.
+        if self.closing.load(Ordering::SeqCst) {
+            cancel.cancel();
+        }
+        TurnGuard(self.clone(), id)
+    }
+}
+
+/// Forgets a turn's token when the turn ends, however it ends.
+struct TurnGuard(Arc<Turns>, u64);
+
+impl Drop for TurnGuard {
+    fn drop(&mut self) {
+        self.0.running().remove(&self.1);
+    }
 }
 
 impl ChatState {
@@ -53,6 +90,16 @@ impl ChatState {
                 slots: Mutex::new(HashMap::new()),
                 timeout: Duration::from_secs(secs),
             }),
+            turns: Arc::default(),
+        }
+    }
+
+    /// The server is shutting down: every turn in progress is cancelled (it saves its session,
+    /// sends its last event and ends its stream), and so is any turn that starts from now on.
+    pub fn shutdown(&self) {
+        self.turns.closing.store(true, Ordering::SeqCst);
+        for cancel in self.turns.running().values() {
+            cancel.cancel();
         }
     }
 
@@ -170,7 +217,8 @@ hand_written_schema!(SessionSummarySchema, "SessionSummary", {
     "type": "object", "required": ["id", "title", "created_at", "updated_at", "messages"],
     "properties": {
         "id": {"type": "string"}, "title": {"type": "string"}, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
-        "messages": {"type": "integer", "minimum": 0}, "profile": {"type": ["string", "null"]}, "prompt_tools": {"type": "boolean"}
+        "messages": {"type": "integer", "minimum": 0}, "profile": {"type": ["string", "null"]}, "prompt_tools": {"type": "boolean"},
+        "last_turn_failed": {"type": "boolean", "description": "The last turn ended without a complete answer (send with retry to try it again)"}
     }
 });
 
@@ -181,7 +229,16 @@ hand_written_schema!(SessionSchema, "Session", {
         "created_at": {"type": "string"}, "updated_at": {"type": "string"},
         "messages": {"type": "array", "items": {"type": "object", "properties": {
             "role": {"type": "string"}, "content": {"type": ["string", "null"]}, "tool_calls": {"type": "array"}, "tool_call_id": {"type": "string"}}}},
-        "grants": {"type": "array", "items": {"type": "object"}}
+        "grants": {"type": "array", "items": {"type": "object"}},
+        "failed_turns": {"type": "array", "description": "Turns that ended without a complete answer, oldest first; their question stays in messages, the text that had streamed is only here (never sent to the model)", "items": {"type": "object",
+            "required": ["user_index", "end_index", "partial", "error", "at"],
+            "properties": {
+                "user_index": {"type": "integer", "minimum": 0, "description": "Index in messages of the turn's user message"},
+                "end_index": {"type": "integer", "minimum": 0, "description": "The partial answer belongs before messages[end_index] (the end of messages for the last turn)"},
+                "partial": {"type": "string", "description": "The answer text that had streamed (incomplete)"},
+                "error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
+                "at": {"type": "string"}
+            }}}
     }
 });
 
@@ -524,9 +581,15 @@ pub async fn answer_permission(
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "SendMessage")]
 pub struct SendBody {
-    /// The user's message (not blank).
+    /// The user's message (not blank); left out with `retry`.
+    #[serde(default)]
     #[schemars(length(min = 1))]
-    message: String,
+    message: Option<String>,
+    /// Send the session's last turn again, which ended without a complete answer (an error or
+    /// a stop): it replaces that turn, with the message it was sent with. 409 `wrong_state`
+    /// when the last turn did not fail.
+    #[serde(default)]
+    retry: bool,
     /// The file the user is looking at (repository-relative).
     document: Option<String>,
     /// Text selected in it.
@@ -553,21 +616,46 @@ fn sse_of(ev: &ChatEvent) -> SseEvent {
     SseEvent::default().event(name).data(v.to_string())
 }
 
-/// Sends a message; the answer streams back as SSE (`delta`, `reasoning`, `tool_call`,
-/// `tool_result`, `permission_request`, `notice`, `done`, `error`).
+/// Sends a message (or, with `retry`, the failed last turn again); the answer streams back as
+/// SSE (`delta`, `reasoning`, `tool_call`, `tool_result`, `permission_request`, `notice`,
+/// `done`, `error`).
 pub async fn send(
     State(st): St,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<SendBody>,
 ) -> Result<Response, ApiError> {
     validate_id(&id).map_err(|e| ApiError::bad_request("invalid_arguments", e.to_string()))?;
-    check_message(&body.message)?;
+    let message = match (body.message, body.retry) {
+        (Some(m), false) => {
+            check_message(&m)?;
+            Some(m)
+        }
+        (None, true) => None,
+        (None, false) => {
+            return Err(ApiError::bad_request(
+                "invalid_arguments",
+                "`message` is required (or `retry: true` to send the failed last turn again)",
+            ));
+        }
+        (Some(_), true) => {
+            return Err(ApiError::bad_request(
+                "invalid_arguments",
+                "`retry` sends the failed turn's own message again; leave `message` out",
+            ));
+        }
+    };
     let svc = st.chat.service().await?;
+    if message.is_none() {
+        // Refused before the stream starts, with the status of its code.
+        svc.check_retry(&id).await?;
+    }
     let prompts = st.chat.prompts.clone();
     let cancel = CancelToken::new();
+    let registered = st.chat.turns.add(&cancel);
     let (tx, rx) = mpsc::unbounded_channel::<ChatEvent>();
     let turn_cancel = cancel.clone();
     tokio::spawn(async move {
+        let _registered = registered;
         let prompter = WebPrompter(prompts.clone());
         let events = tx.clone();
         // The chat service sends `done`/`error` only once the session is saved.
@@ -582,16 +670,16 @@ pub async fn send(
             selection: body.selection,
             ..TurnContext::default()
         };
-        let res = svc
-            .send(
-                &id,
-                &body.message,
-                context,
-                &prompter,
-                &mut on_event,
-                &turn_cancel,
-            )
-            .await;
+        let res = match &message {
+            Some(m) => {
+                svc.send(&id, m, context, &prompter, &mut on_event, &turn_cancel)
+                    .await
+            }
+            None => {
+                svc.retry(&id, context, &prompter, &mut on_event, &turn_cancel)
+                    .await
+            }
+        };
         if let Err(e) = res {
             let _ = tx.send(ChatEvent::Error {
                 message: e.to_string(),

@@ -153,6 +153,8 @@ impl Server {
             }
         }
         drop(self.listener);
+        // Chat turns end themselves (saving their sessions) rather than being cut below.
+        self.state.chat.shutdown();
         let _ = stop_tx.send(true);
         let drained = async { while conns.join_next().await.is_some() {} };
         let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
