@@ -210,3 +210,111 @@ fn support_wait_for_swaps(swaps: &AtomicU64) {
         swaps.load(Ordering::Relaxed) > 0
     });
 }
+
+/// The same swap against the read side: `listFiles` and `search` walk folders by path, so a
+/// walk can step into the outside folder mid-swap. Nothing from outside may come back: no
+/// content (files are opened beneath the root's descriptor) and no name that is not a file
+/// inside (each listed name is checked beneath the root).
+#[test]
+fn a_folder_swapped_for_an_outside_symlink_never_lets_a_listing_or_search_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::canonicalize(dir.path()).unwrap();
+    let root = base.join("repo");
+    let outside = base.join("outside");
+    std::fs::create_dir_all(root.join("d")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    for i in 0..20 {
+        std::fs::write(root.join(format!("d/inside{i}.txt")), "harmless\n").unwrap();
+        std::fs::write(outside.join(format!("secret{i}.txt")), "TOPSECRET\n").unwrap();
+    }
+    std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+    let ctx = ToolContext {
+        repo_root: root.clone(),
+        sandbox: Arc::new(Sandbox::new(vec![root.clone()]).unwrap()),
+        session_id: "race-read".into(),
+        edit_sink: None,
+        overlay: None,
+        read_stamps: Default::default(),
+    };
+    let tool = |name: &str| -> Arc<dyn Tool> {
+        file_tools()
+            .into_iter()
+            .find(|t| t.name() == name)
+            .unwrap_or_else(|| panic!("no tool {name}"))
+    };
+    let (list, search) = (tool("listFiles"), tool("search"));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let swaps = Arc::new(AtomicU64::new(0));
+    let swapper = {
+        let (stop, swaps) = (stop.clone(), swaps.clone());
+        let (a, b) = (c_path(&root.join("d")), c_path(&root.join("link")));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: renameat2 with two valid NUL-terminated paths.
+                let rc = unsafe {
+                    libc::renameat2(
+                        libc::AT_FDCWD,
+                        a.as_ptr(),
+                        libc::AT_FDCWD,
+                        b.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                };
+                if rc != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                swaps.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        })
+    };
+    let _stop_on_exit = StopOnDrop(stop.clone());
+    support_wait_for_swaps(&swaps);
+
+    let mut leaked = Vec::new();
+    let mut answered = 0;
+    let mut found_inside = 0;
+    for i in 0..400 {
+        let out = if i % 2 == 0 {
+            list.call(&ctx, &json!({"path": "."}))
+        } else {
+            search.call(&ctx, &json!({"pattern": "TOPSECRET|harmless"}))
+        };
+        let Ok(out) = out else { continue };
+        answered += 1;
+        // What came back from the tree: listed names and matching lines.
+        let found = [&out["files"], &out["matches"]]
+            .iter()
+            .filter_map(|v| v.as_array())
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        if found.iter().any(|f| f.contains("harmless")) {
+            found_inside += 1;
+        }
+        if found.iter().any(|f| f.contains("TOPSECRET") || f.contains("secret")) {
+            leaked.push(out.to_string());
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper
+        .join()
+        .unwrap()
+        .expect("renameat2(RENAME_EXCHANGE) of d and link");
+    assert!(answered > 0, "some listings and searches must answer");
+    assert!(
+        found_inside > 0,
+        "some searches must find the files inside while the swapper runs"
+    );
+    assert!(
+        leaked.is_empty(),
+        "{} of {answered} answers showed a name or content from outside the root, e.g. {}",
+        leaked.len(),
+        leaked
+            .first()
+            .map(|s| noctune_core::text::prefix_chars(s, 400))
+            .unwrap_or_default()
+    );
+}

@@ -323,6 +323,12 @@ impl Tool for ListFiles {
             if !glob_accepts(&filter, &rel) {
                 continue;
             }
+            // The walk goes by path: a folder swapped for a link mid-walk could list names from
+            // outside. Only a name that is a regular file beneath the root (asked of the kernel,
+            // through the root's descriptor) is listed.
+            if !listed_beneath(&sp, entry.path()) {
+                continue;
+            }
             if files.len() == max {
                 truncated = true;
                 break;
@@ -341,6 +347,16 @@ impl Tool for ListFiles {
         }
         Ok(out)
     }
+}
+
+/// Whether `path` (found by the walk under `sp`) is a regular file beneath `sp`'s root now.
+fn listed_beneath(sp: &noctune_sandbox::SafePath, path: &std::path::Path) -> bool {
+    let root = sp.root_dir();
+    path.strip_prefix(root.path())
+        .ok()
+        .and_then(std::path::Path::to_str)
+        .and_then(|rel| root.metadata(rel).ok().flatten())
+        .is_some_and(|md| md.is_file())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ use grep::regex::{RegexMatcher, RegexMatcherBuilder};
 use grep::searcher::sinks::Lossy;
 use grep::searcher::{BinaryDetection, Searcher, SearcherBuilder};
 use ignore::{DirEntry, ParallelVisitor, ParallelVisitorBuilder, WalkState};
-use noctune_sandbox::Intent;
+use noctune_sandbox::{Intent, RootDir};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -117,6 +117,7 @@ impl Tool for Search {
         let named_file = sp.abs().is_file().then(|| sp.abs().to_path_buf());
         let shared = Arc::new(Shared {
             repo_root: ctx.repo_root.clone(),
+            root_dir: sp.root_dir().clone(),
             named_file,
             skipped: Mutex::new(Vec::new()),
             matcher,
@@ -186,6 +187,10 @@ struct Found {
 
 struct Shared {
     repo_root: PathBuf,
+    /// Every file is opened through the root's descriptor (beneath it, by the kernel): the
+    /// walk goes by path, so a folder swapped for a link mid-walk could hand us a path outside,
+    /// and what is read must still come from inside.
+    root_dir: Arc<RootDir>,
     /// The target itself when it is a file (see `call`).
     named_file: Option<PathBuf>,
     /// Secret files not searched (repository-relative).
@@ -226,9 +231,18 @@ impl Visitor {
         let max = self.shared.max as u64;
         let mut in_file = 0u64;
         let found = &mut self.found;
-        let result = self.searcher.search_path(
+        let below_root = path
+            .strip_prefix(self.shared.root_dir.path())
+            .ok()
+            .and_then(Path::to_str);
+        // A path that no longer leads to a regular file beneath the root is skipped, like a file
+        // that vanished mid-walk.
+        let Some(file) = below_root.and_then(|r| self.shared.root_dir.open_read(r).ok()) else {
+            return;
+        };
+        let result = self.searcher.search_file(
             &self.shared.matcher,
-            path,
+            &file,
             Lossy(|line, text| {
                 in_file += 1;
                 found.push(Found {
