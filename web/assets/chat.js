@@ -20,8 +20,12 @@ async function checkHealth() {
 function showBanner(h) {
   $('llm-banner').hidden = !h;
   if (!h) return;
-  $('llm-banner-msg').textContent = h.message || `Nothing answers at ${h.base_url}.`;
-  $('llm-start-cmd').textContent = h.start_command || 'llama-server -m MODEL.gguf --port 8080 --jinja';
+  // The server words the message and the command for the profile's own address.
+  const msg = h.message || `Nothing answers at ${h.base_url}.`;
+  $('llm-banner-msg').textContent = msg;
+  $('llm-banner-msg').title = msg;
+  $('llm-start-cmd').textContent = h.start_command || '';
+  $('llm-start-cmd').parentElement.hidden = !h.start_command;
 }
 
 // ---- sessions ----
@@ -65,7 +69,7 @@ async function openSession(id) {
     setSession(s.id);
     state.panels.clear();
     const box = clear($('messages'));
-    for (const m of s.messages) renderStored(box, m);
+    renderSession(box, s);
     if (s.profile) { state.profile = s.profile; $('profile').value = s.profile; }
     box.scrollTop = box.scrollHeight;
     await loadSessions();
@@ -108,6 +112,68 @@ function bubble(role, label) {
 
 function parseJson(s) {
   try { return JSON.parse(s); } catch { return s; }
+}
+
+/** The messages, each failed turn's partial answer and error where the turn ended. */
+function renderSession(box, s) {
+  const failed = s.failed_turns || [];
+  const n = s.messages.length;
+  for (let i = 0; i <= n; i++) {
+    for (const f of failed) if (Math.min(f.end_index, n) === i) renderFailed(f, i === n);
+    if (i < n) renderStored(box, s.messages[i]);
+  }
+}
+
+function renderFailed(f, last) {
+  const body = bubble('assistant', 'Assistant');
+  if (f.partial) {
+    const md = el('div', { class: 'md' });
+    md.innerHTML = renderMarkdown(f.partial);
+    body.append(md);
+  }
+  const err = f.error || {};
+  const stopped = err.code === 'cancelled';
+  turnEnd(body, stopped ? 'Stopped before the answer was complete.' : err.message || 'The turn failed.', !stopped, last);
+}
+
+/** How a turn that ended without its answer ended, with Retry when it is the last turn. */
+function turnEnd(body, message, isError, retry) {
+  body.parentElement.classList.add('failed');
+  body.append(el('p', isError ? { class: 'error turn-error', role: 'alert' } : { class: 'notice turn-error' }, message));
+  if (retry) {
+    body.append(el('div', { class: 'turn-actions' },
+      el('button', { type: 'button', class: 'retry', onclick: () => retryLast() }, 'Retry'),
+      el('span', { class: 'muted small' }, 'sends the same message again')));
+  }
+}
+
+/** Waiting for the model: animated dots and the seconds since the request went out. */
+function typingIndicator(body) {
+  let node = null;
+  let timer = null;
+  let since = 0;
+  const stop = () => {
+    clearInterval(timer);
+    timer = null;
+    node?.remove();
+    node = null;
+  };
+  const start = () => {
+    stop();
+    since = Date.now();
+    // Announced once; the ticking seconds are for the eyes only.
+    const secs = el('span', { class: 'secs', 'aria-hidden': 'true' }, '');
+    node = el('p', { class: 'typing', role: 'status' },
+      el('span', { class: 'dots', 'aria-hidden': 'true' }, el('i'), el('i'), el('i')),
+      el('span', {}, 'waiting for the model…'), secs);
+    body.append(node);
+    const tick = () => { const s = Math.floor((Date.now() - since) / 1000); secs.textContent = s ? `${s} s` : ''; };
+    tick();
+    timer = setInterval(tick, 1000);
+  };
+  /** Adds `n` to the turn above the indicator, which stays last. */
+  const add = (n) => { if (node) node.before(n); else body.append(n); };
+  return { start, stop, add };
 }
 
 function renderStored(box, m) {
@@ -174,22 +240,41 @@ function setBusy(b) {
 async function send(text) {
   const sid = await ensureSession();
   bubble('user', 'You').append(el('p', { class: 'plain' }, text));
+  await streamTurn(sid, { message: text });
+}
+
+/** Sends the failed last turn again: its answer is replaced, the question stays once. */
+async function retryLast() {
+  if (state.busy || !state.session) return;
+  const box = $('messages');
+  const users = box.querySelectorAll('article.msg-user');
+  const lastUser = users[users.length - 1];
+  if (!lastUser) return;
+  while (lastUser.nextElementSibling) lastUser.nextElementSibling.remove();
+  await streamTurn(state.session, { retry: true });
+}
+
+async function streamTurn(sid, request) {
   const body = bubble('assistant', 'Assistant');
   let answer = '';
   let thinking = '';
   let md = null;
   let think = null;
+  let ended = false;
   const render = throttle(() => { if (md) md.innerHTML = renderMarkdown(answer); }, 50);
   const box = $('messages');
   const scroll = () => { box.scrollTop = box.scrollHeight; };
+  const typing = typingIndicator(body);
   const ctl = new AbortController();
   state.abort = ctl;
   setBusy(true);
+  typing.start();
+  scroll();
   try {
     const res = await fetch(`/api/chat/sessions/${encodeURIComponent(sid)}/messages`, {
       method: 'POST', signal: ctl.signal, credentials: 'same-origin',
       headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
-      body: JSON.stringify({ message: text }),
+      body: JSON.stringify(request),
     });
     if (!res.ok) {
       const data = await res.json().catch(() => ({}));
@@ -197,6 +282,7 @@ async function send(text) {
     }
     for await (const m of readSse(res)) {
       const ev = JSON.parse(m.data);
+      if (ev.type !== 'notice') typing.stop();
       switch (ev.type) {
         case 'delta':
           if (!md) { md = el('div', { class: 'md' }); body.append(md); }
@@ -222,19 +308,24 @@ async function send(text) {
         case 'tool_result': {
           const panel = state.panels.get(ev.id);
           if (panel) fillResult(panel, ev.ok, ev.result);
+          typing.start(); // the model reads the results before its next words
           break;
         }
         case 'permission_request':
           permissionCard(ev, body);
           break;
         case 'notice':
-          body.append(el('p', { class: 'notice' }, ev.message));
+          typing.add(el('p', { class: 'notice' }, ev.message));
           break;
         case 'error':
-          body.append(el('p', { class: 'error turn-error', role: 'alert' }, ev.message));
+          ended = true;
+          if (md) md.innerHTML = renderMarkdown(answer);
+          turnEnd(body, ev.message, true, true);
           if (/cannot reach the model server/i.test(ev.message)) checkHealth();
           break;
         case 'done':
+          ended = true;
+          if (ev.finish_reason === 'cancelled') turnEnd(body, 'Stopped before the answer was complete.', false, true);
           if (ev.usage) body.append(el('p', { class: 'muted small usage' }, `${ev.usage.prompt_tokens} + ${ev.usage.completion_tokens} tokens`));
           break;
         default:
@@ -244,10 +335,13 @@ async function send(text) {
       scroll();
     }
     if (md) md.innerHTML = renderMarkdown(answer);
+    if (!ended) turnEnd(body, 'The answer stream ended before the turn did (was Studio stopped?).', true, true);
   } catch (e) {
-    if (e.name === 'AbortError') body.append(el('p', { class: 'notice' }, 'Stopped.'));
-    else body.append(el('p', { class: 'error turn-error', role: 'alert' }, e.message));
+    if (md) md.innerHTML = renderMarkdown(answer);
+    if (e.name === 'AbortError') turnEnd(body, 'Stopped.', false, true);
+    else turnEnd(body, e.message, true, e.status !== 409 && e.status !== 400);
   } finally {
+    typing.stop();
     state.abort = null;
     setBusy(false);
     scroll();

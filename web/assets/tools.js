@@ -37,12 +37,18 @@ function runLink(runId) {
   return el('a', { href: `/studio/runs/${encodeURIComponent(runId)}` }, runId);
 }
 
+// readFile numbers its lines itself (`12: text`, for the model to cite): the gutter shows that
+// number and the code column the text after it, so each line is numbered once.
+const NUMBERED = /^(\d+): (.*)$/s;
+
 function codeLines(content, start) {
   const lines = String(content ?? '').split('\n');
   if (lines.length && lines[lines.length - 1] === '') lines.pop();
   const shown = lines.slice(0, MAX_LINES_SHOWN);
-  const table = el('table', { class: 'code-lines' }, el('tbody', {}, shown.map((l, i) =>
-    el('tr', {}, el('td', { class: 'ln' }, String(start + i)), el('td', { class: 'code' }, l)))));
+  const table = el('table', { class: 'code-lines' }, el('tbody', {}, shown.map((l, i) => {
+    const m = NUMBERED.exec(l);
+    return el('tr', {}, el('td', { class: 'ln' }, m ? m[1] : String(start + i)), el('td', { class: 'code' }, m ? m[2] : l));
+  })));
   const more = lines.length > shown.length ? el('p', { class: 'muted small' }, `… ${lines.length - shown.length} more lines`) : null;
   return [el('div', { class: 'diff-wrap' }, table), more];
 }

@@ -47,6 +47,7 @@ export class Reply {
     this.usageOverride = null;
     this.timingsOverride = null;
     this.identityOverride = null;
+    this.cutAfterEvents = null;
   }
   /** A plain answer streamed as these content pieces. */
   static text(parts) { const r = new Reply(); r.content = [...parts]; return r; }
@@ -66,6 +67,9 @@ export class Reply {
   /** Fixes the completion id and created (e.g. to reproduce a recording byte for byte). */
   identity(id, created) { this.identityOverride = { id, created }; return this; }
   gap(ms) { this.gapMs = ms; return this; }
+  /** Drops the connection after `n` events (the role chunk counts): no finish chunk, no [DONE], no
+   * end of the chunked body, as when llama-server crashes or is restarted mid-answer. */
+  cutAfter(n) { this.cutAfterEvents = n; return this; }
 }
 
 // ---- request predicates ----
@@ -213,6 +217,12 @@ export class ScriptedLlm {
       'Transfer-Encoding': 'chunked', 'Keep-Alive': 'timeout=5, max=100' });
     const events = ctx.events(reply);
     for (let i = 0; i < events.length; i++) {
+      if (reply.cutAfterEvents === i) {
+        // Let the written chunks reach the client, then break the connection.
+        await new Promise((r) => res.write('', r));
+        res.socket?.destroy();
+        return;
+      }
       if (i > 0 && reply.gapMs) await sleep(reply.gapMs);
       res.write(`data: ${events[i]}\n\n`);
     }
