@@ -58,6 +58,7 @@ mod cli_pipes;
 mod deps;
 mod engine_audit;
 mod engine_bad_input;
+mod engine_crossfile;
 mod engine_failures;
 mod engine_packs;
 mod engine_runs;

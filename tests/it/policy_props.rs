@@ -27,10 +27,12 @@ fn pack(
 
 prop_compose! {
     fn facts()(added in 0u32..80, removed in 0u32..80, public in 0u32..5, cfg in any::<bool>(), ci in any::<bool>(),
-               test in any::<bool>(), bin in prop::bool::weighted(0.05), llm in any::<bool>(), major in any::<bool>())
+               test in any::<bool>(), bin in prop::bool::weighted(0.05), llm in any::<bool>(), major in any::<bool>(),
+               used in prop::bool::weighted(0.1))
         -> EditFacts {
         EditFacts { lines_added: added, lines_removed: removed, public_symbols_touched: public, is_config_or_deps: cfg,
-                    is_ci: ci, is_test: test, is_binary: bin, from_llm: llm, major_bump: major }
+                    is_ci: ci, is_test: test, is_binary: bin, from_llm: llm, major_bump: major,
+                    removed_names_used_elsewhere: if used { vec!["pkg.m.f is imported by pkg/a.py:1".into()] } else { Vec::new() } }
     }
 }
 
@@ -45,7 +47,8 @@ proptest! {
         let p = pack(enabled, max_risk, max_lines, require_tests, max_diff_lines);
         let v = police(&p, in_globs, &f, tests_available);
         let all_rules_hold = enabled && in_globs && f.lines_changed() <= max_diff_lines && f.lines_changed() <= max_lines
-            && risk_score(&f) <= max_risk && (!require_tests || tests_available) && !f.is_binary;
+            && risk_score(&f) <= max_risk && (!require_tests || tests_available) && !f.is_binary
+            && f.removed_names_used_elsewhere.is_empty();
         prop_assert_eq!(matches!(v, Verdict::AutoApprove { .. }), all_rules_hold, "verdict {:?}", v);
         if !in_globs {
             prop_assert!(matches!(v, Verdict::PolicyViolation { .. }), "outside globs must be a violation");

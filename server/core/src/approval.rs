@@ -156,6 +156,13 @@ pub fn police(
     if facts.is_binary {
         reasons.push("binary content".to_string());
     }
+    // Public API: other files would break, so a person decides whatever the pack allows.
+    if !facts.removed_names_used_elsewhere.is_empty() {
+        reasons.push(format!(
+            "the edit removes names other files use: {}",
+            facts.removed_names_used_elsewhere.join("; ")
+        ));
+    }
     if reasons.is_empty() {
         Verdict::AutoApprove { risk }
     } else {

@@ -38,6 +38,12 @@ pub struct EditFacts {
     pub from_llm: bool,
     /// A version bump that crosses a major version (deps_bump).
     pub major_bump: bool,
+    /// Module-level names the edit removes or renames that other files of the repository
+    /// import or reference, or that `__all__` lists, each with who uses it
+    /// (`pkg.compat.helper is imported by pkg/api.py:3`). The engine's cross-file gate fills
+    /// it in: [`EditFacts::of`] sees one file and leaves it empty.
+    #[serde(default)]
+    pub removed_names_used_elsewhere: Vec<String>,
 }
 
 impl EditFacts {
@@ -93,6 +99,7 @@ impl EditFacts {
             is_binary,
             from_llm: p.source == ProposalSource::Llm,
             major_bump: p.major_bump,
+            removed_names_used_elsewhere: Vec::new(),
         }
     }
 }
@@ -104,13 +111,11 @@ fn public_symbols_at(text: &str, lines: &[usize]) -> u32 {
     for &l in lines {
         let mut i = l.min(all.len().saturating_sub(1));
         loop {
-            if let Some(line) = all.get(i) {
-                if let Some(name) = top_level_symbol(line) {
-                    if !name.starts_with('_') {
-                        owners.insert(name.to_string());
-                    }
-                    break;
+            if let Some(name) = all.get(i).and_then(|line| top_level_symbol(line)) {
+                if !name.starts_with('_') {
+                    owners.insert(name.to_string());
                 }
+                break;
             }
             if i == 0 {
                 break;

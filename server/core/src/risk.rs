@@ -11,9 +11,12 @@
 //! | CI configuration (`.github/`, ...) | 40 |
 //! | test file (an edit there can hide a failure) | 10 |
 //! | binary content | 100 |
+//! | removes module-level names other files use (or `__all__` lists) | 50 |
 //!
 //! The sum is capped at 100. With the built-in `max_risk = 30`, a formatting fix of a few
-//! lines in one private helper passes, a model's rewrite of a public function does not.
+//! lines in one private helper passes, a model's rewrite of a public function does not. An
+//! edit that removes names other files use is never auto-approved whatever the score
+//! ([`crate::police`] says so); its 50 points put it above every built-in `max_risk` anyway.
 
 use super::EditFacts;
 
@@ -42,6 +45,9 @@ pub fn risk_score(f: &EditFacts) -> u8 {
     }
     if f.is_test {
         score += 10;
+    }
+    if !f.removed_names_used_elsewhere.is_empty() {
+        score += 50;
     }
     score.min(100) as u8
 }
@@ -85,5 +91,55 @@ mod tests {
             }),
             100
         );
+    }
+
+    #[test]
+    fn removing_a_name_other_files_use_scores_high() {
+        // An unused-import fix of one line: 1 point, plus up to 10 for being all removal.
+        let fix = EditFacts {
+            lines_removed: 1,
+            ..Default::default()
+        };
+        assert_eq!(risk_score(&fix), 11);
+        let breaks_an_importer = EditFacts {
+            removed_names_used_elsewhere: vec![
+                "pkg.compat.helper is imported by pkg/api.py:3".into(),
+            ],
+            ..fix
+        };
+        assert_eq!(risk_score(&breaks_an_importer), 61);
+    }
+
+    #[test]
+    fn police_never_auto_approves_it_and_names_the_users() {
+        let mut pack = crate::PolicyPack::builtins().remove(0);
+        pack.auto_approve.max_risk = 100;
+        let facts = EditFacts {
+            lines_removed: 1,
+            removed_names_used_elsewhere: vec![
+                "pkg.compat.helper is imported by pkg/api.py:3".into(),
+            ],
+            ..Default::default()
+        };
+        match crate::police(&pack, true, &facts, true) {
+            crate::Verdict::NeedsApproval { risk, reasons } => {
+                assert_eq!(risk, 61);
+                assert_eq!(
+                    reasons,
+                    [
+                        "the edit removes names other files use: pkg.compat.helper is imported by pkg/api.py:3"
+                    ]
+                );
+            }
+            v => panic!("{v:?}"),
+        }
+        let unused = EditFacts {
+            lines_removed: 1,
+            ..Default::default()
+        };
+        assert!(matches!(
+            crate::police(&pack, true, &unused, true),
+            crate::Verdict::AutoApprove { risk: 11 }
+        ));
     }
 }

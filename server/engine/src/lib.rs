@@ -5,12 +5,14 @@
 //! decisions come from `crate::core`; this module does the IO around them.
 
 pub mod api;
+pub mod crossfile;
 pub mod ctx;
 pub mod events;
 pub mod gates;
 pub mod paths;
 pub mod process;
 pub mod proposers;
+pub mod pyindex;
 pub mod records;
 pub mod runfile;
 pub mod symbols;

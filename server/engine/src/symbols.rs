@@ -1,7 +1,8 @@
-//! Finding the Python symbols an `llm` proposer rewrites, by indentation (no parser needed:
-//! a symbol is a `def`/`class` line, its decorators, and every following line indented deeper).
-//! The original engine chose symbols from imports and call sites; so do we: symbols that other
-//! files reference most come first.
+//! Finding the Python symbols an `llm` proposer rewrites, with the same parser as the module
+//! index ([`super::pyindex`]): a symbol is a `def`/`async def` with its decorators, and its
+//! lines are the parser's, so a `def` inside a string or a signature with brackets in its
+//! defaults cannot throw them off. The original engine chose symbols from imports and call
+//! sites; so do we: symbols that other files reference most come first.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Symbol {
@@ -12,66 +13,23 @@ pub struct Symbol {
     pub indent: usize,
 }
 
+/// Every function and method in `text`, in file order, with its decorators.
 pub fn functions(text: &str) -> Vec<Symbol> {
     let lines: Vec<&str> = text.lines().collect();
     let mut out = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        let trimmed = line.trim_start();
-        let indent = line.len() - trimmed.len();
-        let rest = match trimmed
-            .strip_prefix("def ")
-            .or_else(|| trimmed.strip_prefix("async def "))
-        {
-            Some(r) => r,
-            None => continue,
-        };
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect();
-        if name.is_empty() {
-            continue;
-        }
-        let mut start = i;
-        while start > 0 && lines[start - 1].trim_start().starts_with('@') {
-            start -= 1;
-        }
-        let mut end = i + 1;
-        // The signature may span lines until the ':' that opens the body.
-        let mut depth: i32 = paren_delta(rest);
-        while depth > 0 && end < lines.len() {
-            depth += paren_delta(lines[end]);
-            end += 1;
-        }
-        while end < lines.len() {
-            let l = lines[end];
-            let t = l.trim_start();
-            if !t.is_empty() && !t.starts_with('#') && l.len() - t.len() <= indent {
-                break;
-            }
-            end += 1;
-        }
-        while end > i + 1 && lines[end - 1].trim().is_empty() {
+    for f in super::pyindex::function_spans(text) {
+        let mut end = f.end.min(lines.len()).max(f.def_line + 1);
+        while end > f.def_line + 1 && lines[end - 1].trim().is_empty() {
             end -= 1;
         }
         out.push(Symbol {
-            name,
-            start,
+            name: f.name,
+            start: f.start,
             end,
-            indent,
+            indent: f.indent,
         });
     }
     out
-}
-
-fn paren_delta(s: &str) -> i32 {
-    s.chars()
-        .map(|c| match c {
-            '(' | '[' | '{' => 1,
-            ')' | ']' | '}' => -1,
-            _ => 0,
-        })
-        .sum()
 }
 
 /// Whether a function's signature lacks annotations (a parameter without `:` or no `->`).
@@ -162,6 +120,23 @@ mod tests {
             .map(|s| (s.name.as_str(), s.start, s.end))
             .collect();
         assert_eq!(names, vec![("area", 2, 5), ("typed", 7, 9), ("m", 11, 13)]);
+    }
+
+    #[test]
+    fn a_def_in_a_string_and_brackets_in_a_signature_do_not_confuse_it() {
+        let src = "DOC = \"\"\"\ndef not_a_function(x):\n\"\"\"\n\n\nasync def f(a=\")\", b=(1,\n      2)):\n    # a comment\n    return a\n\n\ndef g(): pass\n";
+        let f = functions(src);
+        let names: Vec<_> = f
+            .iter()
+            .map(|s| (s.name.as_str(), s.start, s.end, s.indent))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("f", 5, 9), ("g", 11, 12)]
+                .into_iter()
+                .map(|(n, a, b)| (n, a, b, 0))
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]

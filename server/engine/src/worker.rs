@@ -227,7 +227,7 @@ fn execute(ctx: &mut RunCtx) -> Result<(), Halt> {
 
 /// Polices one proposal and records it. Returns the approval id when it is (auto-)approvable.
 fn police_and_record(ctx: &mut RunCtx, p: Proposal) -> Result<Option<String>, Halt> {
-    let facts = EditFacts::of(&p);
+    let facts = super::crossfile::edit_facts(ctx, &p)?;
     let in_globs = ctx.in_globs(&p.file_path);
     let verdict = police(&ctx.pack, in_globs, &facts, ctx.tests_available());
     let id = approval_id(&ctx.pack.name, &p);
@@ -436,6 +436,11 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
                 None => continue,
             }
         };
+        let edit = if r.auto_approved {
+            super::crossfile::still_auto_approved(ctx, edit)?
+        } else {
+            edit
+        };
         match edit {
             Ok(e) => approved.push(e),
             Err(DecisionError::Rejected(_)) => {}
@@ -559,6 +564,7 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
             .iter()
             .map(|e| e.proposal().file_path.clone())
             .collect();
+        let imports = super::crossfile::import_baseline(ctx, &files)?;
         for e in &edits {
             // The commit is the durable record; a crash before it is undone by restore_to_head.
             let target = ctx.worktree_path().join(&e.proposal().file_path);
@@ -569,8 +575,17 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
             of: total,
             files: files.clone(),
         })?;
-        let mut failure = None;
+        let mut failure = match super::crossfile::import_regressions(ctx, imports) {
+            Ok(f) => f.map(|f| (f.tool, f.what, f.tail)),
+            Err(h) => {
+                noctune_git::restore_to_head(&ctx.wt).map_err(Halt::from_display)?;
+                return Err(h);
+            }
+        };
         for check in ctx.pack.checks.clone() {
+            if failure.is_some() {
+                break;
+            }
             match proposers::run_check(ctx, &check, &files) {
                 Ok(Some(outcome)) if !outcome.succeeded() => {
                     failure = Some((

@@ -1,0 +1,368 @@
+//! What an edit does to the other files of the repository, for the worker: the cross-file
+//! gate (names an edit removes that other files use, from the [`PyIndex`] of the run's
+//! worktree, go into [`EditFacts`] for `police`) and the import check of a patchset (the
+//! modules it touches and their importers must still import if they did before).
+
+use super::ctx::{Halt, RunCtx};
+use super::pyindex::{self, PyIndex};
+use super::tools::ToolOutcome;
+use noctune_config::{ToolDef, ToolStage};
+use noctune_core::event::{EventPayload, LogLevel};
+use noctune_core::{ApprovedEdit, DecisionError, EditFacts, Proposal, Verdict, police};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// The index of the last commit asked about. A worker is one run in one process, and an
+/// index is only ever reused for the same worktree at the same commit, so it is never stale;
+/// for another commit, the files whose blob is unchanged keep their parsed facts.
+static INDEX: Mutex<Option<(PathBuf, String, Arc<PyIndex>)>> = Mutex::new(None);
+
+/// The index of the worktree's Python files at its HEAD (the worktree holds no edit when it
+/// is asked: proposers restore it, and a patchset is written only after this).
+fn index(ctx: &RunCtx) -> Result<Arc<PyIndex>, Halt> {
+    let head = noctune_git::head_sha(&ctx.wt).map_err(Halt::from_display)?;
+    let root = ctx.worktree_path();
+    let mut cache = INDEX.lock().unwrap_or_else(|e| e.into_inner());
+    let previous = match cache.take() {
+        Some((r, h, idx)) if r == root && h == head => {
+            *cache = Some((r, h, idx.clone()));
+            return Ok(idx);
+        }
+        Some((r, _, idx)) if r == root => Some(idx),
+        _ => None,
+    };
+    let t = std::time::Instant::now();
+    let files = python_blobs(&ctx.wt).map_err(Halt::from_display)?;
+    let idx = Arc::new(PyIndex::build_reusing(
+        files,
+        |p| std::fs::read_to_string(root.join(p)).ok(),
+        previous.as_deref(),
+    ));
+    tracing::debug!(
+        files = idx.len(),
+        elapsed_ms = t.elapsed().as_millis() as u64,
+        "python module index built"
+    );
+    *cache = Some((root, head, idx.clone()));
+    Ok(idx)
+}
+
+/// The Python files of HEAD's tree with their blob ids (outside the cache directory).
+fn python_blobs(wt: &git2::Repository) -> Result<Vec<(String, Option<String>)>, git2::Error> {
+    let tree = wt.head()?.peel_to_tree()?;
+    let mut out = Vec::new();
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        if entry.kind() == Some(git2::ObjectType::Blob)
+            && let Ok(name) = entry.name()
+        {
+            let path = format!("{dir}{name}");
+            if pyindex::is_python(&path) && !path.starts_with(super::paths::CACHE_DIR) {
+                out.push((path, Some(entry.id().to_string())));
+            }
+        }
+        git2::TreeWalkResult::Ok
+    })?;
+    Ok(out)
+}
+
+/// The facts `police` judges an edit by: [`EditFacts::of`] the edit, and who else uses the
+/// module-level names it removes.
+pub fn edit_facts(ctx: &RunCtx, p: &Proposal) -> Result<EditFacts, Halt> {
+    let mut facts = EditFacts::of(p);
+    facts.removed_names_used_elsewhere = removed_names_used_elsewhere(ctx, p)?;
+    Ok(facts)
+}
+
+fn removed_names_used_elsewhere(ctx: &RunCtx, p: &Proposal) -> Result<Vec<String>, Halt> {
+    if !pyindex::is_python(&p.file_path) {
+        return Ok(Vec::new());
+    }
+    // Only an edit that removes a name needs the whole tree.
+    let (before, after) = (
+        pyindex::file_facts(&p.before, None),
+        pyindex::file_facts(&p.after, None),
+    );
+    if pyindex::removed_names(&before, &after).is_empty() {
+        return Ok(Vec::new());
+    }
+    let idx = index(ctx)?;
+    Ok(pyindex::removed_public_names(
+        &idx,
+        &p.file_path,
+        &p.before,
+        &p.after,
+    ))
+}
+
+/// An edit [`ApprovedEdit::from_verdict`] let through, judged again with this gate's facts.
+/// The core recomputes the verdict from the recorded edit alone, which cannot show what other
+/// files use, so an approval file whose `auto_approved` flag was set by hand would otherwise
+/// let through an edit that breaks an importer.
+pub fn still_auto_approved(
+    ctx: &RunCtx,
+    edit: Result<ApprovedEdit, DecisionError>,
+) -> Result<Result<ApprovedEdit, DecisionError>, Halt> {
+    let Ok(e) = edit else {
+        return Ok(edit);
+    };
+    let in_globs = ctx.in_globs(&e.proposal().file_path);
+    let facts = edit_facts(ctx, e.proposal())?;
+    Ok(
+        match police(&ctx.pack, in_globs, &facts, ctx.tests_available()) {
+            Verdict::AutoApprove { .. } => Ok(e),
+            _ => Err(DecisionError::NotAutoApproved(e.approval_id().to_string())),
+        },
+    )
+}
+
+/// Imports each module named on the command line with the worktree (and its `src/`) first
+/// on `sys.path`, and writes what happened per module as JSON. `-I` keeps the user's site
+/// directory, `PYTHON*` variables and the current directory out; a copy of the project that
+/// is already imported from elsewhere (a `.pth` of an install) is dropped first, and a module
+/// found outside the worktree is reported as such rather than as a pass.
+const IMPORT_CHECK_PY: &str = r#"import importlib, json, os, sys, traceback
+sys.dont_write_bytecode = True
+out, roots, mods = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3:]
+roots = [os.path.realpath(r) for r in roots]
+sys.path[:0] = roots
+def inside(f):
+    f = os.path.realpath(f)
+    return any(f.startswith(r + os.sep) for r in roots)
+tops = {m.split(".")[0] for m in mods}
+for name in [n for n in sys.modules if n.split(".")[0] in tops]:
+    f = getattr(sys.modules[name], "__file__", None)
+    if f and not inside(f):
+        del sys.modules[name]
+res = {}
+for name in mods:
+    try:
+        m = importlib.import_module(name)
+    except BaseException as e:
+        print(f"--- import {name} failed:", flush=True)
+        traceback.print_exc()
+        res[name] = {"error": f"{type(e).__name__}: {e}"}
+        continue
+    f = getattr(m, "__file__", None)
+    res[name] = {"elsewhere": f} if f and not inside(f) else {"ok": True}
+with open(out, "w") as fh:
+    json.dump(res, fh)
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)
+"#;
+
+/// How long importing the modules of one patchset may take.
+const IMPORT_TIMEOUT_SECS: u64 = 120;
+
+/// The import check of one patchset, taken on the worktree before its edits are written.
+pub struct ImportCheck {
+    python: String,
+    modules: Vec<String>,
+    base: BTreeMap<String, ImportResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ImportResult {
+    Ok,
+    Error(String),
+    /// Found outside the worktree (so it says nothing about the edits).
+    Elsewhere,
+}
+
+/// Why a patchset failed the import check: the same parts as a failed check.
+pub struct ImportFailure {
+    pub tool: String,
+    pub what: String,
+    pub tail: String,
+    /// The modules that imported before the patchset and do not after it.
+    pub regressions: Vec<String>,
+}
+
+const TOOL: &str = "import_check";
+
+/// The Python of a check the pack allows, if one runs Python (`python3 -m pytest`): the
+/// import check runs project code, as that check does, so it runs only with that consent and
+/// with that interpreter (a project's virtualenv's, when the check names it).
+fn interpreter(ctx: &RunCtx) -> Option<String> {
+    ctx.pack
+        .checks
+        .iter()
+        .filter(|c| ctx.pack.tool_allowed(c))
+        .filter_map(|c| ctx.cfg.tools.get(c)?.command.first())
+        .find(|program| {
+            let name = std::path::Path::new(program.as_str())
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("");
+            name.strip_prefix("python")
+                .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        })
+        .cloned()
+}
+
+/// Before a patchset's edits are written: which modules to import (each touched module of a
+/// package, its top-level package and the modules that import it) and how they import now.
+/// `None` when there is nothing to import, no allowed check runs Python (a `tool_skipped`
+/// event says so), or the import at the base does not finish.
+pub fn import_baseline(ctx: &mut RunCtx, files: &[String]) -> Result<Option<ImportCheck>, Halt> {
+    if !files.iter().any(|f| f.ends_with(".py")) {
+        return Ok(None);
+    }
+    let modules = index(ctx)?.import_targets(files);
+    if modules.is_empty() {
+        return Ok(None);
+    }
+    let Some(python) = interpreter(ctx) else {
+        ctx.emit(EventPayload::ToolSkipped {
+            tool: TOOL.into(),
+            reason: "no check the pack allows runs Python, and importing the project runs its code"
+                .into(),
+            stage: "check".into(),
+        })?;
+        return Ok(None);
+    };
+    let (base, outcome) = run_imports(ctx, &python, &modules, "base")?;
+    match base {
+        Some(base) => Ok(Some(ImportCheck {
+            python,
+            modules,
+            base,
+        })),
+        None => {
+            ctx.emit(EventPayload::Log {
+                level: LogLevel::Warn,
+                message: format!(
+                    "import check skipped: importing {} before the patchset did not finish ({})",
+                    modules.join(", "),
+                    outcome.describe()
+                ),
+                file: None,
+                project: None,
+            })?;
+            Ok(None)
+        }
+    }
+}
+
+/// After the edits are written: the modules that imported at the base and fail now. A module
+/// that failed already is not blamed on the patchset.
+pub fn import_regressions(
+    ctx: &mut RunCtx,
+    check: Option<ImportCheck>,
+) -> Result<Option<ImportFailure>, Halt> {
+    let Some(check) = check else {
+        return Ok(None);
+    };
+    let (after, outcome) = run_imports(ctx, &check.python, &check.modules, "after")?;
+    let tail = outcome.tail().to_string();
+    let imported: Vec<&String> = check
+        .modules
+        .iter()
+        .filter(|m| check.base.get(*m) == Some(&ImportResult::Ok))
+        .collect();
+    let Some(after) = after else {
+        if imported.is_empty() {
+            return Ok(None);
+        }
+        return Ok(Some(ImportFailure {
+            tool: TOOL.into(),
+            what: format!(
+                "importing {} did not finish ({}); it did before the patchset",
+                join(&imported),
+                outcome.describe()
+            ),
+            tail,
+            regressions: imported.into_iter().cloned().collect(),
+        }));
+    };
+    let broken: Vec<(&String, &String)> = imported
+        .into_iter()
+        .filter_map(|m| match after.get(m) {
+            Some(ImportResult::Error(e)) => Some((m, e)),
+            _ => None,
+        })
+        .collect();
+    if broken.is_empty() {
+        return Ok(None);
+    }
+    let what = broken
+        .iter()
+        .map(|(m, e)| {
+            format!(
+                "{m} no longer imports: {}",
+                noctune_core::text::prefix_chars(e, 300)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok(Some(ImportFailure {
+        tool: TOOL.into(),
+        what,
+        tail,
+        regressions: broken.into_iter().map(|(m, _)| m.clone()).collect(),
+    }))
+}
+
+fn join(modules: &[&String]) -> String {
+    modules
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs the import script; the results per module, or `None` when it wrote none (it timed
+/// out or crashed), with how the process ended and its output.
+fn run_imports(
+    ctx: &mut RunCtx,
+    python: &str,
+    modules: &[String],
+    which: &str,
+) -> Result<(Option<BTreeMap<String, ImportResult>>, ToolOutcome), Halt> {
+    let dir = ctx.paths.run_dir.join("tools");
+    std::fs::create_dir_all(&dir)?;
+    let script = dir.join("import_check.py");
+    noctune_util::fsx::write_atomic_unsynced(&script, IMPORT_CHECK_PY.as_bytes())?;
+    let out = dir.join(format!("import_check-{which}.json"));
+    let _ = std::fs::remove_file(&out);
+    let wt = ctx.worktree_path();
+    let mut roots = vec![wt.display().to_string()];
+    if wt.join("src").is_dir() {
+        roots.push(wt.join("src").display().to_string());
+    }
+    let mut command = vec![
+        python.to_string(),
+        "-I".into(),
+        "-B".into(),
+        script.display().to_string(),
+        out.display().to_string(),
+        serde_json::to_string(&roots).map_err(Halt::from_display)?,
+    ];
+    command.extend(modules.iter().cloned());
+    let tool = ToolDef {
+        name: TOOL.into(),
+        command,
+        stage: ToolStage::Check,
+        timeout_secs: IMPORT_TIMEOUT_SECS,
+    };
+    let outcome = ctx.run_tool(&tool, &[], "check")?;
+    let parsed: Option<BTreeMap<String, serde_json::Value>> = std::fs::read(&out)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let results = parsed.map(|m| {
+        m.into_iter()
+            .map(|(name, v)| {
+                let r = if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+                    ImportResult::Error(e.to_string())
+                } else if v.get("elsewhere").is_some() {
+                    ImportResult::Elsewhere
+                } else {
+                    ImportResult::Ok
+                };
+                (name, r)
+            })
+            .collect()
+    });
+    Ok((results, outcome))
+}
