@@ -46,6 +46,7 @@ mod arch;
 mod approval_tamper;
 mod chat_cli;
 mod chat_events;
+mod chat_model_hygiene;
 mod chat_files;
 mod chat_permissions;
 mod chat_sandbox;

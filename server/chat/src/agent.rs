@@ -23,8 +23,8 @@ use super::session::{GrantNote, Session};
 use super::tool::{Tool, ToolClass, ToolContext, ToolError};
 use noctune_config::{ModelProfile, ToolMode};
 use noctune_llm::{
-    CancelToken, ChatMessage, ChatOutcome, ChatRequest, LlmClient, LlmError, Role, StreamEvent,
-    Timings, ToolCall, ToolSpec, Usage,
+    CancelToken, ChatMessage, ChatOutcome, ChatRequest, LlmClient, LlmError, Role,
+    ServerCapabilities, StreamEvent, Timings, ToolCall, ToolSpec, Usage,
 };
 use noctune_sandbox::Intent;
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,15 @@ pub const MAX_TOOL_ROUNDS: usize = 8;
 const INVALID_ARGS: &str = "_unreadable_arguments";
 /// A selection attached to a message is cut to this many characters.
 const MAX_SELECTION_CHARS: usize = 8000;
+/// Why `auto` describes the tools in the prompt when the server says its template has none.
+const NO_TOOL_TEMPLATE: &str = "the model's chat template has no tool support (server /props: \
+                                supports_tools false); tools are described in the prompt";
+/// The once-per-session warning of `tool_mode = native` on such a server.
+const NATIVE_WITHOUT_TOOLS: &str = "tool_mode is native but the model's chat template has no \
+                                    tool support (server /props: supports_tools false): the \
+                                    model will see no tools; set tool_mode to auto or prompt";
+/// `finish_reason` of an answer stopped because it repeated itself.
+const REPETITION: &str = "repetition";
 
 /// What a surface sees of a turn, in order. Serialised as `{"type": "delta", ...}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,7 +207,10 @@ pub async fn run_turn(
         calls: 0,
         usage: None,
         noticed_trim: false,
+        caps: ServerCapabilities::unknown(),
+        context_window: deps.profile.context_window,
     };
+    turn.detect_capabilities(session, on_event).await;
     let result = turn.run(session, on_event).await;
     let mut summary = TurnSummary {
         session_id: session.id.clone(),
@@ -265,9 +277,46 @@ struct Turn<'d, 'a> {
     calls: usize,
     usage: Option<Usage>,
     noticed_trim: bool,
+    /// What the server said it can do at the start of the turn (unknown if it could not say).
+    caps: ServerCapabilities,
+    /// The profile's context window, or the server's when that is smaller and the prompt needs
+    /// more than the server's (`stream_round`).
+    context_window: u32,
 }
 
 impl Turn<'_, '_> {
+    /// Asks the server what it can do, before the first request: llama-server silently drops
+    /// native `tools` its chat template cannot render, so waiting for an error would never
+    /// tell. A server that cannot be asked is treated as unknown (the chat request reports it).
+    async fn detect_capabilities(&mut self, session: &mut Session, on_event: Sink<'_>) {
+        let caps = tokio::select! {
+            c = self.deps.client.server_capabilities() => c.unwrap_or_default(),
+            _ = self.deps.cancel.cancelled() => ServerCapabilities::unknown(),
+        };
+        let profile = self.deps.profile;
+        if caps.supports_tools == Some(false) && !self.deps.tools.is_empty() {
+            match profile.tool_mode {
+                ToolMode::Auto if !session.prompt_tools => {
+                    session.prompt_tools = true;
+                    session.fallback_reason = Some(NO_TOOL_TEMPLATE.into());
+                    on_event(ChatEvent::Notice {
+                        message: NO_TOOL_TEMPLATE.into(),
+                    });
+                }
+                ToolMode::Native
+                    if session.fallback_reason.as_deref() != Some(NATIVE_WITHOUT_TOOLS) =>
+                {
+                    session.fallback_reason = Some(NATIVE_WITHOUT_TOOLS.into());
+                    on_event(ChatEvent::Notice {
+                        message: format!("warning: {NATIVE_WITHOUT_TOOLS}"),
+                    });
+                }
+                _ => {}
+            }
+        }
+        self.caps = caps;
+    }
+
     fn mode(&self, session: &Session) -> ModeUsed {
         match self.deps.profile.tool_mode {
             ToolMode::Native => ModeUsed::Native,
@@ -345,9 +394,28 @@ impl Turn<'_, '_> {
                     }
                 }
             }
-            if !offer_tools {
-                calls.clear(); // the last round: an answer is all we take
+            if !offer_tools || outcome.finish_reason.as_deref() == Some(REPETITION) {
+                // The last round, or an answer stopped mid-loop: an answer is all we take.
+                calls.clear();
             }
+            if mode == ModeUsed::Prompt || texts_may_call {
+                // Only Noctune writes results; one the model wrote is made up.
+                visible = prompt_tools::strip_invented_results(&visible);
+            }
+            // A call is run only when its text is whole: never from an answer cut off by
+            // max_tokens (its arguments would be "repaired" into something the model never
+            // meant, e.g. a writeFile that drops half a file).
+            let ended_normally = matches!(
+                outcome.finish_reason.as_deref(),
+                Some("stop" | "tool_calls")
+            );
+            let cut_off = !calls.is_empty()
+                && (outcome.finish_reason.as_deref() == Some("length")
+                    || outcome.tool_calls.iter().any(|c| {
+                        prompt_tools::arguments_cut_off(&c.function.arguments, ended_normally)
+                    })
+                    || (outcome.tool_calls.is_empty()
+                        && prompt_tools::calls_cut_off(&outcome.content, ended_normally)));
 
             let finish_reason = outcome
                 .finish_reason
@@ -362,6 +430,14 @@ impl Turn<'_, '_> {
                 ..ChatMessage::default()
             });
             if calls.is_empty() {
+                if finish_reason == "length" {
+                    on_event(ChatEvent::Notice {
+                        message: format!(
+                            "answer cut off at {} tokens (max_tokens)",
+                            self.completion_tokens(&outcome)
+                        ),
+                    });
+                }
                 return Ok(RoundEnd {
                     answer: visible,
                     finish_reason,
@@ -369,6 +445,38 @@ impl Turn<'_, '_> {
                 });
             }
             self.rounds += 1;
+            if cut_off {
+                let how = if finish_reason == "length" {
+                    format!(
+                        "was cut off at {} tokens (max_tokens)",
+                        self.completion_tokens(&outcome)
+                    )
+                } else {
+                    "arrived unfinished (its arguments end mid-value)".to_string()
+                };
+                for call in &calls {
+                    let name = call.function.name.clone();
+                    on_event(ChatEvent::Notice {
+                        message: format!(
+                            "the model's {name} call {how} and was not run; the model is asked \
+                             to retry with a shorter call"
+                        ),
+                    });
+                    let error = ToolError::new(
+                        "call_cut_off",
+                        format!(
+                            "this {name} call {how}, so it was NOT run and nothing changed. Retry \
+                             with a shorter call: change a file with editFile or replaceLines \
+                             instead of writing it whole, or split the work into several calls."
+                        ),
+                    );
+                    let mut msg =
+                        ChatMessage::tool_result(call.id.clone(), error.to_json().to_string());
+                    msg.name = Some(name);
+                    session.messages.push(msg);
+                }
+                continue;
+            }
             for call in &calls {
                 let (name, result) = self.run_call(session, call, on_event).await;
                 self.calls += 1;
@@ -377,6 +485,17 @@ impl Turn<'_, '_> {
                 session.messages.push(msg);
             }
         }
+    }
+
+    /// The tokens an answer took, as the server counted them (else the profile's max_tokens).
+    fn completion_tokens(&self, outcome: &ChatOutcome) -> String {
+        outcome
+            .usage
+            .as_ref()
+            .map(|u| u.completion_tokens)
+            .filter(|n| *n > 0)
+            .or(self.deps.profile.max_tokens.map(u64::from))
+            .map_or_else(|| "the server's limit of".into(), |n| n.to_string())
     }
 
     fn cancelled(&self) -> RoundEnd {
@@ -405,18 +524,71 @@ impl Turn<'_, '_> {
     ) -> Result<ChatOutcome, LlmError> {
         let mut budget: Option<Budget> = None;
         let mut overflow_retried = false;
+        let mut recounted = false;
         loop {
             let mode = self.mode(session);
             let (request, used_budget, estimated) =
                 self.build_request(session, mode, offer_tools, budget, on_event);
+            let tools_tokens = request.tools.as_deref().map_or(0, context::estimate_tools);
+            let mut counted = None;
+            if !recounted && self.caps.can_count_tokens() {
+                // The server's own count, when it can give one: our estimate may be far off
+                // for its tokenizer.
+                recounted = true;
+                counted = tokio::select! {
+                    c = self.deps.client.count_tokens(&request.messages, request.tools.as_deref()) => c,
+                    _ = self.deps.cancel.cancelled() => return Err(LlmError::Cancelled),
+                }
+                .ok()
+                .flatten();
+            }
+            // A profile window larger than the server's: the server's limit is used as soon as
+            // the prompt needs more than it has (it would refuse the request otherwise).
+            if budget.is_none()
+                && let Some(server) = self.caps.context_window
+                && server < self.context_window
+            {
+                let room =
+                    Budget::for_window(server, self.deps.profile.max_tokens, 0).prompt_tokens;
+                if counted.unwrap_or(estimated + tools_tokens) > room {
+                    on_event(ChatEvent::Notice {
+                        message: format!(
+                            "the profile's context_window ({}) is larger than the server's \
+                             context ({server} tokens per request); using {server}: lower \
+                             context_window to match",
+                            self.deps.profile.context_window
+                        ),
+                    });
+                    self.context_window = server;
+                    recounted = false;
+                    continue;
+                }
+            }
+            // Over the budget by the server's count: rebuilt once with a budget rescaled to it.
+            if let Some(counted) = counted
+                && counted > used_budget.prompt_tokens + tools_tokens
+            {
+                budget = Some(used_budget.recounted(estimated + tools_tokens, counted));
+                continue;
+            }
             let known = self.known_names();
             let filter_text =
                 mode == ModeUsed::Prompt || self.deps.profile.tool_mode == ToolMode::Auto;
             let mut filter = filter_text.then(|| StreamFilter::new(&known));
+            // Stops the request when the answer starts repeating itself.
+            let round_cancel = CancelToken::new();
+            let mut content = String::new();
+            let mut looped = false;
             let result = {
                 let filter = &mut filter;
+                let (content, looped) = (&mut content, &mut looped);
+                let round_cancel = round_cancel.clone();
                 let mut forward = |e: StreamEvent| match e {
                     StreamEvent::ContentDelta(text) => {
+                        if *looped {
+                            return;
+                        }
+                        content.push_str(&text);
                         let shown = match filter.as_mut() {
                             Some(f) => f.feed(&text),
                             None => text,
@@ -424,20 +596,36 @@ impl Turn<'_, '_> {
                         if !shown.is_empty() {
                             on_event(ChatEvent::Delta { text: shown });
                         }
+                        if prompt_tools::repeats_itself(content) {
+                            *looped = true;
+                            round_cancel.cancel();
+                        }
                     }
                     StreamEvent::ReasoningDelta(text) => on_event(ChatEvent::Reasoning { text }),
                     _ => {}
                 };
-                self.deps
-                    .client
-                    .stream_chat(&request, self.deps.cancel, &mut forward)
-                    .await
+                let user_cancel = self.deps.cancel;
+                tokio::select! {
+                    r = self.deps.client.stream_chat(&request, &round_cancel, &mut forward) => r,
+                    _ = user_cancel.cancelled() => Err(LlmError::Cancelled),
+                }
             };
             if let Some(f) = filter.as_mut() {
                 let rest = f.finish();
-                if !rest.is_empty() && result.is_ok() {
+                if !rest.is_empty() && (result.is_ok() || looped) {
                     on_event(ChatEvent::Delta { text: rest });
                 }
+            }
+            if looped && !self.deps.cancel.is_cancelled() {
+                on_event(ChatEvent::Notice {
+                    message: "stopped: the answer repeats itself".into(),
+                });
+                // What was said up to the loop is the answer; no call is taken from it.
+                return Ok(ChatOutcome {
+                    content,
+                    finish_reason: Some(REPETITION.into()),
+                    ..ChatOutcome::default()
+                });
             }
             match result {
                 Err(e)
@@ -513,7 +701,7 @@ impl Turn<'_, '_> {
         };
         let budget = budget.unwrap_or_else(|| {
             Budget::for_window(
-                self.deps.profile.context_window,
+                self.context_window,
                 self.deps.profile.max_tokens,
                 tools_tokens,
             )
@@ -526,7 +714,7 @@ impl Turn<'_, '_> {
                 message: format!(
                     "the conversation was trimmed to fit the context window ({} tokens): {} older \
                      tool output(s) replaced by a note, {} older message(s) left out",
-                    self.deps.profile.context_window,
+                    self.context_window,
                     report.trimmed_tool_results + report.trimmed_tool_arguments,
                     report.dropped_messages
                 ),
@@ -545,9 +733,12 @@ impl Turn<'_, '_> {
             }
         }
         let messages = merge_consecutive_users(messages);
+        let prompt_calls = mode == ModeUsed::Prompt && offer_tools;
         let request = ChatRequest {
             messages,
             tools: native.then_some(specs),
+            // The model stops where it would invent the result of its own call.
+            stop: prompt_calls.then(|| vec![prompt_tools::RESULT_STOP.to_string()]),
             ..ChatRequest::default()
         };
         (request, budget, report.estimated_tokens)
@@ -634,7 +825,11 @@ impl Turn<'_, '_> {
         };
         let session_id = session.id.clone();
         let mut check = deps.gate.check(&session_id, name, class, rel.as_deref());
-        if let Check::Ask(req) = check {
+        // The diff the user approves; the call is refused if the file changes before it runs.
+        let mut approved_preview = None;
+        if let Check::Ask(mut req) = check {
+            req.preview = tool.preview(&deps.tool_ctx, &args);
+            approved_preview = req.preview.clone();
             on_event(ChatEvent::PermissionRequest(req.clone()));
             let answer = tokio::select! {
                 a = deps.prompter.ask(&req) => a,
@@ -662,7 +857,13 @@ impl Turn<'_, '_> {
             Check::Ask(req) => Err(not_allowed(class, &req)),
             Check::Allowed { scope } => {
                 let ctx = deps.tool_ctx.clone();
-                let joined = tokio::task::spawn_blocking(move || tool.call(&ctx, &args)).await;
+                let joined = tokio::task::spawn_blocking(move || {
+                    if let Some(shown) = &approved_preview {
+                        crate::tool::confirm_preview(tool.as_ref(), &ctx, &args, shown)?;
+                    }
+                    tool.call(&ctx, &args)
+                })
+                .await;
                 if scope.is_some() {
                     deps.gate
                         .consume_once(&session_id, name, class, rel.as_deref());
@@ -746,7 +947,9 @@ pub fn system_prompt(repo_root: &std::path::Path, overview: &str) -> String {
          readFile); do not guess what a file contains.\n\
          - When you refer to code, cite it as path:line (e.g. src/app.py:42), with paths \
          relative to the repository root.\n\
-         - Edits (writeFile, replaceLines), runs (noctuneStart, noctuneStop) and decisions \
+         - To change a file use editFile: old_text copied exactly from readFile's output \
+         (without the line numbers), new_text its replacement; writeFile is for new files.\n\
+         - Edits (editFile, writeFile, replaceLines), runs (noctuneStart, noctuneStop) and decisions \
          (noctuneDecide) need the user's permission, and so does reading a secret file (.env, \
          keys, credentials); search skips secret files. If a tool answers with an error ending \
          in _not_allowed, say what you wanted to do and ask the user to allow it.\n\
@@ -799,6 +1002,7 @@ mod tests {
             path: Some("a.py".into()),
             protected: false,
             summary: "writeFile a.py".into(),
+            preview: None,
         };
         let v = serde_json::to_value(ChatEvent::PermissionRequest(req)).unwrap();
         assert_eq!(v["type"], "permission_request");

@@ -611,26 +611,202 @@ impl Reader<'_> {
     }
 }
 
+/// The tag the results of prompt-mode calls come back in (`render_for_prompt_mode`). A model
+/// that goes on writing after its call invents one; requests stop there
+/// ([`RESULT_STOP`]) and any that slips through is removed ([`strip_invented_results`]).
+pub const RESULT_TAG: &str = "tool_result";
+/// The stop sequence of prompt-mode requests: the opening of a result block.
+pub const RESULT_STOP: &str = "<tool_result";
+
+/// Removes every `<tool_result ...>...</tool_result>` block (an unclosed one runs to the end)
+/// from a model's answer: only Noctune writes results; one the model wrote is made up.
+pub fn strip_invented_results(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let open = format!("<{RESULT_TAG}");
+    let close = format!("</{RESULT_TAG}>");
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    let mut removed = false;
+    while let Some(off) = lower[at..].find(&open) {
+        let start = at + off;
+        let boundary = lower
+            .as_bytes()
+            .get(start + open.len())
+            .is_none_or(|c| *c == b'>' || c.is_ascii_whitespace() || *c == b'/');
+        if !boundary {
+            out.push_str(&text[at..start + open.len()]);
+            at = start + open.len();
+            continue;
+        }
+        out.push_str(&text[at..start]);
+        removed = true;
+        at = match lower[start..].find(&close) {
+            Some(c) => start + c + close.len(),
+            None => text.len(),
+        };
+    }
+    out.push_str(&text[at..]);
+    if removed { tidy(&out) } else { out }
+}
+
+/// Whether the arguments text of a call was cut off rather than finished: it ends inside a
+/// string, or after a `:` or `,` (a value was still coming). Closing braces/brackets missing at
+/// the very end are the only repair accepted, and only when the answer `ended_normally`
+/// (`finish_reason` `stop` or `tool_calls`): then the model clearly meant them.
+pub fn arguments_cut_off(raw: &str, ended_normally: bool) -> bool {
+    let mut in_string: Option<u8> = None;
+    let mut escaped = false;
+    let mut depth: usize = 0;
+    for b in raw.bytes() {
+        if let Some(q) = in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == q {
+                in_string = None;
+            }
+            continue;
+        }
+        match b {
+            b'"' | b'\'' => in_string = Some(b),
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if in_string.is_some() {
+        return true;
+    }
+    if depth == 0 {
+        return false;
+    }
+    let last = raw.trim_end().bytes().last();
+    !ended_normally || matches!(last, None | Some(b':' | b',' | b'{' | b'[' | b'='))
+}
+
+/// Whether a prompt-mode answer holds a call that was cut off: a `<tool_call>` (or call fence)
+/// whose JSON was left unfinished ([`arguments_cut_off`]).
+pub fn calls_cut_off(text: &str, ended_normally: bool) -> bool {
+    let tagged = tagged_regions(text);
+    let opaque: Vec<Range<usize>> = tagged.iter().map(|(r, _)| r.clone()).collect();
+    let fenced = fenced_regions(text, &opaque);
+    tagged
+        .iter()
+        .map(|(_, c)| *c)
+        .chain(
+            fenced
+                .iter()
+                .filter(|(_, lang, _)| CALL_FENCES.contains(&lang.as_str()))
+                .map(|(_, _, c)| *c),
+        )
+        .filter_map(|c| c.find(['{', '[']).map(|i| &c[i..]))
+        .any(|json| arguments_cut_off(json, ended_normally))
+}
+
+/// Whether an answer has started repeating itself: its last characters are one unit of 20 to
+/// 80 characters (with some variety: not a rule of dashes) repeated at least 4 times, over at
+/// least 160 characters. Small models loop like this until `max_tokens`; stopping at once
+/// saves minutes of CPU and a wall of text.
+pub fn repeats_itself(text: &str) -> bool {
+    const MIN_UNIT: usize = 20;
+    const MAX_UNIT: usize = 80;
+    const REPEATS: usize = 4;
+    const MIN_SPAN: usize = 160;
+    let tail: Vec<char> = text.chars().rev().take(MAX_UNIT * REPEATS).collect();
+    // `tail` is reversed: tail[0] is the last character.
+    for unit in MIN_UNIT..=MAX_UNIT {
+        let span = (unit * REPEATS).max(MIN_SPAN);
+        if tail.len() < span {
+            break;
+        }
+        if (0..span - unit).all(|i| tail[i] == tail[i + unit]) {
+            let mut distinct: Vec<char> = tail[..unit]
+                .iter()
+                .copied()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if distinct.len() >= 5 {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// The part of the system prompt that teaches prompt-mode calls.
+///
+/// Compact on purpose: prompt mode is for small local models, often with a 2k context, so each
+/// tool is one line (`name(arg, optional?:type): its first sentence`) instead of its JSON schema.
 pub fn protocol_prompt(tools: &[ToolSpec]) -> String {
     let mut out = String::from(
-        "## Tools\nYou can call tools. To call one, write a block exactly like this and nothing \
-         else on its lines:\n<tool_call>\n{\"name\": \"TOOL_NAME\", \"arguments\": {\"key\": \
-         \"value\"}}\n</tool_call>\nWrite one block per call (several blocks for several \
-         calls), then stop: the results come back in the next message inside \
-         <tool_result> tags. Never invent a tool result. Use valid JSON with double quotes.\n\n\
-         Available tools (arguments are JSON schemas):\n",
+        "## Tools\nTo call a tool, write only this, then stop:\n<tool_call>\n{\"name\": \
+         \"readFile\", \"arguments\": {\"path\": \"src/a.py\"}}\n</tool_call>\nThe result \
+         comes in the next message. Never write a <tool_result> yourself.\nTools:\n",
     );
     for t in tools {
         let f = &t.function;
         out.push_str(&format!(
-            "- {}: {}\n  arguments: {}\n",
+            "- {}({}): {}\n",
             f.name,
-            f.description,
-            serde_json::to_string(&f.parameters).unwrap_or_else(|_| "{}".into())
+            compact_signature(&f.parameters),
+            first_sentence(&f.description, 70)
         ));
     }
     out
+}
+
+/// `path, start_line?:int` from a JSON schema: required arguments first, types other than
+/// string named.
+fn compact_signature(schema: &Value) -> String {
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return String::new();
+    };
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut args: Vec<(bool, String)> = props
+        .iter()
+        .map(|(name, p)| {
+            let optional = !required.contains(&name.as_str());
+            let ty = match p.get("type").and_then(Value::as_str) {
+                Some("integer") => ":int",
+                Some("number") => ":num",
+                Some("boolean") => ":bool",
+                Some("array") => ":list",
+                Some("object") => ":obj",
+                _ => "",
+            };
+            (
+                optional,
+                format!("{name}{}{ty}", if optional { "?" } else { "" }),
+            )
+        })
+        .collect();
+    args.sort_by_key(|(optional, _)| *optional);
+    args.into_iter()
+        .map(|(_, a)| a)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The first sentence of a description, cut to `max` characters.
+fn first_sentence(text: &str, max: usize) -> String {
+    let end = text
+        .find(". ")
+        .or_else(|| text.find(" ("))
+        .map_or(text.len(), |i| i);
+    let s = text[..end].trim_end_matches('.');
+    let cut = noctune_core::text::prefix_chars(s, max);
+    if cut.len() < s.len() {
+        format!("{}…", cut.trim_end())
+    } else {
+        cut.to_string()
+    }
 }
 
 /// Rewrites a stored conversation (native shape: assistant `tool_calls`, `tool` messages) into
@@ -688,28 +864,38 @@ pub fn render_for_prompt_mode(messages: &[ChatMessage]) -> Vec<ChatMessage> {
     out
 }
 
-/// Streams prompt-mode text to the user while holding back anything that may be a call.
+/// Streams prompt-mode text to the user while holding back only what may become a call.
 ///
 /// Text is passed on as it arrives up to a possible call marker (`{`, `<`, a backtick). A
-/// marker that turns out not to start a call (`{}` or `{1`, `<b>`, inline code, a fenced block
-/// in a code language, a JSON fence without a call) is released as soon as that is clear; one
-/// that may start a call holds the rest of the answer until it ends, when it is released minus
-/// the calls. So a plain answer streams piece by piece and a call's JSON is never shown.
+/// marker is held only while it may still become a call, and released as soon as it cannot:
+/// `{` whose first key is no call key (`{"a": 1}`), `<b>`, inline code, a fence in a code
+/// language (its content then streams as it comes, up to the closing fence), a JSON fence whose
+/// content does not start like JSON. One that may be a call (`<tool_call>`, `{"name": ..`, a
+/// JSON fence with a call) holds the rest of the answer until it ends, when it is released
+/// minus the calls; a `<tool_result>` the model invents is held and dropped.
 #[derive(Debug)]
 pub struct StreamFilter {
     known: Vec<String>,
     pending: String,
     hold_all: bool,
+    /// Inside a code fence that cannot hold a call: everything passes up to its closing fence.
+    in_code: bool,
 }
 
 enum Verdict {
     /// These many bytes are plain text.
     Release(usize),
+    /// These many bytes are the opening line of a code fence: plain text, and so is what
+    /// follows up to the closing fence.
+    OpenCode(usize),
     /// Not decidable yet: wait for more text.
     Wait,
     /// May be a call: hold everything until the end.
     HoldAll,
 }
+
+/// Longest text held to decide whether a `{` starts a call; a key longer than this is none.
+const MAX_UNDECIDED: usize = 80;
 
 impl StreamFilter {
     pub fn new(known: &[&str]) -> Self {
@@ -717,6 +903,7 @@ impl StreamFilter {
             known: known.iter().map(|s| s.to_string()).collect(),
             pending: String::new(),
             hold_all: false,
+            in_code: false,
         }
     }
 
@@ -725,6 +912,30 @@ impl StreamFilter {
         self.pending.push_str(piece);
         let mut out = String::new();
         while !self.hold_all && !self.pending.is_empty() {
+            if self.in_code {
+                match self.pending.find('`') {
+                    None => {
+                        out.push_str(&self.pending);
+                        self.pending.clear();
+                    }
+                    Some(at) => {
+                        out.push_str(&self.pending[..at]);
+                        self.pending.drain(..at);
+                        if self.pending.starts_with("```") {
+                            out.push_str("```");
+                            self.pending.drain(..3);
+                            self.in_code = false;
+                        } else if self.pending.len() < 3 && self.pending.bytes().all(|b| b == b'`')
+                        {
+                            break;
+                        } else {
+                            out.push('`');
+                            self.pending.drain(..1);
+                        }
+                    }
+                }
+                continue;
+            }
             match self.pending.find(['{', '<', '`']) {
                 None => {
                     out.push_str(&self.pending);
@@ -738,6 +949,11 @@ impl StreamFilter {
                             out.push_str(&self.pending[..n]);
                             self.pending.drain(..n);
                         }
+                        Verdict::OpenCode(n) => {
+                            out.push_str(&self.pending[..n]);
+                            self.pending.drain(..n);
+                            self.in_code = true;
+                        }
                         Verdict::Wait => break,
                         Verdict::HoldAll => self.hold_all = true,
                     }
@@ -747,17 +963,20 @@ impl StreamFilter {
         out
     }
 
-    /// At the end of the answer: what is left to show (the held text minus its calls).
+    /// At the end of the answer: what is left to show (the held text minus its calls and any
+    /// result block the model invented).
     pub fn finish(&mut self) -> String {
         let held = std::mem::take(&mut self.pending);
         self.hold_all = false;
+        self.in_code = false;
         let known: Vec<&str> = self.known.iter().map(String::as_str).collect();
         let parsed = parse_reply(&held, &known);
-        if parsed.calls.is_empty() {
+        let shown = if parsed.calls.is_empty() {
             held
         } else {
             parsed.visible
-        }
+        };
+        strip_invented_results(&shown)
     }
 
     /// `pending` starts with a marker: is it a call?
@@ -776,14 +995,21 @@ impl StreamFilter {
                     return Verdict::Wait;
                 };
                 let lang = p[3..nl].trim().to_ascii_lowercase();
+                if !CALL_FENCES.contains(&lang.as_str()) {
+                    return Verdict::OpenCode(nl + 1);
+                }
+                // A fence that may hold a call: only if its content starts like JSON.
+                match p[nl + 1..].trim_start().as_bytes().first() {
+                    None => return Verdict::Wait,
+                    Some(b'{' | b'[') => {}
+                    Some(_) => return Verdict::OpenCode(nl + 1),
+                }
                 let Some(close) = p[nl..].find("```") else {
                     return Verdict::Wait;
                 };
                 let end = nl + close + 3;
                 let known: Vec<&str> = self.known.iter().map(String::as_str).collect();
-                if CALL_FENCES.contains(&lang.as_str())
-                    && !calls_in(&p[nl..nl + close], CallFormat::Fenced, &known).is_empty()
-                {
+                if !calls_in(&p[nl..nl + close], CallFormat::Fenced, &known).is_empty() {
                     Verdict::HoldAll
                 } else {
                     Verdict::Release(end)
@@ -791,6 +1017,12 @@ impl StreamFilter {
             }
             b'<' => {
                 let lower = p.get(..p.len().min(20)).unwrap_or(p).to_ascii_lowercase();
+                let result_open = format!("<{RESULT_TAG}");
+                if lower.starts_with(&result_open) {
+                    return Verdict::HoldAll;
+                } else if result_open.starts_with(&lower) {
+                    return Verdict::Wait;
+                }
                 for tag in TAGS {
                     let open = format!("<{tag}");
                     if lower.starts_with(&open) {
@@ -807,24 +1039,59 @@ impl StreamFilter {
                 }
                 Verdict::Release(1)
             }
-            _ => {
-                let rest = p[1..].trim_start();
-                match rest.as_bytes().first() {
-                    None => Verdict::Wait,
-                    Some(c)
-                        if *c == b'"'
-                            || *c == b'\''
-                            || *c == b'{'
-                            || *c == b'_'
-                            || c.is_ascii_alphabetic() =>
-                    {
-                        Verdict::HoldAll
-                    }
-                    Some(_) => Verdict::Release(1),
-                }
-            }
+            _ => match first_key(&p[1..]) {
+                Key::Undecided if p.len() < MAX_UNDECIDED => Verdict::Wait,
+                Key::Found(k) if is_call_key(&k) => Verdict::HoldAll,
+                _ => Verdict::Release(1),
+            },
         }
     }
+}
+
+enum Key {
+    /// The text after `{` is cut before its first key ends.
+    Undecided,
+    /// The first key, lower-cased.
+    Found(String),
+    /// Not an object with a key (`{}`, `{1`, `{ x + y`).
+    None,
+}
+
+/// The first key of the object whose `{` came just before `rest`.
+fn first_key(rest: &str) -> Key {
+    let t = rest.trim_start();
+    let b = t.as_bytes();
+    match b.first() {
+        None => Key::Undecided,
+        Some(q @ (b'"' | b'\'')) => match t[1..].find(*q as char) {
+            Some(end) => Key::Found(t[1..1 + end].to_ascii_lowercase()),
+            None => Key::Undecided,
+        },
+        Some(c) if c.is_ascii_alphabetic() || *c == b'_' => {
+            let end = b
+                .iter()
+                .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+                .unwrap_or(b.len());
+            if end == b.len() {
+                return Key::Undecided;
+            }
+            // `{name: ...}` is a key; `{name}` or `{ x + y }` is text.
+            match t[end..].trim_start().as_bytes().first() {
+                None => Key::Undecided,
+                Some(b':' | b'=') => Key::Found(t[..end].to_ascii_lowercase()),
+                Some(_) => Key::None,
+            }
+        }
+        _ => Key::None,
+    }
+}
+
+/// Keys a call object may start with.
+fn is_call_key(key: &str) -> bool {
+    NAME_KEYS.contains(&key)
+        || META_KEYS.contains(&key)
+        || ARG_KEYS.contains(&key)
+        || matches!(key, "tool_calls" | "calls")
 }
 
 #[cfg(test)]
@@ -1100,14 +1367,32 @@ mod tests {
         // Markers that are not calls are released as soon as that is clear.
         let mut f = StreamFilter::new(&KNOWN);
         assert_eq!(f.feed("a {} b <b>c</b> `x` d"), "a {} b <b>c</b> `x` d");
-        assert_eq!(f.feed("```rust\nfn f() {"), "");
-        assert_eq!(f.feed(" }\n```\nafter"), "```rust\nfn f() { }\n```\nafter");
+        // A code fence streams as it comes, `{` inside it included.
+        assert_eq!(f.feed("```rust\nfn f() {"), "```rust\nfn f() {");
+        assert_eq!(f.feed(" \"x\": }\n``"), " \"x\": }\n");
+        assert_eq!(f.feed("`\nafter"), "```\nafter");
         assert_eq!(f.finish(), "");
-
-        // A JSON-looking object that is no call is shown at the end, unchanged.
         let mut f = StreamFilter::new(&KNOWN);
-        assert_eq!(f.feed("a {\"b\": 1} c"), "a ");
-        assert_eq!(f.finish(), "{\"b\": 1} c");
+        assert_eq!(f.feed("```python\ndef f():\n"), "```python\ndef f():\n");
+        assert_eq!(f.feed("    return {'a': 1}\n"), "    return {'a': 1}\n");
+        // An unlabelled fence of code is code too.
+        let mut f = StreamFilter::new(&KNOWN);
+        assert_eq!(f.feed("```\nls -l\n"), "```\nls -l\n");
+
+        // A JSON-looking object whose first key is no call key is shown at once.
+        let mut f = StreamFilter::new(&KNOWN);
+        assert_eq!(f.feed("a {\"b"), "a ");
+        assert_eq!(f.feed("\": 1} c"), "{\"b\": 1} c");
+        assert_eq!(f.finish(), "");
+        let mut f = StreamFilter::new(&KNOWN);
+        assert_eq!(f.feed("use {x} and {name: 1}"), "use {x} and ");
+        assert_eq!(f.finish(), "{name: 1}");
+
+        // An invented result block is held and dropped.
+        let mut f = StreamFilter::new(&KNOWN);
+        assert_eq!(f.feed("Done. <tool_res"), "Done. ");
+        assert_eq!(f.feed("ult name=\"x\">made up</tool_result>"), "");
+        assert_eq!(f.finish(), "");
 
         // A fenced call is held; its surrounding text is not lost.
         let mut f = StreamFilter::new(&KNOWN);
@@ -1153,6 +1438,81 @@ mod tests {
     fn protocol_prompt_lists_tools() {
         let spec = ToolSpec::function("readFile", "Read a file", json!({"type": "object"}));
         let p = protocol_prompt(&[spec]);
-        assert!(p.contains("<tool_call>") && p.contains("- readFile: Read a file"));
+        assert!(p.contains("<tool_call>") && p.contains("- readFile(): Read a file"));
+    }
+
+    #[test]
+    fn cut_off_arguments() {
+        // Whole, or only closing braces missing at the very end of a normally ended answer.
+        assert!(!arguments_cut_off(r#"{"path": "a.py"}"#, true));
+        assert!(!arguments_cut_off(r#"{"path": "a.py""#, true));
+        assert!(!arguments_cut_off(r#"{"a": {"b": [1, 2]"#, true));
+        // The same missing braces after max_tokens or a stream without a finish: cut off.
+        assert!(arguments_cut_off(r#"{"path": "a.py""#, false));
+        // Inside a string, or a value still coming.
+        assert!(arguments_cut_off(
+            r#"{"path": "a.py", "content": "def f():\n"#,
+            true
+        ));
+        assert!(arguments_cut_off(r#"{"path": "a.py", "content": "#, true));
+        assert!(arguments_cut_off(r#"{"path": "a.py","#, true));
+        assert!(arguments_cut_off(r#"{"text": "say \"hi"#, true));
+        assert!(!arguments_cut_off(r#"{"text": "say \"hi\""}"#, true));
+    }
+
+    #[test]
+    fn cut_off_prompt_calls() {
+        let whole =
+            "<tool_call>\n{\"name\": \"readFile\", \"arguments\": {\"path\": \"a\"}}\n</tool_call>";
+        assert!(!calls_cut_off(whole, true));
+        let cut = "<tool_call>\n{\"name\": \"writeFile\", \"arguments\": {\"path\": \"a\", \"content\": \"x";
+        assert!(calls_cut_off(cut, true));
+        assert!(!calls_cut_off("no call here: {\"a\": ", true));
+    }
+
+    #[test]
+    fn invented_results_are_stripped() {
+        let text = "Reading.\n<tool_call>{}</tool_call>\n<tool_result name=\"x\" id=\"1\">\nfake\n\
+                    </tool_result>\nDone.";
+        assert_eq!(
+            strip_invented_results(text),
+            "Reading.\n<tool_call>{}</tool_call>\n\nDone."
+        );
+        assert_eq!(strip_invented_results("a <tool_result>cut"), "a");
+        assert_eq!(
+            strip_invented_results("a <tool_results_x> b"),
+            "a <tool_results_x> b"
+        );
+        assert_eq!(strip_invented_results("plain"), "plain");
+    }
+
+    #[test]
+    fn repetition_is_recognised() {
+        let unit = "I will now read the file to check it. ";
+        assert!(repeats_itself(&format!("Sure. {}", unit.repeat(5))));
+        assert!(!repeats_itself(&format!("Sure. {}", unit.repeat(3))));
+        // Varied text, a rule of dashes, a short repeated word: no loop.
+        let varied: String = (0..40)
+            .map(|i| format!("line {i} of the answer\n"))
+            .collect();
+        assert!(!repeats_itself(&varied));
+        assert!(!repeats_itself(&"-".repeat(400)));
+        assert!(!repeats_itself(&"ab ".repeat(30)));
+    }
+
+    #[test]
+    fn compact_protocol_lines() {
+        let spec = ToolSpec::function(
+            "readFile",
+            "Read a text file of the repository. Lines come numbered.",
+            json!({"type": "object", "required": ["path"], "properties": {
+                "start_line": {"type": "integer"}, "path": {"type": "string"}}}),
+        );
+        let p = protocol_prompt(&[spec]);
+        assert!(
+            p.contains("- readFile(path, start_line?:int): Read a text file of the repository\n"),
+            "{p}"
+        );
+        assert!(p.contains("Never write a <tool_result>"), "{p}");
     }
 }

@@ -184,6 +184,7 @@ impl LlmClient {
             temperature: req.temperature.or(ep.temperature),
             max_tokens: req.max_tokens.or(ep.max_tokens),
             response_format: req.response_format.as_ref(),
+            stop: req.stop.as_deref().filter(|s| !s.is_empty()),
         };
         let started = Instant::now();
         let limits = Limits {

@@ -174,6 +174,10 @@ pub struct ChatRequest {
     /// e.g. `{"type":"json_schema","json_schema":{..}}`: llama-server turns it into a grammar.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_format: Option<Value>,
+    /// Texts that end the answer where they would begin (OpenAI `stop`); prompt-mode tool
+    /// calling stops a model before it invents the result of its own call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Vec<String>>,
 }
 
 impl ChatRequest {
@@ -246,6 +250,8 @@ pub(crate) struct RequestBody<'a> {
     pub max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_format: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop: Option<&'a [String]>,
 }
 
 #[derive(Debug, Serialize)]
