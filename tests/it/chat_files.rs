@@ -77,6 +77,7 @@ fn the_tools_have_their_names_classes_and_schemas() {
     assert_eq!(
         names,
         [
+            "editFile",
             "listFiles",
             "readFile",
             "replaceLines",

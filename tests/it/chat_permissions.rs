@@ -350,6 +350,7 @@ fn the_grant_file_and_noctune_config_are_forbidden() {
         path: Some("noctune.toml".into()),
         protected: false,
         summary: "writeFile noctune.toml".into(),
+        preview: None,
     };
     assert!(g.answer(&fake, PermissionAnswer::Once, "alice").is_err());
     assert!(matches!(

@@ -47,6 +47,7 @@ mod approval_tamper;
 mod chat_cli;
 mod chat_events;
 mod chat_model_hygiene;
+mod chat_edit_tool;
 mod chat_files;
 mod chat_permissions;
 mod chat_sandbox;

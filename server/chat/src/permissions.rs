@@ -100,6 +100,11 @@ pub struct PermissionRequest {
     pub protected: bool,
     /// e.g. `writeFile shapes/a.py`.
     pub summary: String,
+    /// For a file edit: the exact change the call would make, shown before the user decides.
+    /// The approval binds it: if the file changes before the call runs, the call is refused
+    /// (`tool::confirm_preview`) rather than applied to other content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<crate::tool::Preview>,
 }
 
 /// The verdict of [`PermissionGate::check`].
@@ -298,6 +303,7 @@ impl PermissionGate {
                     None => tool.to_string(),
                 },
                 path: norm,
+                preview: None,
                 protected,
             }),
         }

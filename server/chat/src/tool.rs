@@ -102,5 +102,52 @@ pub trait Tool: Send + Sync {
     fn target_path(&self, _args: &Value) -> Option<String> {
         None
     }
+    /// The change the call would make, computed from the current content and the arguments
+    /// without writing anything, for the permission prompt to show before the user decides.
+    /// `None`: the tool changes no file, or the call would fail (it then fails when run).
+    fn preview(&self, _ctx: &ToolContext, _args: &Value) -> Option<Preview> {
+        None
+    }
     fn call(&self, ctx: &ToolContext, args: &Value) -> Result<Value, ToolError>;
+}
+
+/// What a file edit would change: the diff shown in the permission prompt, and the content
+/// hashes it was computed from, which bind the approval to that content.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Preview {
+    /// As the tools show it: repository-relative inside the repository.
+    pub path: String,
+    /// Unified diff (cut when long, like a tool result's).
+    pub diff: String,
+    /// `None`: the file does not exist yet.
+    pub before_sha256: Option<String>,
+    pub after_sha256: String,
+}
+
+/// Refuses a call whose change is no longer the one the user approved: the file (or editor
+/// buffer) changed between the prompt and the answer, so the diff shown is not what would be
+/// written. Recomputed right before the call; the model redoes the edit and the user is asked
+/// again with the new diff.
+pub fn confirm_preview(
+    tool: &dyn Tool,
+    ctx: &ToolContext,
+    args: &Value,
+    shown: &Preview,
+) -> Result<(), ToolError> {
+    let now = tool.preview(ctx, args);
+    let same = now.as_ref().is_some_and(|p| {
+        p.before_sha256 == shown.before_sha256 && p.after_sha256 == shown.after_sha256
+    });
+    if same {
+        return Ok(());
+    }
+    Err(ToolError::new(
+        "changed_since_prompt",
+        format!(
+            "{} changed after the user was shown the diff, so the approved change was not \
+             applied (nothing was written). Read the file again and redo the edit; the user \
+             will see the new diff.",
+            shown.path
+        ),
+    ))
 }

@@ -367,6 +367,9 @@ impl Prompter for TerminalPrompter {
             } else {
                 ""
             };
+            if let Some(p) = &req.preview {
+                eprint!("{}", preview_text(&p.diff, colored_stderr()));
+            }
             loop {
                 eprint!(
                     "\n? allow {} ({} tool){protected}: [o]nce, [s]ession, [a]lways, [d]eny? ",
@@ -391,6 +394,37 @@ impl Prompter for TerminalPrompter {
     fn actor(&self) -> String {
         format!("{} (terminal)", user())
     }
+}
+
+fn colored_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// The diff a permission prompt is about, shown above the question so that the user decides
+/// on the change itself (added lines green, removed red on a terminal).
+fn preview_text(diff: &str, color: bool) -> String {
+    if diff.is_empty() {
+        return "\n(the call would not change the file)\n".to_string();
+    }
+    let mut out = String::from("\n");
+    for line in diff.lines() {
+        let paint = match line.as_bytes().first() {
+            _ if !color => None,
+            _ if line.starts_with("+++") || line.starts_with("---") => Some("1"),
+            Some(b'+') => Some("32"),
+            Some(b'-') => Some("31"),
+            Some(b'@') => Some("36"),
+            _ => None,
+        };
+        match paint {
+            Some(code) => out.push_str(&format!("\x1b[{code}m{line}\x1b[0m\n")),
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// Renders events on stdout: JSON lines, or text for people.

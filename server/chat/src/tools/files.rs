@@ -1,5 +1,9 @@
-//! The file tools: `readFile`, `listFiles`, `writeFile`, `replaceLines` (and, from
+//! The file tools: `editFile`, `readFile`, `listFiles`, `writeFile`, `replaceLines` (and, from
 //! `search.rs`, `search`); [`file_tools`] lists them for the registry.
+//!
+//! `editFile` comes first: it edits by exact text (old → new), which small local models get
+//! right far more often than line numbers (`replaceLines`) or whole-file rewrites (`writeFile`,
+//! which loses every line the model did not copy back).
 //!
 //! Every path goes through the sandbox (`ctx.sandbox`), relative to the repository root, and
 //! every read and write of a file goes through the sandbox's kernel-confined operations on the
@@ -14,9 +18,10 @@ use super::common::{
     arg_path, arg_str, arg_usize, bad_args, glob_accepts, glob_filter, required_path, resolve,
     shown, skipped_dir,
 };
+use super::edit::{Hunk, apply_hunks};
 use super::schema::args_schema;
 use crate::backups::{self, EditRecord, sha256_hex};
-use crate::tool::{Tool, ToolClass, ToolContext, ToolError};
+use crate::tool::{Preview, Tool, ToolClass, ToolContext, ToolError};
 use noctune_sandbox::{Intent, SafePath};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -40,6 +45,7 @@ const DIFF_MAX_BYTES: usize = 32 * 1024;
 /// Every built-in file tool, `search` included.
 pub fn file_tools() -> Vec<Arc<dyn Tool>> {
     vec![
+        Arc::new(EditFile),
         Arc::new(ReadFile),
         Arc::new(ListFiles),
         Arc::new(super::search::Search),
@@ -361,6 +367,148 @@ fn listed_beneath(sp: &noctune_sandbox::SafePath, path: &std::path::Path) -> boo
 
 // ---------------------------------------------------------------------------------------------
 
+pub struct EditFile;
+
+// The arguments of `editFile` (schema only, as for `ReadFileArgs`).
+#[derive(Deserialize, JsonSchema)]
+#[allow(dead_code)]
+struct EditFileArgs {
+    /// File path relative to the repository root
+    path: String,
+    /// Exact text to replace, copied from the file (no line numbers)
+    #[serde(default)]
+    old_text: Option<String>,
+    /// Replacement text ("" deletes)
+    #[serde(default)]
+    new_text: Option<String>,
+    /// Which match (1-based) if old_text occurs more than once
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    occurrence: Option<u64>,
+    /// Several edits of this file, all or none (instead of old_text/new_text)
+    #[serde(default)]
+    edits: Option<Vec<EditHunkArgs>>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[allow(dead_code)]
+struct EditHunkArgs {
+    old_text: String,
+    new_text: String,
+}
+
+const OLD_KEYS: [&str; 4] = ["old_text", "old_string", "old", "search"];
+const NEW_KEYS: [&str; 4] = ["new_text", "new_string", "new", "replace"];
+
+/// The hunks of an `editFile` call: `edits: [...]`, or one `old_text`/`new_text` pair.
+fn hunks_of(args: &Value) -> Result<Vec<Hunk>, ToolError> {
+    let one = |v: &Value, at: &str| -> Result<Hunk, ToolError> {
+        let old = arg_str(v, &OLD_KEYS).ok_or_else(|| {
+            bad_args(format!(
+                "`old_text`{at} (the exact text to replace, a string) is required"
+            ))
+        })?;
+        let new = arg_str(v, &NEW_KEYS).ok_or_else(|| {
+            bad_args(format!(
+                "`new_text`{at} (the replacement, a string; \"\" deletes) is required"
+            ))
+        })?;
+        Ok(Hunk {
+            old: old.to_string(),
+            new: new.to_string(),
+            occurrence: arg_usize(v, "occurrence")?,
+        })
+    };
+    match args.get("edits") {
+        None | Some(Value::Null) => Ok(vec![one(args, "")?]),
+        Some(Value::Array(list)) => {
+            if arg_str(args, &OLD_KEYS).is_some() {
+                return Err(bad_args(
+                    "pass either old_text/new_text or edits, not both (put every change in edits)",
+                ));
+            }
+            if list.is_empty() {
+                return Err(bad_args(
+                    "`edits` is empty: give at least one {old_text, new_text}",
+                ));
+            }
+            list.iter()
+                .enumerate()
+                .map(|(i, h)| one(h, &format!(" of edits[{i}]")))
+                .collect()
+        }
+        Some(other) => Err(bad_args(format!(
+            "`edits` must be an array of {{old_text, new_text}} objects, got {other}"
+        ))),
+    }
+}
+
+impl EditFile {
+    fn plan(&self, ctx: &ToolContext, args: &Value) -> Result<Plan, ToolError> {
+        let path = required_path(args)?;
+        let hunks = hunks_of(args)?;
+        let sp = resolve(ctx, path, Intent::Write)?;
+        let Some(cur) = current_content(ctx, &sp)? else {
+            return Err(ToolError::new(
+                "not_found",
+                format!("{path} does not exist; create it with writeFile"),
+            ));
+        };
+        // No read-stamp conflict check here: old_text must match the current content, which
+        // is the check a stale read would fail anyway.
+        let text = String::from_utf8(cur.bytes.clone()).map_err(|_| {
+            ToolError::new(
+                "not_text",
+                format!(
+                    "{} is not valid UTF-8 text; replace it whole with writeFile",
+                    shown(ctx, sp.abs())
+                ),
+            )
+        })?;
+        let edited = apply_hunks(&text, &hunks).map_err(|e| {
+            ToolError::new(e.code, format!("{}: {}", shown(ctx, sp.abs()), e.message))
+        })?;
+        let mut extra = json!({"edits": hunks.len()});
+        if !edited.notices.is_empty() {
+            extra["notice"] = json!(edited.notices.join(" "));
+        }
+        Ok(Plan {
+            sp,
+            before: Some(cur.bytes),
+            new: edited.text,
+            extra,
+        })
+    }
+}
+
+impl Tool for EditFile {
+    fn name(&self) -> &'static str {
+        "editFile"
+    }
+    fn description(&self) -> &'static str {
+        "Change a file: replace old_text (copied exactly from the file, a few whole lines) \
+         with new_text. old_text must occur once, or pass occurrence. Several changes: \
+         edits: [{old_text, new_text}, ...]."
+    }
+    fn parameters(&self) -> Value {
+        args_schema::<EditFileArgs>()
+    }
+    fn class(&self) -> ToolClass {
+        ToolClass::Write
+    }
+    fn target_path(&self, args: &Value) -> Option<String> {
+        arg_path(args).map(str::to_string)
+    }
+    fn preview(&self, ctx: &ToolContext, args: &Value) -> Option<Preview> {
+        self.plan(ctx, args).ok().map(|p| p.preview(ctx))
+    }
+    fn call(&self, ctx: &ToolContext, args: &Value) -> Result<Value, ToolError> {
+        self.plan(ctx, args)?.apply(ctx)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
 pub struct WriteFile;
 
 // The arguments of `writeFile` (schema only, as for `ReadFileArgs`).
@@ -373,13 +521,34 @@ struct WriteFileArgs {
     content: String,
 }
 
+impl WriteFile {
+    fn plan(&self, ctx: &ToolContext, args: &Value) -> Result<Plan, ToolError> {
+        let path = required_path(args)?;
+        let content = arg_str(args, &["content", "text"]).ok_or_else(|| {
+            bad_args("`content` (the whole new file content, a string) is required")
+        })?;
+        let sp = resolve(ctx, path, Intent::Write)?;
+        let cur = current_content(ctx, &sp)?;
+        if let (Some(cur), Some(stamp)) = (&cur, stamp_of(ctx, sp.abs())) {
+            refuse_conflict(ctx, &sp, cur, &stamp)?;
+        }
+        Ok(Plan {
+            sp,
+            before: cur.map(|c| c.bytes),
+            new: content.to_string(),
+            extra: json!({}),
+        })
+    }
+}
+
 impl Tool for WriteFile {
     fn name(&self) -> &'static str {
         "writeFile"
     }
     fn description(&self) -> &'static str {
-        "Create a file or replace its whole content. Read an existing file first: if it changed \
-         since you read it, the write is refused as a conflict. For a few lines use replaceLines."
+        "Create a new file. To change an existing file use editFile; writeFile replaces the \
+         whole content, so every line you leave out is lost. Read an existing file first: if it \
+         changed since you read it, the write is refused as a conflict."
     }
     fn parameters(&self) -> Value {
         args_schema::<WriteFileArgs>()
@@ -390,23 +559,11 @@ impl Tool for WriteFile {
     fn target_path(&self, args: &Value) -> Option<String> {
         arg_path(args).map(str::to_string)
     }
+    fn preview(&self, ctx: &ToolContext, args: &Value) -> Option<Preview> {
+        self.plan(ctx, args).ok().map(|p| p.preview(ctx))
+    }
     fn call(&self, ctx: &ToolContext, args: &Value) -> Result<Value, ToolError> {
-        let path = required_path(args)?;
-        let content = arg_str(args, &["content", "text"]).ok_or_else(|| {
-            bad_args("`content` (the whole new file content, a string) is required")
-        })?;
-        let sp = resolve(ctx, path, Intent::Write)?;
-        let cur = current_content(ctx, &sp)?;
-        if let (Some(cur), Some(stamp)) = (&cur, stamp_of(ctx, sp.abs())) {
-            refuse_conflict(ctx, &sp, cur, &stamp)?;
-        }
-        apply_edit(
-            ctx,
-            &sp,
-            cur.map(|c| c.bytes),
-            content.to_string(),
-            json!({}),
-        )
+        self.plan(ctx, args)?.apply(ctx)
     }
 }
 
@@ -428,25 +585,8 @@ struct ReplaceLinesArgs {
     new_text: String,
 }
 
-impl Tool for ReplaceLines {
-    fn name(&self) -> &'static str {
-        "replaceLines"
-    }
-    fn description(&self) -> &'static str {
-        "Replace lines start_line..end_line (1-based, inclusive, as numbered by readFile) of a \
-         file you have read with new_text. new_text \"\" deletes them; end_line = start_line - 1 \
-         inserts before start_line. Refused if the file changed since you read it."
-    }
-    fn parameters(&self) -> Value {
-        args_schema::<ReplaceLinesArgs>()
-    }
-    fn class(&self) -> ToolClass {
-        ToolClass::Write
-    }
-    fn target_path(&self, args: &Value) -> Option<String> {
-        arg_path(args).map(str::to_string)
-    }
-    fn call(&self, ctx: &ToolContext, args: &Value) -> Result<Value, ToolError> {
+impl ReplaceLines {
+    fn plan(&self, ctx: &ToolContext, args: &Value) -> Result<Plan, ToolError> {
         let path = required_path(args)?;
         let start =
             arg_usize(args, "start_line")?.ok_or_else(|| bad_args("`start_line` is required"))?;
@@ -487,7 +627,38 @@ impl Tool for ReplaceLines {
             "inserted_lines": inserted,
             "new_end_line": start + inserted - 1,
         });
-        apply_edit(ctx, &sp, Some(cur.bytes), new, extra)
+        Ok(Plan {
+            sp,
+            before: Some(cur.bytes),
+            new,
+            extra,
+        })
+    }
+}
+
+impl Tool for ReplaceLines {
+    fn name(&self) -> &'static str {
+        "replaceLines"
+    }
+    fn description(&self) -> &'static str {
+        "Replace lines start_line..end_line (1-based, inclusive, as numbered by readFile) of a \
+         file you have read with new_text. new_text \"\" deletes them; end_line = start_line - 1 \
+         inserts before start_line. Refused if the file changed since you read it."
+    }
+    fn parameters(&self) -> Value {
+        args_schema::<ReplaceLinesArgs>()
+    }
+    fn class(&self) -> ToolClass {
+        ToolClass::Write
+    }
+    fn target_path(&self, args: &Value) -> Option<String> {
+        arg_path(args).map(str::to_string)
+    }
+    fn preview(&self, ctx: &ToolContext, args: &Value) -> Option<Preview> {
+        self.plan(ctx, args).ok().map(|p| p.preview(ctx))
+    }
+    fn call(&self, ctx: &ToolContext, args: &Value) -> Result<Value, ToolError> {
+        self.plan(ctx, args)?.apply(ctx)
     }
 }
 
@@ -570,6 +741,51 @@ pub(crate) fn replace_lines(
     Ok((out, inserted))
 }
 
+/// What a write tool would do: computed from the current content and the arguments, without
+/// writing, so that the permission prompt can show the diff before the call is allowed.
+struct Plan {
+    sp: SafePath,
+    before: Option<Vec<u8>>,
+    new: String,
+    extra: Value,
+}
+
+impl Plan {
+    fn preview(&self, ctx: &ToolContext) -> Preview {
+        let path = shown(ctx, self.sp.abs());
+        let old = self
+            .before
+            .as_deref()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
+        Preview {
+            diff: diff_of(&path, &old, &self.new),
+            path,
+            before_sha256: self.before.as_deref().map(sha256_hex),
+            after_sha256: sha256_hex(self.new.as_bytes()),
+        }
+    }
+
+    fn apply(self, ctx: &ToolContext) -> Result<Value, ToolError> {
+        apply_edit(ctx, &self.sp, self.before, self.new, self.extra)
+    }
+}
+
+/// The unified diff of an edit, cut at [`DIFF_MAX_BYTES`].
+fn diff_of(path: &str, old: &str, new: &str) -> String {
+    let mut diff = similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{path}"), &format!("b/{path}"))
+        .to_string();
+    if diff.len() > DIFF_MAX_BYTES {
+        let cut = noctune_core::text::prefix_bytes(&diff, DIFF_MAX_BYTES).len();
+        diff.truncate(cut);
+        diff.push_str("\n[diff cut; the file is written in full]\n");
+    }
+    diff
+}
+
 /// Backup, write (through the editor when there is one), new read stamp, diff.
 fn apply_edit(
     ctx: &ToolContext,
@@ -628,16 +844,7 @@ fn apply_edit(
         return Err(e);
     }
     set_stamp(ctx, sp.abs(), sha256_hex(new.as_bytes()));
-    let mut diff = similar::TextDiff::from_lines(old_text.as_ref(), new.as_str())
-        .unified_diff()
-        .context_radius(3)
-        .header(&format!("a/{path}"), &format!("b/{path}"))
-        .to_string();
-    if diff.len() > DIFF_MAX_BYTES {
-        let cut = noctune_core::text::prefix_bytes(&diff, DIFF_MAX_BYTES).len();
-        diff.truncate(cut);
-        diff.push_str("\n[diff cut; the file was written in full]\n");
-    }
+    let diff = diff_of(&path, &old_text, &new);
     out["backup"] = json!(edit.backup);
     out["diff"] = json!(diff);
     Ok(out)

@@ -143,6 +143,31 @@ mod tests {
     fn hand_written() -> BTreeMap<&'static str, Value> {
         BTreeMap::from([
             (
+                "editFile",
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "path": {"type": "string", "description": "File path relative to the repository root"},
+                        "old_text": {"type": "string", "description": "Exact text to replace, copied from the file (no line numbers)"},
+                        "new_text": {"type": "string", "description": "Replacement text (\"\" deletes)"},
+                        "occurrence": {"type": "integer", "minimum": 1, "description": "Which match (1-based) if old_text occurs more than once"},
+                        "edits": {
+                            "type": "array",
+                            "description": "Several edits of this file, all or none (instead of old_text/new_text)",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "old_text": {"type": "string"},
+                                    "new_text": {"type": "string"}
+                                },
+                                "required": ["old_text", "new_text"]
+                            }
+                        }
+                    },
+                    "required": ["path"]
+                }),
+            ),
+            (
                 "readFile",
                 json!({
                     "type": "object",
