@@ -81,36 +81,6 @@ async fn native_mode_on_a_template_without_tools_warns() {
 }
 
 #[tokio::test]
-async fn a_server_context_smaller_than_the_profile_is_used_and_said() {
-    // A short prompt fits either: nothing to say.
-    let env = ChatEnv::with(
-        Script::new()
-            .context_window(2048)
-            .reply(Reply::text(&["Hi."])),
-        "auto",
-        8192,
-        &[],
-    );
-    let turn = env.send("s1", "hi", &NoPrompter).await;
-    assert!(turn.notices().is_empty(), "{:?}", turn.notices());
-
-    let script = Script::new()
-        .context_window(2048)
-        .reply(Reply::text(&["Hello."]));
-    let env = ChatEnv::with(script, "auto", 8192, &[]);
-    // Fits the profile's 8192 but not the server's 2048.
-    let long = "please look at this carefully. ".repeat(300);
-    let turn = env.send("s1", &long, &NoPrompter).await;
-    assert!(
-        turn.notices()
-            .iter()
-            .any(|n| n.contains("(8192)") && n.contains("2048")),
-        "{:?}",
-        turn.notices()
-    );
-}
-
-#[tokio::test]
 async fn a_native_write_cut_off_by_max_tokens_is_not_run() {
     let half = r#"{"path": "shapes/geometry.py", "content": "def area():\n    pass\n\n\ndef "#;
     let env = ChatEnv::new(

@@ -279,8 +279,7 @@ struct Turn<'d, 'a> {
     noticed_trim: bool,
     /// What the server said it can do at the start of the turn (unknown if it could not say).
     caps: ServerCapabilities,
-    /// The profile's context window, or the server's when that is smaller and the prompt needs
-    /// more than the server's (`stream_round`).
+    /// The context window requests are fitted to (the profile's).
     context_window: u32,
 }
 
@@ -542,31 +541,11 @@ impl Turn<'_, '_> {
                 .ok()
                 .flatten();
             }
-            // A profile window larger than the server's: the server's limit is used as soon as
-            // the prompt needs more than it has (it would refuse the request otherwise).
-            if budget.is_none()
-                && let Some(server) = self.caps.context_window
-                && server < self.context_window
-            {
-                let room =
-                    Budget::for_window(server, self.deps.profile.max_tokens, 0).prompt_tokens;
-                if counted.unwrap_or(estimated + tools_tokens) > room {
-                    on_event(ChatEvent::Notice {
-                        message: format!(
-                            "the profile's context_window ({}) is larger than the server's \
-                             context ({server} tokens per request); using {server}: lower \
-                             context_window to match",
-                            self.deps.profile.context_window
-                        ),
-                    });
-                    self.context_window = server;
-                    recounted = false;
-                    continue;
-                }
-            }
-            // Over the budget by the server's count: rebuilt once with a budget rescaled to it.
+            // Over the window by the server's count (it would refuse the request): rebuilt
+            // once with a budget rescaled to its tokenizer.
+            let fits = Budget::for_window(self.context_window, self.deps.profile.max_tokens, 0);
             if let Some(counted) = counted
-                && counted > used_budget.prompt_tokens + tools_tokens
+                && counted > fits.prompt_tokens
             {
                 budget = Some(used_budget.recounted(estimated + tools_tokens, counted));
                 continue;
