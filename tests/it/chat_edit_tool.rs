@@ -4,14 +4,17 @@
 //! permission prompt shows the diff, and an approval does not apply to a file changed since.
 
 use crate::chat_turns::{ChatEnv, allow};
-use crate::support::llm_server::Reply;
+use crate::support::cli::Noctune;
+use crate::support::llm_server::{Reply, Script, ScriptedLlm};
+use crate::support::lsp_client::LspClient;
+use crate::support::repo::FixtureRepo;
 use noctune_chat::agent::{ChatEvent, Prompter};
 use noctune_chat::permissions::{PermissionAnswer, PermissionRequest};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 const GEOMETRY: &str = "shapes/geometry.py";
 
@@ -194,4 +197,82 @@ async fn a_file_changed_between_the_prompt_and_the_answer_is_not_edited() {
         changed,
         "the approved diff was not applied"
     );
+}
+
+#[test]
+fn the_editor_prompt_summarises_the_change_and_show_diff_opens_it_before_asking_again() {
+    let repo = FixtureRepo::new("pyproj", &[]);
+    let nt = Noctune::new();
+    let llm = ScriptedLlm::start(Script::new());
+    let mut c = LspClient::start(
+        &nt,
+        &repo.path(),
+        &["--no-http"],
+        &[("NOCTUNE_STUDIO_LLM_BASE_URL", &llm.base_url())],
+    );
+    c.initialize(
+        &repo.path(),
+        json!({"window": {"workDoneProgress": true, "showDocument": {"support": true}}}),
+    );
+    // First "Show diff", then (asked again) "Allow once".
+    let prompts = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let seen = prompts.clone();
+    c.set_hook(move |req| match req["method"].as_str() {
+        Some("window/showMessageRequest") => {
+            let mut p = seen.lock().unwrap();
+            p.push(req["params"].clone());
+            Some(json!({"title": if p.len() == 1 { "Show diff" } else { "Allow once" }}))
+        }
+        Some("window/showDocument") => Some(json!({"success": true})),
+        Some("window/workDoneProgress/create") => Some(Value::Null),
+        _ => None,
+    });
+    llm.push(Reply::tool_call(
+        "e1",
+        "editFile",
+        &edit("    return w * h\n", "    return float(w) * h\n"),
+    ));
+    llm.push(Reply::text(&["Edited."]));
+    let r = c.call(
+        "noctune/chat",
+        json!({"session": "s-lsp", "message": "floats"}),
+    );
+    assert_eq!(r["text"], "Edited.", "{r:#}");
+    let prompts = prompts.lock().unwrap().clone();
+    assert_eq!(
+        prompts.len(),
+        2,
+        "asked again after Show diff: {prompts:#?}"
+    );
+    let msg = prompts[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("editFile shapes/geometry.py (+1 -1 lines)"),
+        "{msg}"
+    );
+    assert_eq!(prompts[0]["actions"][0]["title"], "Show diff");
+    // The diff was opened as a document, and it is the change that was then made.
+    let shown = c
+        .seen
+        .iter()
+        .find(|m| m["method"] == "window/showDocument")
+        .unwrap_or_else(|| panic!("no showDocument in {:#?}", c.seen))
+        .clone();
+    let uri = shown["params"]["uri"].as_str().unwrap();
+    let file = uri.strip_prefix("file://").unwrap();
+    let diff = std::fs::read_to_string(file).unwrap();
+    assert!(
+        diff.contains("-    return w * h\n+    return float(w) * h\n"),
+        "{diff}"
+    );
+    let now = std::fs::read_to_string(repo.path().join(GEOMETRY)).unwrap();
+    assert!(now.contains("    return float(w) * h\n"), "{now}");
+    // The chat delta carries the same diff for clients that render it themselves.
+    assert!(c.seen.iter().any(|m| {
+        m["method"] == "noctune/chatDelta"
+            && m["params"]["kind"] == "permission_request"
+            && m["params"]["preview"]["diff"]
+                .as_str()
+                .is_some_and(|d| d.contains("float(w)"))
+    }));
+    assert!(c.shutdown_exit().success());
 }

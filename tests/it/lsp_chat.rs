@@ -175,7 +175,14 @@ fn permission_prompts_offer_the_four_buttons_and_each_answer_is_honoured() {
     // No applyEdit support: edits go to disk, so the test can see them.
     c.initialize(&repo.path(), json!({"window": {"workDoneProgress": true}}));
     let prompts = Arc::new(Mutex::new(Vec::new()));
-    let buttons = ["Allow once", "Allow this session", "Always allow", "Deny"];
+    // A file edit's prompt offers its diff first (see chat_edit_tool.rs).
+    let buttons = [
+        "Show diff",
+        "Allow once",
+        "Allow this session",
+        "Always allow",
+        "Deny",
+    ];
 
     // Deny: nothing is written and the model is told write_not_allowed.
     answer_with(&mut c, "Deny", prompts.clone());

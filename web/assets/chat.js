@@ -3,6 +3,7 @@
 import { api, el, clear, fmtTime, readSse, showMsg, throttle, ApiError } from './common.js';
 import { renderMarkdown } from './markdown.js';
 import { toolPanel, fillResult } from './tools.js';
+import { permissionPreview } from './permission.js';
 
 const $ = (id) => document.getElementById(id);
 const state = { session: null, profile: '', defaultProfile: '', busy: false, abort: null, panels: new Map() };
@@ -221,6 +222,7 @@ function permissionCard(req, body) {
   const card = el('section', { class: 'permission', role: 'group', 'aria-label': 'Permission request', dataset: { requestId: req.id } },
     el('p', {}, el('strong', {}, 'Permission needed: '), req.summary || `${req.tool} (${req.class})`),
     req.protected ? el('p', { class: 'muted' }, 'This path is protected: only a one-time approval is possible.') : null,
+    permissionPreview(req),
     el('div', { class: 'perm-buttons' }, buttons), msg);
   // Inside the panel of the call that asks, when there is one.
   const panel = [...state.panels.values()].reverse().find((p) => p.dataset.status === 'running' && p.dataset.tool === req.tool && body.contains(p));

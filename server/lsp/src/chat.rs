@@ -24,8 +24,8 @@ use tower_lsp_server::ls_types::request::ApplyWorkspaceEdit;
 use tower_lsp_server::ls_types::{
     ApplyWorkspaceEditParams, CreateFile, CreateFileOptions, DocumentChangeOperation,
     DocumentChanges, MessageActionItem, MessageType, OneOf,
-    OptionalVersionedTextDocumentIdentifier, Position, Range, ResourceOp, TextDocumentEdit,
-    TextEdit, Uri, WorkspaceEdit,
+    OptionalVersionedTextDocumentIdentifier, Position, Range, ResourceOp, ShowDocumentParams,
+    TextDocumentEdit, TextEdit, Uri, WorkspaceEdit,
 };
 
 /// How long an edit waits for the editor's answer to `workspace/applyEdit`.
@@ -50,6 +50,57 @@ impl Drop for InFlight<'_> {
 struct EditorPrompter {
     client: Client,
     actor: String,
+    /// Where "Show diff" writes the diff of an edit's permission prompt (a `.diff` file that
+    /// `window/showDocument` opens).
+    diff_dir: std::path::PathBuf,
+    show_document: bool,
+}
+
+impl EditorPrompter {
+    /// Opens the prompt's diff in the editor (a `.diff` file under the cache); `false` when the
+    /// client cannot show documents or the file could not be written.
+    async fn show_diff(&self, req: &PermissionRequest, diff: &str) -> bool {
+        let file = self.diff_dir.join(format!("chat-{}.diff", req.id));
+        let body = format!(
+            "# Noctune chat: {} [{}]\n{diff}",
+            req.summary,
+            req.class.as_str()
+        );
+        let written = tokio::task::spawn_blocking({
+            let (dir, file) = (self.diff_dir.clone(), file.clone());
+            move || std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&file, body))
+        })
+        .await;
+        let Some(uri) = Uri::from_file_path(&file) else {
+            return false;
+        };
+        if !matches!(written, Ok(Ok(()))) || !self.show_document {
+            return false;
+        }
+        let params = ShowDocumentParams {
+            uri,
+            external: Some(false),
+            take_focus: Some(true),
+            selection: None,
+        };
+        self.client
+            .show_document(params)
+            .await
+            .unwrap_or(false)
+    }
+}
+
+/// "+3 -1 lines" of a unified diff, for the one-line prompt message.
+fn diff_summary(diff: &str) -> String {
+    let (mut added, mut removed) = (0, 0);
+    for l in diff.lines() {
+        if l.starts_with('+') && !l.starts_with("+++") {
+            added += 1;
+        } else if l.starts_with('-') && !l.starts_with("---") {
+            removed += 1;
+        }
+    }
+    format!("+{added} -{removed} lines")
 }
 
 impl Prompter for EditorPrompter {
@@ -69,8 +120,17 @@ impl Prompter for EditorPrompter {
                     protocol::DENY,
                 ]
             };
-            let actions = titles
+            // An edit's prompt offers its diff first; picking "Show diff" opens it and asks
+            // again, so the user decides after seeing the change.
+            let diff = req.preview.as_ref().map(|p| p.diff.as_str());
+            let show: &[&str] = if diff.is_some() {
+                &[protocol::ACTION_SHOW_DIFF]
+            } else {
+                &[]
+            };
+            let actions: Vec<MessageActionItem> = show
                 .iter()
+                .chain(titles)
                 .map(|t| MessageActionItem {
                     title: t.to_string(),
                     properties: HashMap::new(),
@@ -81,23 +141,38 @@ impl Prompter for EditorPrompter {
             } else {
                 ""
             };
+            let change = diff
+                .map(|d| format!(" ({})", diff_summary(d)))
+                .unwrap_or_default();
             let message = format!(
-                "Noctune chat wants to {} [{}]{protected}. Allow it?",
+                "Noctune chat wants to {}{change} [{}]{protected}. Allow it?",
                 req.summary,
                 req.class.as_str()
             );
-            match self
-                .client
-                .show_message_request(MessageType::WARNING, message, Some(actions))
-                .await
-            {
-                Ok(Some(item)) => match item.title.as_str() {
-                    protocol::ALLOW_ONCE => PermissionAnswer::Once,
-                    protocol::ALLOW_SESSION => PermissionAnswer::Session,
-                    protocol::ALLOW_ALWAYS => PermissionAnswer::Always,
+            loop {
+                let answer = self
+                    .client
+                    .show_message_request(
+                        MessageType::WARNING,
+                        message.clone(),
+                        Some(actions.clone()),
+                    )
+                    .await;
+                return match answer {
+                    Ok(Some(item)) => match item.title.as_str() {
+                        protocol::ACTION_SHOW_DIFF => {
+                            if let Some(d) = diff {
+                                self.show_diff(req, d).await;
+                            }
+                            continue;
+                        }
+                        protocol::ALLOW_ONCE => PermissionAnswer::Once,
+                        protocol::ALLOW_SESSION => PermissionAnswer::Session,
+                        protocol::ALLOW_ALWAYS => PermissionAnswer::Always,
+                        _ => PermissionAnswer::Deny,
+                    },
                     _ => PermissionAnswer::Deny,
-                },
-                _ => PermissionAnswer::Deny,
+                };
             }
         })
     }
@@ -290,6 +365,8 @@ pub async fn chat(shared: &Shared, p: ChatParams) -> Result<Value> {
     let prompter = EditorPrompter {
         client: shared.client.clone(),
         actor: shared.decided_by(),
+        diff_dir: repo.join(".noctune_cache").join("lsp").join("diffs"),
+        show_document: shared.caps().show_document,
     };
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
