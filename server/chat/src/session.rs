@@ -481,6 +481,50 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_last_turn_is_found_kept_out_of_messages_and_taken_back() {
+        let mut s = Session::new("s", None);
+        s.messages.push(ChatMessage::user("one"));
+        s.messages.push(ChatMessage::assistant("answer one"));
+        assert!(s.failed_last_turn().is_none());
+        s.messages.push(ChatMessage::user("two"));
+        let note = TurnErrorNote {
+            code: "stream_cut".into(),
+            message: "cut".into(),
+        };
+        s.record_failed_turn(2, "half an ans".into(), note.clone());
+        let f = s.failed_last_turn().unwrap();
+        assert_eq!(
+            (f.user_index, f.end_index, f.partial.as_str()),
+            (2, 3, "half an ans")
+        );
+        assert_eq!(s.messages.len(), 3, "the partial text is not a message");
+        assert!(s.summary().last_turn_failed);
+        // Saved and loaded as it was; a file without the field reads as no failures.
+        let back: Session = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        let mut old = serde_json::to_value(&s).unwrap();
+        old.as_object_mut().unwrap().remove("failed_turns");
+        assert!(
+            serde_json::from_value::<Session>(old)
+                .unwrap()
+                .failed_turns
+                .is_empty()
+        );
+        // A later turn makes it history, no longer retryable.
+        let mut later = s.clone();
+        later.messages.push(ChatMessage::user("three"));
+        assert!(later.failed_last_turn().is_none());
+        assert!(later.take_failed_last_turn().is_none());
+        assert_eq!(later.messages.len(), 4);
+        // Taking it back removes its messages and its record, and gives the question.
+        let user = s.take_failed_last_turn().unwrap();
+        assert_eq!(user.content.as_deref(), Some("two"));
+        assert_eq!(s.messages.len(), 2);
+        assert!(s.failed_turns.is_empty());
+        assert!(!s.summary().last_turn_failed);
+    }
+
+    #[test]
     fn titles() {
         assert_eq!(title_of("\n  first line \nsecond"), "first line");
         assert_eq!(title_of(&"é".repeat(100)).chars().count(), 81);
