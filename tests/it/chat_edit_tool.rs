@@ -276,3 +276,68 @@ fn the_editor_prompt_summarises_the_change_and_show_diff_opens_it_before_asking_
     }));
     assert!(c.shutdown_exit().success());
 }
+
+#[test]
+fn the_browser_gets_the_diff_in_the_permission_request_event_before_answering() {
+    let repo = FixtureRepo::new("pyproj", &[]);
+    let nt = Noctune::new();
+    let llm = ScriptedLlm::start(
+        Script::new()
+            .reply(Reply::tool_call(
+                "e1",
+                "editFile",
+                &edit("    return w * h\n", "    return float(w) * h\n"),
+            ))
+            .when(
+                crate::support::llm_server::last_is_tool_result,
+                Reply::text(&["Done."]),
+            ),
+    );
+    let base = llm.base_url();
+    let st = crate::http_support::StudioProc::start_with(
+        &nt,
+        &repo.path(),
+        &[
+            ("NOCTUNE_STUDIO_LLM_BASE_URL", base.as_str()),
+            (
+                "NOCTUNE_STUDIO_LLM_MODEL",
+                crate::support::llm_server::MODEL,
+            ),
+        ],
+    );
+    let body = json!({"message": "floats"}).to_string();
+    let mut sse = st.sse_post("/api/chat/sessions/s-web/messages", &body);
+    assert_eq!(sse.status, 200);
+    let mut asked = None;
+    let mut result = None;
+    while let Some(m) = sse.next(std::time::Duration::from_secs(30)) {
+        if m.event == "permission_request" {
+            let req = m.json();
+            // The file is untouched while the user looks at the diff.
+            assert!(repo.read(GEOMETRY).contains("    return w * h\n"));
+            let id = req["id"].as_str().unwrap().to_string();
+            asked = Some(req);
+            let r = st.post_json(
+                &format!("/api/chat/permissions/{id}"),
+                &json!({"answer": "once"}),
+            );
+            assert_eq!(r.status, 200);
+        }
+        if m.event == "tool_result" {
+            result = Some(m.json());
+        }
+        if m.event == "done" || m.event == "error" {
+            break;
+        }
+    }
+    let asked = asked.expect("a permission_request event");
+    let diff = asked["preview"]["diff"].as_str().unwrap_or_default();
+    assert!(
+        diff.contains("-    return w * h\n+    return float(w) * h\n"),
+        "{asked:#}"
+    );
+    assert_eq!(asked["preview"]["path"], GEOMETRY);
+    let result = result.expect("a tool_result event");
+    assert_eq!(result["result"]["diff"].as_str(), Some(diff), "{result:#}");
+    assert!(repo.read(GEOMETRY).contains("    return float(w) * h\n"));
+}
