@@ -598,3 +598,80 @@ fn ctrl_c_ends_studio_promptly_and_saves_the_turn_in_progress() {
     assert_eq!(s["messages"][0]["content"], QUESTION, "{s:#}");
     assert_eq!(s["failed_turns"][0]["error"]["code"], "cancelled", "{s:#}");
 }
+
+// ---- the terminal ----
+
+#[test]
+fn the_terminal_shows_a_failed_turn_when_the_session_is_resumed_and_retries_it() {
+    let llm = ScriptedLlm::start(
+        Script::new()
+            .reply(broken_answer())
+            .reply(Reply::text(&["It renders ", "shapes as text."])),
+    );
+    let toml = profile_toml(&llm.base_url(), "native", 8192);
+    let repo = FixtureRepo::new("pyproj", &[("noctune.toml", &toml)]);
+    let root = repo.path();
+    let nt = Noctune::new();
+    let ran = nt.run(&[
+        "chat",
+        "--repo",
+        root.to_str().unwrap(),
+        "--session",
+        "s-cli",
+        QUESTION,
+    ]);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(ran.stdout.contains(PARTIAL.trim_end()), "{}", ran.stdout);
+    assert!(
+        ran.stderr
+            .contains("/retry in `noctune chat --session s-cli` sends it again"),
+        "{}",
+        ran.stderr
+    );
+
+    // Resumed: the question, what had streamed and why it ended; /retry answers it.
+    let mut child = nt
+        .cmd()
+        .args([
+            "chat",
+            "--repo",
+            root.to_str().unwrap(),
+            "--session",
+            "s-cli",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"/retry\n/quit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    for shown in [
+        "the last turn ended without a complete answer",
+        &format!("you: {QUESTION}"),
+        &format!("partial answer: {}", PARTIAL.trim_end()),
+        "stream_cut: the model server's stream ended before the answer was complete",
+        "/retry sends the same message again",
+    ] {
+        assert!(stderr.contains(shown), "{shown:?} not in:\n{stderr}");
+    }
+    assert!(stdout.contains("It renders shapes as text."), "{stdout}");
+    let s = saved_session(&root, "s-cli");
+    let contents: Vec<&str> = s["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(contents, [QUESTION, "It renders shapes as text."], "{s:#}");
+}

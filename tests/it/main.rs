@@ -85,6 +85,7 @@ mod mcp_http;
 mod mcp_support;
 mod policy_props;
 mod store;
+mod studio_bulk;
 mod studio_facade;
 mod studio_runs;
 mod wire;

@@ -72,7 +72,7 @@ fn wire_records_are_the_openapi_components() {
 }
 
 /// The MCP tools' outputs are the same records: a run is RunRecord plus `terminal`, approvals
-/// are ApprovalView, a decision is ApprovalDecision, events are Event.
+/// are ApprovalView, a decision is ApprovalDecision (or a BulkDecision), events are Event.
 #[test]
 fn wire_records_are_the_mcp_outputs() {
     let dir = tempfile::tempdir().unwrap();
@@ -112,13 +112,13 @@ fn wire_records_are_the_mcp_outputs() {
         json!({"$ref": "#/$defs/ApprovalView"})
     );
     same_defs("list_approvals", &approvals);
+    // One decision, or (all_pending) the bulk decision with each approval's outcome.
     let decide = output("decide_approval");
-    let mut decision = defs["ApprovalDecision"].clone();
-    decision.as_object_mut().unwrap().remove("description");
-    let mut got = decide.clone();
-    got.as_object_mut().unwrap().remove("$defs");
-    got.as_object_mut().unwrap().remove("$schema");
-    assert_eq!(got, decision);
+    assert_eq!(decide["type"], "object");
+    assert_eq!(
+        decide["anyOf"],
+        json!([{"$ref": "#/$defs/ApprovalDecision"}, {"$ref": "#/$defs/BulkDecision"}])
+    );
     same_defs("decide_approval", &decide);
     let events = output("tail_events");
     assert_eq!(

@@ -9,7 +9,7 @@ const base = `/api/runs/${encodeURIComponent(runId)}`;
 const MAX_EVENTS_SHOWN = 2000;
 // Events after which status, approvals or patchsets may have changed.
 const REFRESHING = new Set(['status_changed', 'stage', 'approval_requested', 'approval_decided', 'approval_stale',
-  'auto_approved', 'patchset_planned', 'patchset_applied', 'patchset_committed', 'patchset_failed',
+  'approval_tampered', 'auto_approved', 'patchset_planned', 'patchset_applied', 'patchset_committed', 'patchset_failed',
   'stopped', 'run_done', 'run_failed', 'stop_requested', 'run_resumed']);
 
 let rec = null;
@@ -98,10 +98,11 @@ async function loadApprovals() {
     const key = JSON.stringify([approvals, rec && TERMINAL.has(rec.status)]);
     if (key === approvalsKey) return;
     approvalsKey = key;
-    const order = { pending: 0, rejected: 1, approved: 2, auto_approved: 3 };
+    const order = { pending: 0, tampered: 1, rejected: 2, approved: 3, auto_approved: 4 };
     approvals.sort((x, y) => order[x.status] - order[y.status] || x.file_path.localeCompare(y.file_path));
     const pending = approvals.filter((a) => a.status === 'pending').length;
     $('appr-count').textContent = `${pending} pending of ${approvals.length}`;
+    bulk.box.hidden = !(pending && rec && !TERMINAL.has(rec.status));
     const box = clear($('approvals'));
     if (!approvals.length) box.append(el('p', { class: 'muted' }, 'No edits proposed yet.'));
     for (const a of approvals) box.append(approvalCard(a));
@@ -109,6 +110,89 @@ async function loadApprovals() {
     showMsg($('run-error'), e.message, 'error');
   }
 }
+
+// "Approve all pending" / "Reject all pending": the server picks the approvals (pending ones
+// matching the glob and the risk ceiling) and decides each one by itself; a dry run first
+// says how many, for the confirmation.
+const bulk = (() => {
+  const glob = el('input', { id: 'bulk-glob', type: 'text', placeholder: 'e.g. src/**/*.py', size: '18' });
+  const maxRisk = el('input', { id: 'bulk-max-risk', type: 'number', min: '0', max: '100', step: '1', placeholder: '0-100' });
+  const reason = el('input', { id: 'bulk-reason', type: 'text', class: 'reason-input', maxlength: '4000',
+    placeholder: 'Why (required to reject)' });
+  const msg = el('span', { class: 'msg', role: 'status', 'aria-live': 'polite', 'data-testid': 'bulk-msg' });
+  const confirmBox = el('div', { class: 'bulk-confirm', hidden: true, 'data-testid': 'bulk-confirm' });
+  const buttons = [];
+  const word = (d) => (d === 'approve' ? 'Approve' : 'Reject');
+  const skippedText = (r) => {
+    const left = r.items.filter((i) => i.outcome.kind === 'skipped'
+      && !['auto_approved', 'already_decided'].includes(i.outcome.reason));
+    if (!left.length) return '';
+    const why = {};
+    for (const i of left) why[i.outcome.reason] = (why[i.outcome.reason] || 0) + 1;
+    const label = { over_max_risk: `risk > ${r.filter.max_risk}`, glob_mismatch: `not matching ${r.filter.glob}`,
+      tampered: 'tampered', refused: 'refused' };
+    return ` ${left.length} left pending (${Object.entries(why).map(([k, n]) => `${n} ${label[k] || k}`).join(', ')}).`;
+  };
+  const body = (decision, dryRun) => {
+    const b = { decision, reason: reason.value.trim(), dry_run: dryRun };
+    if (glob.value.trim()) b.glob = glob.value.trim();
+    if (maxRisk.value !== '') b.max_risk = Number(maxRisk.value);
+    return b;
+  };
+  const busy = (on) => { for (const b of [...buttons, ...confirmBox.querySelectorAll('button')]) b.disabled = on; };
+  const decideAll = async (decision) => {
+    clear(confirmBox).hidden = true;
+    showMsg(msg, '');
+    if (decision === 'reject' && !reason.value.trim()) {
+      showMsg(msg, 'Say why you reject them (the reason goes into the audit).', 'error');
+      reason.focus();
+      return;
+    }
+    busy(true);
+    let preview;
+    try {
+      preview = await api(`${base}/approvals/decide`, { method: 'POST', body: body(decision, true) });
+    } catch (e) {
+      showMsg(msg, e.message, 'error');
+      busy(false);
+      return;
+    }
+    busy(false);
+    if (!preview.matched) {
+      showMsg(msg, `No pending edit matches.${skippedText(preview)}`, 'error');
+      return;
+    }
+    const n = preview.matched;
+    const go = el('button', { type: 'button', class: decision === 'approve' ? 'primary' : 'danger',
+      'data-testid': 'bulk-confirm-btn' }, `${word(decision)} ${n}`);
+    const cancel = el('button', { type: 'button' }, 'Cancel');
+    confirmBox.append(el('p', {}, `${word(decision)} ${n} pending edit${n === 1 ? '' : 's'}?${skippedText(preview)}`), go, cancel);
+    confirmBox.hidden = false;
+    cancel.addEventListener('click', () => { clear(confirmBox).hidden = true; });
+    go.addEventListener('click', async () => {
+      busy(true);
+      try {
+        const r = await api(`${base}/approvals/decide`, { method: 'POST', body: body(decision, false) });
+        clear(confirmBox).hidden = true;
+        const done = decision === 'approve' ? 'Approved' : 'Rejected';
+        showMsg(msg, `${done} ${r.decided}.${skippedText(r)}`, 'ok');
+        await Promise.all([loadApprovals(), loadStatus()]);
+      } catch (e) {
+        showMsg(msg, e.message, 'error');
+      }
+      busy(false);
+    });
+  };
+  buttons.push(
+    el('button', { type: 'button', class: 'primary', onclick: () => decideAll('approve') }, 'Approve all pending…'),
+    el('button', { type: 'button', class: 'danger', onclick: () => decideAll('reject') }, 'Reject all pending…'));
+  const box = el('div', { class: 'bulk decide', hidden: true, 'aria-label': 'Decide all pending edits' },
+    el('label', { for: 'bulk-glob' }, 'Files'), glob,
+    el('label', { for: 'bulk-max-risk' }, 'Max risk'), maxRisk,
+    el('label', { for: 'bulk-reason' }, 'Reason'), reason, ...buttons, msg, confirmBox);
+  $('approvals').before(box);
+  return { box };
+})();
 
 async function loadPatchsets() {
   try {

@@ -5,10 +5,12 @@
 #![deny(clippy::print_stdout)]
 
 mod chat;
+mod decide;
 mod lsp;
 mod mcp;
 mod mcp_tools;
 mod out;
+mod progress;
 mod runs;
 mod studio;
 
@@ -78,13 +80,29 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Approve or reject a pending edit
+    /// Approve or reject a pending edit, or with --all-pending every pending edit of the run
+    /// (narrowed by --glob and --max-risk); exits 1 when a picked edit could not be decided
+    #[command(
+        override_usage = "noctune decide <RUN_ID> <APPROVAL_ID> <approve|reject> [OPTIONS]\n       \
+                          noctune decide <RUN_ID> --all-pending <approve|reject> [--glob PATTERN] [--max-risk N] [--dry-run] [OPTIONS]"
+    )]
     Decide {
         run_id: String,
-        approval_id: String,
-        /// approve or reject
-        #[arg(value_parser = ["approve", "reject"])]
-        decision: String,
+        /// APPROVAL_ID and approve|reject; with --all-pending only approve|reject
+        #[arg(value_name = "APPROVAL_ID|DECISION", num_args = 1..=2, required = true)]
+        args: Vec<String>,
+        /// Decide every pending approval of the run (each recorded as its own decision)
+        #[arg(long)]
+        all_pending: bool,
+        /// With --all-pending: only files matching this glob (`*` within a directory, `**` across)
+        #[arg(long, value_name = "PATTERN", requires = "all_pending")]
+        glob: Option<String>,
+        /// With --all-pending: only approvals with a risk score of at most N (0-100)
+        #[arg(long, value_name = "N", requires = "all_pending")]
+        max_risk: Option<u8>,
+        /// With --all-pending: list what would be decided, decide nothing
+        #[arg(long, requires = "all_pending")]
+        dry_run: bool,
         #[arg(long, default_value = "")]
         reason: String,
         /// Who decides (default: $USER)
@@ -236,11 +254,18 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Approvals { run_id, json } => runs::approvals(out, &run_id, json),
         Command::Decide {
             run_id,
-            approval_id,
-            decision,
+            args,
+            all_pending,
+            glob,
+            max_risk,
+            dry_run,
             reason,
             by,
-        } => runs::decide(out, &run_id, &approval_id, &decision, &reason, by),
+        } => {
+            let filter = noctune_core::ApprovalFilter { glob, max_risk };
+            let target = decide::DecideTarget::of(&args, all_pending.then_some(filter), dry_run)?;
+            decide::decide(out, &run_id, target, &reason, by)
+        }
         Command::Stop { run_id, grace } => runs::stop(out, &run_id, grace),
         Command::Resume {
             run_id,

@@ -1,14 +1,14 @@
-//! `noctune run|runs|status|events|approvals|decide|stop|resume|config check`.
+//! `noctune run|runs|status|events|approvals|stop|resume|config check`.
 
 use anyhow::Context;
-use noctune_core::{Decision, Event, RunRecord, RunStatus, StartRequest};
+use noctune_core::{RunRecord, RunStatus, StartRequest};
 use noctune_studio::Studio;
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-fn studio() -> anyhow::Result<Studio> {
+pub(crate) fn studio() -> anyhow::Result<Studio> {
     Studio::open_default()
         .context("opening the audit DB (set NOCTUNE_STUDIO_DB to use another file)")
 }
@@ -148,23 +148,14 @@ fn follow_started(
     // an error back: a line that cannot be printed ends the process here, as the error would
     // at the end (quietly when the reader of stdout has gone), and the run goes on in its
     // worker as a detached one does.
+    let mut progress = super::progress::Progress::new(&run_id, json);
     let rec = studio.wait(&run_id, |evs| {
-        if let Err(e) = print_progress(out, evs, json) {
-            super::out::exit_now(e)
+        if let Err(e) = progress.events(out, evs) {
+            super::out::exit_now(e.into())
         }
     })?;
+    progress.finish(out)?;
     finish_report(out, studio, &rec, json)
-}
-
-fn print_progress(out: &mut dyn Write, evs: &[Event], json: bool) -> anyhow::Result<()> {
-    for ev in evs {
-        if json {
-            print_json(out, ev)?;
-        } else if let Some(line) = progress_line(ev) {
-            writeln!(out, "{line}")?;
-        }
-    }
-    Ok(())
 }
 
 fn finish_report(
@@ -192,68 +183,6 @@ fn finish_report(
         }
     }
     Ok(if rec.status == RunStatus::Done { 0 } else { 1 })
-}
-
-/// One human-readable line for the events a person watching a run cares about.
-pub fn progress_line(ev: &Event) -> Option<String> {
-    use noctune_core::event::EventPayload as P;
-    Some(match ev.body()? {
-        P::Stage { stage } => format!("== {stage}"),
-        P::ToolFinished {
-            tool,
-            stage,
-            outcome,
-            ..
-        } => format!("  tool {tool} ({stage}): {outcome}"),
-        P::ToolSkipped { tool, reason, .. } => format!("  tool {tool} skipped: {reason}"),
-        P::EditProposed { file, .. } => format!("  proposed  {file}"),
-        P::EditDropped { file, reason, .. } => format!("  dropped   {file}: {reason}"),
-        P::EditRepaired { file, gate, .. } => format!("  repaired  {file} ({})", gate.as_str()),
-        P::PolicyViolation { file, reason, .. } => format!("  REFUSED   {file}: {reason}"),
-        P::EditRefused { file, reason, .. } => format!("  refused   {file}: {reason}"),
-        P::AutoApproved {
-            file, risk_score, ..
-        } => format!("  approved  {file} (risk {risk_score}, auto)"),
-        P::ApprovalRequested {
-            file,
-            risk_score,
-            reason,
-            decide,
-            ..
-        } => format!(
-            "  WAITING   {file} (risk {risk_score}: {reason})\n            to approve: {decide}"
-        ),
-        P::ApprovalDecided {
-            file,
-            decision,
-            decided_by,
-            ..
-        } => format!("  decided   {file}: {} by {decided_by}", decision.as_str()),
-        P::PatchsetCommitted { n, of, sha, .. } => {
-            format!("  commit    [{n}/{of}] {}", &sha[..sha.len().min(10)])
-        }
-        P::PatchsetFailed {
-            n,
-            of,
-            reason,
-            output_tail,
-            ..
-        } => format!(
-            "  patchset  [{n}/{of}] not committed: {reason}\n{}",
-            indent(&output_tail)
-        ),
-        P::StatusChanged { status, .. } => format!("  status -> {status}"),
-        P::Stopped { .. } => "  stopped".into(),
-        P::RunFailed { error } => format!("  FAILED: {error}"),
-        _ => return None,
-    })
-}
-
-fn indent(t: &str) -> String {
-    t.lines()
-        .map(|l| format!("            | {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 pub fn list(out: &mut dyn Write, repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
@@ -365,31 +294,6 @@ pub fn approvals(out: &mut dyn Write, run_id: &str, json: bool) -> anyhow::Resul
             writeln!(out, "    {l}")?;
         }
     }
-    Ok(0)
-}
-
-pub fn decide(
-    out: &mut dyn Write,
-    run_id: &str,
-    approval_id: &str,
-    decision: &str,
-    reason: &str,
-    by: Option<String>,
-) -> anyhow::Result<i32> {
-    let decision = Decision::parse(decision).context("decision must be approve or reject")?;
-    let by = by
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "cli".into());
-    let studio = studio()?;
-    let d = studio.decide(run_id, approval_id, decision, reason, &format!("cli:{by}"))?;
-    writeln!(
-        out,
-        "{} {} by {} at {}",
-        d.approval_id,
-        d.decision.as_str(),
-        d.decided_by,
-        d.decided_at
-    )?;
     Ok(0)
 }
 

@@ -4,6 +4,7 @@
 //! Handlers translate HTTP into `Studio` calls and back; they decide nothing. The facade's
 //! calls are synchronous (some block), so handlers run them on the blocking pool.
 
+mod api_bulk;
 mod api_chat;
 mod api_runs;
 mod assets;

@@ -5,7 +5,7 @@
 
 use super::error::{ApiError, ErrorBody};
 use super::openapi::{self, Content, Doc, Entry, Param, doc, input};
-use super::{AppState, BODY_LIMIT, api_chat, api_runs, assets, auth, body, sse};
+use super::{AppState, BODY_LIMIT, api_bulk, api_chat, api_runs, assets, auth, body, sse};
 use axum::Json;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -149,6 +149,8 @@ fn build() -> Routes {
             .path(RUN_ID).ok::<runs::ApprovalList>("Approvals").errors(&[404]))
         .post("/api/runs/{run_id}/decide", runs::decide, doc("runs", "Approve or reject a pending edit (decided_by \"web\")")
             .path(RUN_ID).body::<runs::DecideBody>().ok::<ApprovalDecision>("The decision").errors(&[400, 404, 409, 413, 415]))
+        .post("/api/runs/{run_id}/approvals/decide", api_bulk::decide_many, doc("runs", "Approve or reject every pending edit of a run that glob and max_risk pick, each recorded as its own decision (decided_by \"web\"); with dry_run, what would be decided. Answers every approval with its outcome: decided, matched (dry_run) or skipped with the reason (already decided, auto-approved, tampered, glob or risk, refused)")
+            .path(RUN_ID).body::<api_bulk::BulkDecideBody>().ok::<noctune_studio::BulkDecision>("Each approval's outcome").errors(&[400, 404, 409, 413, 415]))
         .get("/api/runs/{run_id}/patchsets", runs::patchsets, doc("runs", "The run's patchsets and the commits on its branch")
             .path(RUN_ID).ok::<runs::Patchsets>("Patchsets and commits").errors(&[404]))
         // chat

@@ -10,7 +10,7 @@ use super::types::*;
 // Published schemas use JSON Schema 2020-12's formats only: the facade's rule, shared with the
 // HTTP OpenAPI document.
 use noctune_studio::schema::standard_formats_only_object as standard_formats_only;
-use noctune_studio::{ApprovalDecision, ApprovalStatus, ErrorCode, OpError, StartRequest, Studio};
+use noctune_studio::{ApprovalStatus, ErrorCode, OpError, StartRequest, Studio};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::{schema_for_input, schema_for_output};
 use rmcp::model::{CallToolResult, JsonObject, MetaObject};
@@ -191,8 +191,9 @@ impl NoctuneMcp {
     #[tool(
         name = "list_approvals",
         description = "A run's approvals: each proposed edit that needed a decision, with its \
-                       diff, risk score, status (pending, approved, rejected, auto_approved) and \
-                       decision.",
+                       diff, risk score, status (pending, approved, rejected, auto_approved, \
+                       tampered: its recorded content is not what its id names, so it cannot be \
+                       decided and is never applied) and decision.",
         input_schema = input::<RunIdArgs>(),
         output_schema = output::<ApprovalList>(),
         meta = error_meta(),
@@ -220,10 +221,14 @@ impl NoctuneMcp {
 
     #[tool(
         name = "decide_approval",
-        description = "Approve or reject a pending edit of a run. The decision is final and \
+        description = "Approve or reject a pending edit of a run, by approval_id; or with \
+                       all_pending: true (and no approval_id) every pending edit of the run that \
+                       glob and max_risk pick, each recorded as its own decision, answering each \
+                       approval's outcome (decided, or skipped with the reason: already decided, \
+                       auto-approved, tampered, glob or risk, refused). A decision is final and \
                        recorded with this client's name (decided_by = mcp:<client name>).",
         input_schema = input::<DecideApprovalArgs>(),
-        output_schema = output::<ApprovalDecision>(),
+        output_schema = output::<DecideApprovalOut>(),
         meta = error_meta(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
     )]
@@ -238,7 +243,14 @@ impl NoctuneMcp {
             blocking(move || -> Result<_, OpError> {
                 let a: DecideApprovalArgs = parse_args("decide_approval", args)?;
                 let decision = Studio::parse_decision(&a.decision)?;
-                studio.decide(&a.run_id, &a.approval_id, decision, &a.reason, &by)
+                Ok(match a.target()? {
+                    DecideTarget::One(id) => DecideApprovalOut::One(
+                        studio.decide(&a.run_id, &id, decision, &a.reason, &by)?,
+                    ),
+                    DecideTarget::AllPending(filter) => DecideApprovalOut::Many(
+                        studio.decide_many(&a.run_id, &filter, decision, &a.reason, &by)?,
+                    ),
+                })
             })
             .await,
         )
@@ -269,6 +281,6 @@ impl NoctuneMcp {
 #[tool_handler(
     router = self.tool_router,
     name = "noctune",
-    instructions = "Noctune Studio runs policy packs (lint_fix, typing_pass, py_upgrade, deps_bump) on git repositories. Flow: enqueue_run -> tail_events (until an approval_requested event or a terminal status) -> list_approvals -> decide_approval -> tail_events until status is done; stop_run ends a run early."
+    instructions = "Noctune Studio runs policy packs (lint_fix, typing_pass, py_upgrade, deps_bump) on git repositories. Flow: enqueue_run -> tail_events (until an approval_requested event or a terminal status) -> list_approvals -> decide_approval (one approval, or all_pending) -> tail_events until status is done; stop_run ends a run early."
 )]
 impl ServerHandler for NoctuneMcp {}

@@ -6,7 +6,10 @@
 //! `wire.json`; the wrappers here only add what a tool answer has besides them (a run's
 //! `terminal` flag, a page's cursor, the count of pending approvals).
 
-use noctune_core::{Decision, ErrorCode, Event, OpError, RunRecord, RunStatus};
+use noctune_core::{
+    ApprovalDecision, ApprovalFilter, BulkDecision, Decision, ErrorCode, Event, OpError, RunRecord,
+    RunStatus,
+};
 use noctune_studio::ApprovalView;
 use noctune_studio::schema::EventRecord;
 use schemars::JsonSchema;
@@ -60,21 +63,81 @@ pub struct TailEventsArgs {
     pub limit: Option<u32>,
 }
 
+/// One approval by its id, or (`all_pending: true`) every pending approval of the run that
+/// `glob` and `max_risk` pick, each decided and recorded by itself.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    {
+        "title": "one approval",
+        "required": ["approval_id"],
+        "properties": {"all_pending": {"const": false}},
+        "not": {"anyOf": [{"required": ["glob"]}, {"required": ["max_risk"]}]}
+    },
+    {
+        "title": "every pending approval the filter picks",
+        "required": ["all_pending"],
+        "properties": {"all_pending": {"const": true}},
+        "not": {"required": ["approval_id"]}
+    }
+]))]
 pub struct DecideApprovalArgs {
     /// A run id as returned by enqueue_run.
     #[schemars(length(min = 1, max = 64))]
     pub run_id: String,
-    /// The approval_id of a pending approval from list_approvals.
+    /// The approval_id of a pending approval from list_approvals. Not with all_pending.
+    #[serde(default)]
     #[schemars(length(min = 16, max = 64))]
-    pub approval_id: String,
+    pub approval_id: Option<String>,
+    /// true: decide every pending approval of the run that glob and max_risk pick, instead of
+    /// the one approval_id names; the answer lists each approval's outcome.
+    #[serde(default)]
+    pub all_pending: bool,
+    /// With all_pending: only approvals whose file path matches this glob (`*` within a
+    /// directory, `**` across them), e.g. "src/**/*.py".
+    #[serde(default)]
+    pub glob: Option<String>,
+    /// With all_pending: only approvals with a risk score of at most this (0-100).
+    #[serde(default)]
+    #[schemars(range(max = 100))]
+    pub max_risk: Option<u8>,
     /// "approve" applies the edit; "reject" drops it.
     #[schemars(schema_with = "decision_schema")]
     pub decision: String,
     /// Why; recorded in the audit trail.
     #[serde(default)]
     pub reason: String,
+}
+
+/// What decide_approval decides, from its arguments' two forms.
+pub enum DecideTarget {
+    One(String),
+    AllPending(ApprovalFilter),
+}
+
+impl DecideApprovalArgs {
+    pub fn target(&self) -> Result<DecideTarget, OpError> {
+        let filtered = self.glob.is_some() || self.max_risk.is_some();
+        match (&self.approval_id, self.all_pending) {
+            (Some(_), true) => Err(OpError::invalid(
+                "pass either approval_id (one approval) or all_pending: true (every pending \
+                 approval glob and max_risk pick), not both",
+            )),
+            (Some(_), false) if filtered => Err(OpError::invalid(
+                "glob and max_risk pick among all pending approvals: pass them with \
+                 all_pending: true and without approval_id",
+            )),
+            (Some(id), false) => Ok(DecideTarget::One(id.clone())),
+            (None, true) => Ok(DecideTarget::AllPending(ApprovalFilter {
+                glob: self.glob.clone(),
+                max_risk: self.max_risk,
+            })),
+            (None, false) => Err(OpError::invalid(
+                "say what to decide: approval_id (from list_approvals), or all_pending: true for \
+                 every pending approval",
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -145,6 +208,16 @@ pub struct ApprovalList {
     pub approvals: Vec<ApprovalView>,
     /// How many approvals wait for a decision.
     pub pending: u32,
+}
+
+/// The answer of decide_approval: the decision on the one approval, or (all_pending) every
+/// approval of the run with its outcome.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(untagged)]
+#[schemars(extend("type" = "object"))]
+pub enum DecideApprovalOut {
+    One(ApprovalDecision),
+    Many(BulkDecision),
 }
 
 /// What every failed call (`isError: true`) carries in its result's `_meta` under

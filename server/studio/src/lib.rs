@@ -8,6 +8,7 @@
 //! nothing. Adapter crates depend on this crate and `noctune-core` only, so the engine, chat,
 //! store, config and git crates are out of their reach (tests/it/arch.rs keeps it so).
 
+mod bulk;
 pub mod chat;
 pub mod limits;
 mod repo;
@@ -16,8 +17,9 @@ pub mod schema;
 mod util;
 
 pub use noctune_core::{
-    ApprovalDecision, ApprovalStatus, ApprovalView, Decision, ErrorCode, Event, OpError,
-    PatchsetStatus, PlannedPatchset, RunRecord, RunStatus, StartRequest,
+    ApprovalDecision, ApprovalFilter, ApprovalStatus, ApprovalView, BulkDecision, BulkItem,
+    BulkOutcome, Decision, ErrorCode, Event, OpError, PatchsetStatus, PlannedPatchset, RunRecord,
+    RunStatus, SkipReason, StartRequest,
 };
 pub use repo::{
     ConfigReport, EngineSettings, ModelHealth, ModelProfile, PackSummary, PolicyPack,

@@ -1,9 +1,24 @@
 //! Every limit a request to the facade is held to, in one place.
 
+use noctune_core::{ErrorCode, OpError};
 use std::time::Duration;
 
 /// Largest decision reason, in bytes.
 pub const MAX_REASON_BYTES: usize = 4000;
+
+/// The reason limit, for one decision and for a bulk one (checked before anything is decided).
+pub(crate) fn check_reason(reason: &str) -> Result<(), OpError> {
+    if reason.len() > MAX_REASON_BYTES {
+        return Err(OpError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "the reason is {} bytes; at most {MAX_REASON_BYTES} are kept, shorten it",
+                reason.len()
+            ),
+        ));
+    }
+    Ok(())
+}
 /// Largest page of events one call returns.
 pub const MAX_EVENT_PAGE: usize = 5000;
 /// Largest HTTP request body a surface accepts.

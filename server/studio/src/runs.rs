@@ -225,16 +225,7 @@ impl Studio {
         reason: &str,
         decided_by: &str,
     ) -> Result<ApprovalDecision, OpError> {
-        if reason.len() > limits::MAX_REASON_BYTES {
-            return Err(OpError::new(
-                ErrorCode::TooLarge,
-                format!(
-                    "the reason is {} bytes; at most {} are kept, shorten it",
-                    reason.len(),
-                    limits::MAX_REASON_BYTES
-                ),
-            ));
-        }
+        limits::check_reason(reason)?;
         Ok(api::decide(
             &self.store(),
             run_id,

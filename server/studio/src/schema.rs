@@ -350,13 +350,14 @@ fn rewrite_refs(v: &mut Value, prefix: &str, root_name: &str, renamed: &dyn Fn(&
 }
 
 /// The wire model as one JSON Schema 2020-12 document: the records every surface sends
-/// (runs, approvals, decisions, patchsets, events, errors), each under `$defs`. Editors check
+/// (runs, approvals, decisions and bulk decisions, patchsets, events, errors), each under `$defs`. Editors check
 /// their protocol mirrors against it (`editors/vscode/schema/wire.json` is this, written by
 /// `NOCTUNE_BLESS=1 cargo test --test it wire_`).
 pub fn wire_model() -> Value {
     let mut c = Components::new(DEFS);
     c.output::<noctune_core::RunRecord>();
     c.output::<noctune_core::ApprovalView>();
+    c.output::<noctune_core::BulkDecision>();
     c.output::<noctune_core::PatchsetPlan>();
     c.output::<crate::Commit>();
     c.output::<crate::RepoConfig>();
