@@ -410,7 +410,7 @@ async fn server_down_is_unreachable_and_names_the_url() {
     assert!(text.contains(&url), "{text}");
     assert!(text.contains("connection refused"), "{text}");
     assert!(
-        text.contains("llama-server -m MODEL.gguf --port 8080 --jinja"),
+        text.contains(&format!("llama-server -m MODEL.gguf --port {port} --jinja")),
         "{text}"
     );
     assert!(text.contains("NOCTUNE_STUDIO_LLM_BASE_URL"), "{text}");
