@@ -1,5 +1,14 @@
 //! `noctune studio [--repo DIR] [--port N] [--host ADDR] [--no-open]`: serves the /studio web UI,
-//! its JSON API and `/mcp` until Ctrl-C.
+//! its JSON API and `/mcp` until Ctrl-C or SIGTERM.
+//!
+//! On either signal the server stops accepting, cancels the chat turns in progress (each saves
+//! its session with the question and what had streamed, sends its last event and ends its
+//! stream), gives open connections a second to finish and exits; a second signal exits at
+//! once. Runs are not this process: each run's worker (`noctune worker`) is a process of its
+//! own, in its own session, so it keeps running, and a run waiting for approval keeps waiting,
+//! to be decided from the next `noctune studio`, the terminal or an editor. Only this
+//! process's supervision of it ends; the liveness check (pid, start time, heartbeat lease) of
+//! every reader still catches a worker that dies afterwards.
 
 use noctune_http::{Options, Server};
 use std::io::Write;
@@ -42,7 +51,17 @@ pub fn studio(
     Ok(0)
 }
 
+/// The first Ctrl-C or SIGTERM; a second one, while the first is being handled, ends the
+/// process at once.
 async fn shutdown_signal() {
+    signal().await;
+    tokio::spawn(async {
+        signal().await;
+        std::process::exit(130);
+    });
+}
+
+async fn signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
