@@ -85,6 +85,9 @@ fn run(n: u32) -> RunRecord {
         worker_pid: Some(31337),
         worker_start_time: Some(123_456_789),
         stage: "propose".into(),
+        commits: None,
+        reason: None,
+        summary: None,
     }
 }
 

@@ -123,6 +123,9 @@ fn make_run(repo: &Path, store: &AuditStore) -> (RunPaths, EventLog) {
         worker_pid: Some(pid),
         worker_start_time: process::start_time(pid),
         stage: "bench".into(),
+        commits: None,
+        reason: None,
+        summary: None,
     };
     runfile::create(&paths, &rec).unwrap();
     store.upsert_run(&rec).unwrap();

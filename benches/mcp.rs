@@ -67,6 +67,9 @@ fn make_run(repo: &Path, db: &Path) -> RunRecord {
         worker_pid: Some(pid),
         worker_start_time: noctune_engine::process::start_time(pid),
         stage: "propose".into(),
+        commits: None,
+        reason: None,
+        summary: None,
     };
     runfile::create(&paths, &rec).unwrap();
     let mut out = std::io::BufWriter::new(std::fs::File::create(paths.events()).unwrap());

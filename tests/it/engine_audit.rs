@@ -50,10 +50,19 @@ fn same_inputs_give_identical_approval_ids_and_patchset_grouping() {
     // The second run on `a` took over the first (done) run's worktree instead of a new checkout.
     let wt = |run: &str| a.path().join(format!(".noctune_cache/worktrees/{run}"));
     assert!(!wt(&run_a).exists(), "run_a's worktree was recycled");
+    // Its HEAD is detached at the run's branch once the run is done (the branch is free for
+    // the user's tree).
     let recycled = git2::Repository::open(wt(&run_a2)).unwrap();
+    assert!(recycled.head_detached().unwrap());
     assert_eq!(
-        recycled.head().unwrap().shorthand().unwrap(),
-        done_a2["branch"].as_str().unwrap()
+        recycled.head().unwrap().peel_to_commit().unwrap().id(),
+        a.repo()
+            .find_branch(done_a2["branch"].as_str().unwrap(), git2::BranchType::Local)
+            .unwrap()
+            .get()
+            .peel_to_commit()
+            .unwrap()
+            .id()
     );
     assert_eq!(
         recycled.statuses(None).unwrap().len(),

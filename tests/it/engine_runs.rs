@@ -70,13 +70,17 @@ fn safe_edits_auto_apply_risky_edit_blocks_until_approved_then_commits() {
     assert_eq!(branch, format!("noctune/lint_fix/{run_id}"));
     let commits = repo.branch_commits(branch);
     assert!(!commits.is_empty() && commits.len() <= 5, "{commits:#?}");
+    // Labels count committed patchsets; only the last one, when nothing can follow, knows
+    // the total.
     let m = commits.len();
     for (i, (_, msg)) in commits.iter().enumerate() {
+        let label = if i + 1 == m {
+            format!("[patchset {m}/{m}]")
+        } else {
+            format!("[patchset {}]", i + 1)
+        };
         assert!(
-            msg.starts_with(&format!(
-                "Noctune Studio: lint_fix (#{run_id}) [patchset {}/{m}]",
-                i + 1
-            )),
+            msg.starts_with(&format!("Noctune Studio: lint_fix (#{run_id}) {label}\n")),
             "{msg}"
         );
     }

@@ -147,6 +147,9 @@ fn the_schemas_are_the_rust_types() {
         worker_pid: Some(1),
         worker_start_time: None,
         stage: "propose".into(),
+        commits: None,
+        reason: None,
+        summary: None,
     };
     let sent = serde_json::to_value(&rec).unwrap();
     let keys: BTreeSet<&String> = sent.as_object().unwrap().keys().collect();

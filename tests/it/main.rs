@@ -62,6 +62,7 @@ mod engine_audit;
 mod engine_bad_input;
 mod engine_crossfile;
 mod engine_failures;
+mod engine_outcome;
 mod engine_packs;
 mod engine_runs;
 mod http_api;

@@ -35,6 +35,9 @@ fn run(n: u32, repo: &str, status: RunStatus) -> RunRecord {
         worker_pid: Some(4242),
         worker_start_time: Some(987_654),
         stage: "propose".into(),
+        commits: None,
+        reason: None,
+        summary: None,
     }
 }
 

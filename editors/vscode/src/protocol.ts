@@ -127,11 +127,16 @@ export interface RunRecord {
   resume_policy: "continue" | "never";
   worker_pid: number | null;
   stage: string;
+  /** Commits on the run's branch, once it ended. */
+  commits?: number | null;
+  /** Why a done run committed nothing. */
+  reason?: string | null;
 }
 
 /** The `type` of every run event, in the order a run can emit them (wire.json: Event). */
 export const RunEventTypes = [
   "run_queued",
+  "uncommitted_changes",
   "run_started",
   "status_changed",
   "stage",
@@ -151,6 +156,7 @@ export const RunEventTypes = [
   "approval_stale",
   "approval_tampered",
   "patchset_planned",
+  "check_baseline",
   "patchset_applied",
   "patchset_failed",
   "patchset_committed",

@@ -16,7 +16,7 @@ const source = fs.readFileSync(path.join(here, "../src/protocol.ts"), "utf8");
 
 /** TypeScript interface → the wire.json definition it mirrors. */
 const MIRRORS = {
-  RunRecord: { def: "RunRecord", omitted: ["worker_start_time"] },
+  RunRecord: { def: "RunRecord", omitted: ["worker_start_time", "summary"] },
   RunEvent: { def: "Event" },
   ApprovalDecision: { def: "ApprovalDecision" },
   // The language server adds where the approval is in the workspace.

@@ -33,6 +33,13 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Start a run of a policy pack on a git repository
+    #[command(
+        after_help = "Exit status (without --detach): 0 the run ended done with at least one commit; \
+                      3 it ended done and committed nothing (run.json's `reason` says why: nothing \
+                      to change, all edits rejected, every patchset regressed a check); 1 it \
+                      failed or was stopped, or the command itself failed. --detach exits 0 once \
+                      the run is queued."
+    )]
     Run {
         /// Repository root (default: the current directory's repository)
         #[arg(long, value_name = "DIR")]
@@ -117,6 +124,8 @@ pub enum Command {
         grace: Option<u64>,
     },
     /// Continue a stopped or failed run from its recorded decisions and patchsets
+    #[command(after_help = "Exit status: as for `noctune run` (0 done with commits, 3 done \
+                            with none, 1 failed or stopped).")]
     Resume {
         run_id: String,
         #[arg(long)]

@@ -108,7 +108,39 @@ pub fn run(
         pack,
         profile,
     })?;
+    if !json {
+        uncommitted_note(out, &studio, &record, detach)?;
+    }
     follow_started(out, &studio, record, detach, json)
+}
+
+/// Says so at once when the user's working tree has changes the run leaves out (the host
+/// records it as the run's second event, before the worker starts). On stderr with
+/// `--detach`, whose stdout is the run id alone.
+fn uncommitted_note(
+    out: &mut dyn Write,
+    studio: &Studio,
+    record: &RunRecord,
+    detach: bool,
+) -> anyhow::Result<()> {
+    use noctune_core::event::{EventPayload, uncommitted_note};
+    let first = studio.events(record.run_id.as_str(), 0, 2)?;
+    for ev in first {
+        if let Some(EventPayload::UncommittedChanges {
+            head_sha,
+            count,
+            files,
+        }) = ev.body()
+        {
+            let line = format!("note: {}", uncommitted_note(&head_sha, count, &files));
+            if detach {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            } else {
+                writeln!(out, "{line}")?;
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn resume(out: &mut dyn Write, run_id: &str, detach: bool, json: bool) -> anyhow::Result<i32> {
@@ -181,8 +213,34 @@ fn finish_report(
                 )?;
             }
         }
+        print_summary(out, rec)?;
     }
-    Ok(if rec.status == RunStatus::Done { 0 } else { 1 })
+    Ok(exit_code(rec))
+}
+
+/// The exit status of `noctune run` (and `resume`) for a run that ended `done` and committed
+/// nothing (its `reason` says why). Documented in `noctune run --help` and docs/runs.md.
+pub const EXIT_NO_COMMITS: i32 = 3;
+
+/// `noctune run`'s exit status: 0 for a run that ended `done` with at least one commit,
+/// [`EXIT_NO_COMMITS`] for one that ended `done` with none, 1 for a failed or stopped one.
+fn exit_code(rec: &RunRecord) -> i32 {
+    match rec.status {
+        RunStatus::Done if rec.commits.unwrap_or(0) > 0 => 0,
+        RunStatus::Done => EXIT_NO_COMMITS,
+        _ => 1,
+    }
+}
+
+/// The run's closing summary (`run.json`'s `summary`), for people.
+fn print_summary(out: &mut dyn Write, rec: &RunRecord) -> anyhow::Result<()> {
+    if let Some(s) = &rec.summary {
+        writeln!(out, "summary:")?;
+        for line in s.lines(&rec.branch) {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    Ok(())
 }
 
 pub fn list(out: &mut dyn Write, repo: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
@@ -223,6 +281,7 @@ pub fn status(out: &mut dyn Write, run_id: &str, json: bool) -> anyhow::Result<i
         print_json(out, &rec)?;
     } else {
         writeln!(out, "{}", serde_json::to_string_pretty(&rec)?)?;
+        print_summary(out, &rec)?;
     }
     Ok(0)
 }

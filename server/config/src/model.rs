@@ -77,6 +77,10 @@ pub struct ToolDef {
 
 /// The tools every pack may name. Each ends its options with `--` before `{files}` (ruff and
 /// mypy accept it): a file is then an operand even if its name were not made safe first.
+///
+/// pytest runs every test (no `-x`): a patchset fails only on a test that passes on the base
+/// commit, and stopping at the first failure would hide which ones those are when a test
+/// fails on the base commit already.
 pub fn builtin_tools() -> Vec<ToolDef> {
     let t = |name: &str, argv: &[&str], stage, timeout_secs| ToolDef {
         name: name.into(),
@@ -100,9 +104,11 @@ pub fn builtin_tools() -> Vec<ToolDef> {
             ToolStage::Fix,
             600,
         ),
+        // Not `--quiet`: it hides why ruff format failed (a file it cannot parse), which is
+        // then all the log has to say.
         t(
             "format",
-            &["ruff", "format", "--no-cache", "--quiet", "--", "{files}"],
+            &["ruff", "format", "--no-cache", "--", "{files}"],
             ToolStage::Fix,
             600,
         ),
@@ -125,15 +131,7 @@ pub fn builtin_tools() -> Vec<ToolDef> {
         ),
         t(
             "pytest",
-            &[
-                "python3",
-                "-m",
-                "pytest",
-                "-q",
-                "-x",
-                "-p",
-                "no:cacheprovider",
-            ],
+            &["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
             ToolStage::Check,
             1800,
         ),

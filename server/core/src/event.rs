@@ -8,8 +8,9 @@
 //! [`Event::body`], and [`event_schema`] is its JSON Schema for web, LSP and editor clients.
 
 use crate::approval::Decision;
+use crate::patchset::{CheckStatus, PatchsetPlan, PatchsetStatus};
 use crate::proposal::ProposalSource;
-use crate::run_state::RunStatus;
+use crate::run_state::{BaselineSummary, RolledBack, RunStatus, RunSummary};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -82,6 +83,14 @@ pub enum EventPayload {
         profile: String,
         repo_root: String,
         head_sha: String,
+    },
+    /// The user's working tree has changes HEAD does not have; the run works from HEAD.
+    UncommittedChanges {
+        head_sha: String,
+        /// How many paths differ.
+        count: usize,
+        /// The first of them.
+        files: Vec<String>,
     },
     /// A worker took the run for the first time.
     RunStarted {
@@ -220,6 +229,26 @@ pub enum EventPayload {
         files: Vec<String>,
         approval_ids: Vec<String>,
     },
+    /// A check's result on the base commit, taken before the first patchset: a patchset fails
+    /// the check only where it does worse than this.
+    CheckBaseline {
+        tool: String,
+        #[schemars(schema_with = "check_status_schema")]
+        status: CheckStatus,
+        /// Tests (or findings) that fail on the base commit (the first 50).
+        failing: Vec<String>,
+        /// How many fail in all.
+        #[serde(default)]
+        failing_total: usize,
+        summary: String,
+        /// Taken by an earlier worker of this run, not again.
+        #[serde(default)]
+        cached: bool,
+        /// Something that may make the result differ from what the edits do (an installed copy
+        /// of the project that the tools could import); absent when none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
     PatchsetApplied {
         n: usize,
         of: usize,
@@ -232,6 +261,10 @@ pub enum EventPayload {
         tool: String,
         reason: String,
         output_tail: String,
+        /// The tests or findings that regressed against the base commit; absent when none
+        /// are named.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        regressions: Vec<String>,
     },
     PatchsetCommitted {
         n: usize,
@@ -257,6 +290,12 @@ pub enum EventPayload {
     RunDone {
         commits: Vec<String>,
         branch: String,
+        /// Why nothing was committed; absent when something was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// Set (true) when the branch was deleted because it had no commit; absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        branch_deleted: Option<bool>,
     },
     /// A worker took over a run that had started before.
     RunResumed {
@@ -282,6 +321,8 @@ impl EventPayload {
         use EventPayload as P;
         match self {
             P::RunQueued { .. } => K::RunQueued,
+            P::UncommittedChanges { .. } => K::UncommittedChanges,
+            P::CheckBaseline { .. } => K::CheckBaseline,
             P::RunStarted { .. } => K::RunStarted,
             P::StatusChanged { .. } => K::StatusChanged,
             P::Stage { .. } => K::Stage,
@@ -323,6 +364,102 @@ impl EventPayload {
     }
 }
 
+/// What to tell a person about uncommitted changes left out of a run.
+pub fn uncommitted_note(head_sha: &str, count: usize, files: &[String]) -> String {
+    let short = &head_sha[..head_sha.len().min(10)];
+    let shown = if files.is_empty() {
+        String::new()
+    } else {
+        let more = if count > files.len() { ", ..." } else { "" };
+        format!(" ({count}: {}{more})", files.join(", "))
+    };
+    format!(
+        "your working tree has uncommitted changes{shown}; the run starts from HEAD {short} and does not include them"
+    )
+}
+
+impl RunSummary {
+    /// The summary of a run from its events and patchset plan (`commits`: the commits on its
+    /// branch).
+    pub fn from_events(events: &[EventPayload], plan: &PatchsetPlan, commits: usize) -> RunSummary {
+        use std::collections::BTreeSet;
+        let mut s = RunSummary {
+            commits,
+            ..RunSummary::default()
+        };
+        let mut proposed = BTreeSet::new();
+        let mut failed_by: std::collections::BTreeMap<usize, String> = Default::default();
+        for ev in events {
+            match ev {
+                EventPayload::EditProposed { file, .. } => {
+                    proposed.insert(file.clone());
+                }
+                EventPayload::AutoApproved { .. } => s.auto_approved += 1,
+                EventPayload::ApprovalDecided { decision, .. } => match decision {
+                    Decision::Approve => s.approved += 1,
+                    Decision::Reject => s.rejected += 1,
+                },
+                EventPayload::PolicyViolation { .. } | EventPayload::EditRefused { .. } => {
+                    s.refused += 1
+                }
+                EventPayload::EditDropped { .. } => s.dropped += 1,
+                EventPayload::PatchsetFailed { n, tool, .. } => {
+                    failed_by.insert(*n, tool.clone());
+                }
+                EventPayload::CheckBaseline {
+                    tool,
+                    status,
+                    failing,
+                    failing_total,
+                    summary,
+                    note,
+                    ..
+                } => {
+                    s.baselines.retain(|b| &b.tool != tool);
+                    s.baselines.push(BaselineSummary {
+                        tool: tool.clone(),
+                        status: *status,
+                        failing: (*failing_total).max(failing.len()),
+                        summary: summary.clone(),
+                        regressions: 0,
+                    });
+                    if let Some(n) = note
+                        && !s.notes.contains(n)
+                    {
+                        s.notes.push(n.clone());
+                    }
+                }
+                EventPayload::UncommittedChanges {
+                    head_sha,
+                    count,
+                    files,
+                } => s.notes.push(uncommitted_note(head_sha, *count, files)),
+                _ => {}
+            }
+        }
+        s.files_proposed = proposed.len();
+        for (i, p) in plan.patchsets.iter().enumerate() {
+            match p.status {
+                PatchsetStatus::Committed => s.patchsets_committed += 1,
+                PatchsetStatus::Failed => s.rolled_back.push(RolledBack {
+                    files: p.files.clone(),
+                    reason: p.reason.clone().unwrap_or_default(),
+                    tool: failed_by.get(&(i + 1)).cloned(),
+                }),
+                PatchsetStatus::Planned => {}
+            }
+        }
+        for b in &mut s.baselines {
+            b.regressions = s
+                .rolled_back
+                .iter()
+                .filter(|r| r.tool.as_deref() == Some(b.tool.as_str()))
+                .count();
+        }
+        s
+    }
+}
+
 // The shape of an [`Event`] whose type this version knows; it exists for the schema only.
 /// One event of a run: a line of `events.jsonl`, an item of the HTTP events page, an SSE
 /// message. Clients should skip an event whose `type` they do not know.
@@ -352,6 +489,17 @@ fn run_status_schema(_: &mut SchemaGenerator) -> Schema {
     string_enum(&RunStatus::ALL.map(RunStatus::as_str))
 }
 
+fn check_status_schema(_: &mut SchemaGenerator) -> Schema {
+    string_enum(
+        &[
+            CheckStatus::Passed,
+            CheckStatus::Failed,
+            CheckStatus::Skipped,
+        ]
+        .map(CheckStatus::as_str),
+    )
+}
+
 fn decision_schema(_: &mut SchemaGenerator) -> Schema {
     string_enum(&[Decision::Approve, Decision::Reject].map(Decision::as_str))
 }
@@ -370,6 +518,7 @@ fn proposal_source_schema(_: &mut SchemaGenerator) -> Schema {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     RunQueued,
+    UncommittedChanges,
     RunStarted,
     StatusChanged,
     Stage,
@@ -389,6 +538,7 @@ pub enum EventKind {
     ApprovalStale,
     ApprovalTampered,
     PatchsetPlanned,
+    CheckBaseline,
     PatchsetApplied,
     PatchsetFailed,
     PatchsetCommitted,
@@ -405,6 +555,8 @@ impl EventKind {
         use EventKind::*;
         match self {
             RunQueued => "run_queued",
+            UncommittedChanges => "uncommitted_changes",
+            CheckBaseline => "check_baseline",
             RunStarted => "run_started",
             StatusChanged => "status_changed",
             Stage => "stage",
@@ -457,6 +609,27 @@ mod tests {
                     head_sha: s("abc"),
                 },
                 json!({"pack": "lint_fix", "profile": "local", "repo_root": "/r", "head_sha": "abc"}),
+            ),
+            (
+                P::UncommittedChanges {
+                    head_sha: s("abc"),
+                    count: 2,
+                    files: files(),
+                },
+                json!({"head_sha": "abc", "count": 2, "files": ["a.py", "b.py"]}),
+            ),
+            (
+                P::CheckBaseline {
+                    tool: s("pytest"),
+                    status: CheckStatus::Failed,
+                    failing: vec![s("tests/test_a.py::test_x")],
+                    failing_total: 1,
+                    summary: s("1 failing of 3"),
+                    cached: false,
+                    note: None,
+                },
+                json!({"tool": "pytest", "status": "failed", "failing": ["tests/test_a.py::test_x"],
+                       "failing_total": 1, "summary": "1 failing of 3", "cached": false}),
             ),
             (
                 P::RunStarted {
@@ -630,6 +803,7 @@ mod tests {
                     tool: s("pytest"),
                     reason: s("failed"),
                     output_tail: s("E"),
+                    regressions: vec![],
                 },
                 json!({"n": 2, "of": 2, "files": ["a.py", "b.py"], "tool": "pytest", "reason": "failed", "output_tail": "E"}),
             ),
@@ -659,6 +833,8 @@ mod tests {
                 P::RunDone {
                     commits: vec![s("deadbeef")],
                     branch: s("noctune/x"),
+                    reason: None,
+                    branch_deleted: None,
                 },
                 json!({"commits": ["deadbeef"], "branch": "noctune/x"}),
             ),
@@ -688,7 +864,7 @@ mod tests {
         let kinds: std::collections::BTreeSet<&str> =
             samples.iter().map(|(p, _)| p.kind().as_str()).collect();
         assert_eq!(kinds.len(), samples.len(), "one sample per kind");
-        assert_eq!(kinds.len(), 29, "every EventKind has a variant");
+        assert_eq!(kinds.len(), 31, "every EventKind has a variant");
         for (body, old) in samples {
             let ev = Event::new(3, "2024-01-01T00:00:00Z".into(), &body);
             let line = serde_json::to_string(&ev).unwrap();
@@ -762,7 +938,7 @@ mod tests {
             .or_else(|| schema.get("anyOf"))
             .and_then(Value::as_array)
             .unwrap_or_else(|| panic!("no alternatives in {text}"));
-        assert_eq!(alts.len(), 29, "{text}");
+        assert_eq!(alts.len(), 31, "{text}");
         for required in ["idx", "ts"] {
             assert!(
                 schema["required"]
@@ -785,6 +961,93 @@ mod tests {
                 && text.contains("deps_bump")
                 && text.contains("reject")
         );
+    }
+
+    #[test]
+    fn the_summary_counts_what_the_events_say_and_names_why_nothing_was_committed() {
+        use crate::patchset::{PatchsetPlan, PatchsetStatus, PlannedPatchset};
+        let s = |x: &str| x.to_string();
+        let events = vec![
+            EventPayload::UncommittedChanges {
+                head_sha: s("0123456789abcdef"),
+                count: 1,
+                files: vec![s("a.py")],
+            },
+            EventPayload::EditProposed {
+                file: s("a.py"),
+                source: ProposalSource::Command,
+                symbols: None,
+                bumps: None,
+                major: None,
+            },
+            EventPayload::AutoApproved {
+                approval_id: s("ab"),
+                file: s("a.py"),
+                risk_score: 5,
+                lines: 1,
+            },
+            EventPayload::EditDropped {
+                file: s("b.py"),
+                reason: s("does not parse"),
+                gate: Some(Gate::Parse),
+                symbol: None,
+            },
+            EventPayload::CheckBaseline {
+                tool: s("pytest"),
+                status: CheckStatus::Failed,
+                failing: vec![s("t.py::x")],
+                failing_total: 1,
+                summary: s("1 failing of 3"),
+                cached: false,
+                note: None,
+            },
+            EventPayload::PatchsetFailed {
+                n: 1,
+                of: 1,
+                files: vec![s("a.py")],
+                tool: s("pytest"),
+                reason: s("pytest failed"),
+                output_tail: s(""),
+                regressions: vec![s("t.py::y")],
+            },
+        ];
+        let plan = PatchsetPlan {
+            patchsets: vec![PlannedPatchset {
+                approval_ids: vec![s("ab")],
+                files: vec![s("a.py")],
+                status: PatchsetStatus::Failed,
+                commit_sha: None,
+                reason: Some(s("pytest failed")),
+            }],
+        };
+        let sum = RunSummary::from_events(&events, &plan, 0);
+        assert_eq!(
+            (sum.files_proposed, sum.auto_approved, sum.dropped),
+            (1, 1, 1)
+        );
+        assert_eq!(sum.rolled_back[0].tool.as_deref(), Some("pytest"));
+        assert_eq!(sum.baselines[0].regressions, 1);
+        assert_eq!(
+            sum.no_commit_reason().as_deref(),
+            Some("every patchset regressed pytest")
+        );
+        let lines = sum.lines("noctune/x");
+        assert!(
+            lines.contains(&s(
+                "pytest also fails on the base commit: 1 failing of 3; regressions: 1 patchset(s) rolled back"
+            )),
+            "{lines:#?}"
+        );
+        assert!(lines.iter().any(|l| l.starts_with(
+            "note: your working tree has uncommitted changes (1: a.py); the run starts from HEAD 0123456789"
+        )));
+        let nothing = RunSummary::from_events(&[], &PatchsetPlan::default(), 0);
+        assert_eq!(
+            nothing.no_commit_reason().as_deref(),
+            Some("nothing to change")
+        );
+        let done = RunSummary::from_events(&events[..2], &PatchsetPlan::default(), 2);
+        assert_eq!(done.no_commit_reason(), None);
     }
 
     #[test]

@@ -147,7 +147,7 @@ impl PolicyPack {
                 name: "typing_pass".into(),
                 allowed_globs: py,
                 max_diff_lines: 200,
-                tools_allowed: vec!["pytest".into()],
+                tools_allowed: vec!["mypy".into(), "pytest".into()],
                 checks: vec!["mypy".into(), "pytest".into()],
                 auto_approve: AutoApprove {
                     enabled: true,

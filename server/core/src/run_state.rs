@@ -139,6 +139,173 @@ pub struct RunRecord {
     pub worker_start_time: Option<u64>,
     /// The worker's current step: `queued`, `propose`, `approvals`, `patchsets`, ...
     pub stage: String,
+    /// Commits the run made on its branch, set when it ends; null while it is live (and in
+    /// records of older versions).
+    #[serde(default)]
+    pub commits: Option<usize>,
+    /// Why a run that ended `done` committed nothing (`nothing to change`, `every patchset
+    /// regressed pytest`, ...); null otherwise.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// What the run did, written when it ends; null before.
+    #[serde(default)]
+    pub summary: Option<RunSummary>,
+}
+
+/// The closing account of a run (`run.json`'s `summary`): what was proposed and decided, what
+/// was committed or rolled back and why, and how the checks did on the base commit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunSummary {
+    /// Files with a proposed edit.
+    pub files_proposed: usize,
+    pub auto_approved: usize,
+    /// Approved by a person.
+    pub approved: usize,
+    /// Rejected by a person.
+    pub rejected: usize,
+    /// Refused by the pack's policy (outside its globs, too large, ...).
+    pub refused: usize,
+    /// Dropped before they were proposed (by a gate, or a failed model request).
+    pub dropped: usize,
+    pub patchsets_committed: usize,
+    /// Patchsets rolled back, each with why.
+    pub rolled_back: Vec<RolledBack>,
+    /// Commits on the run's branch.
+    pub commits: usize,
+    /// How each check did on the base commit, before any edit.
+    pub baselines: Vec<BaselineSummary>,
+    /// Anything else worth knowing (uncommitted changes left out, an installed copy of the
+    /// project, a deleted empty branch).
+    pub notes: Vec<String>,
+}
+
+/// A patchset that was not committed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RolledBack {
+    pub files: Vec<String>,
+    pub reason: String,
+    /// The check that failed it; null for another reason (a stale approval).
+    #[serde(default)]
+    pub tool: Option<String>,
+}
+
+/// A check's result on the base commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BaselineSummary {
+    pub tool: String,
+    pub status: super::patchset::CheckStatus,
+    /// How many tests (or findings) fail on the base commit.
+    pub failing: usize,
+    pub summary: String,
+    /// Patchsets this check rolled back.
+    pub regressions: usize,
+}
+
+impl RunSummary {
+    /// Why a finished run has no commit, from what it did; `None` when it has one.
+    pub fn no_commit_reason(&self) -> Option<String> {
+        if self.commits > 0 {
+            return None;
+        }
+        let decided = self.auto_approved + self.approved;
+        Some(if self.files_proposed == 0 {
+            let mut why = "nothing to change".to_string();
+            let left: Vec<String> = [
+                (self.dropped, "dropped by a gate"),
+                (self.refused, "refused"),
+            ]
+            .into_iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+            if !left.is_empty() {
+                why = format!("nothing to change ({} before proposing)", left.join(", "));
+            }
+            why
+        } else if decided == 0 {
+            if self.rejected > 0 && self.refused == 0 {
+                "all edits rejected".to_string()
+            } else if self.rejected == 0 {
+                "all edits refused by the pack's policy".to_string()
+            } else {
+                format!(
+                    "no edit approved ({} rejected, {} refused)",
+                    self.rejected, self.refused
+                )
+            }
+        } else if self.rolled_back.is_empty() {
+            "no approved edit could be applied".to_string()
+        } else {
+            let mut tools: Vec<&str> = self
+                .rolled_back
+                .iter()
+                .filter_map(|r| r.tool.as_deref())
+                .collect();
+            tools.sort_unstable();
+            tools.dedup();
+            let all_by_checks = self.rolled_back.iter().all(|r| r.tool.is_some());
+            match tools.as_slice() {
+                [one] if all_by_checks => format!("every patchset regressed {one}"),
+                [] => format!(
+                    "every patchset was rolled back: {}",
+                    self.rolled_back[0].reason
+                ),
+                many => format!("every patchset was rolled back ({})", many.join(", ")),
+            }
+        })
+    }
+
+    /// The summary as lines for people (every surface prints these).
+    pub fn lines(&self, branch: &str) -> Vec<String> {
+        let mut out = vec![format!(
+            "proposed {} file(s): {} auto-approved, {} approved, {} rejected; {} refused, {} dropped",
+            self.files_proposed,
+            self.auto_approved,
+            self.approved,
+            self.rejected,
+            self.refused,
+            self.dropped
+        )];
+        out.push(format!(
+            "patchsets: {} committed, {} rolled back",
+            self.patchsets_committed,
+            self.rolled_back.len()
+        ));
+        for r in &self.rolled_back {
+            out.push(format!(
+                "  rolled back {}: {}",
+                r.files.join(", "),
+                r.reason
+            ));
+        }
+        for b in &self.baselines {
+            let regressions = match b.regressions {
+                0 => "regressions: none".to_string(),
+                n => format!("regressions: {n} patchset(s) rolled back"),
+            };
+            out.push(match b.status {
+                super::patchset::CheckStatus::Failed => format!(
+                    "{} also fails on the base commit: {}; {regressions}",
+                    b.tool, b.summary
+                ),
+                super::patchset::CheckStatus::Passed => {
+                    format!(
+                        "{} passes on the base commit ({}); {regressions}",
+                        b.tool, b.summary
+                    )
+                }
+                super::patchset::CheckStatus::Skipped => {
+                    format!("{} checked nothing: {}", b.tool, b.summary)
+                }
+            });
+        }
+        out.push(match self.no_commit_reason() {
+            None => format!("commits: {} on {branch}", self.commits),
+            Some(why) => format!("commits: 0 ({why})"),
+        });
+        out.extend(self.notes.iter().map(|n| format!("note: {n}")));
+        out
+    }
 }
 
 #[cfg(test)]

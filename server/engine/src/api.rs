@@ -4,7 +4,7 @@
 use super::events::{EventLog, read_events};
 use super::paths::{RunPaths, ensure_cache_dir};
 use super::process;
-use super::records::{full_ingest, load_decision, load_requests};
+use super::records::{full_ingest, load_decision, load_plan, load_requests};
 use super::runfile::{self, RunFileError};
 use noctune_core::approval::Tampered;
 use noctune_core::event::EventPayload;
@@ -81,7 +81,9 @@ impl EngineError {
             EngineError::UnknownRun(..) => ErrorCode::UnknownRun,
             EngineError::UnknownPack { .. } => ErrorCode::UnknownPack,
             EngineError::UnknownProfile { .. } => ErrorCode::UnknownProfile,
-            EngineError::Git(noctune_git::GitError::NotARepo(_)) => ErrorCode::NotARepo,
+            EngineError::Git(
+                noctune_git::GitError::NotARepo(_) | noctune_git::GitError::Bare(_),
+            ) => ErrorCode::NotARepo,
             EngineError::Git(_) => ErrorCode::GitError,
             EngineError::Config(_) => ErrorCode::ConfigError,
             EngineError::OutsideRoots { .. } => ErrorCode::OutsideAllowedRoots,
@@ -169,16 +171,33 @@ pub fn start_run(store: &AuditStore, req: &StartRequest) -> Result<Started, Engi
         worker_pid: None,
         worker_start_time: None,
         stage: "queued".into(),
+        commits: None,
+        reason: None,
+        summary: None,
     };
     runfile::create(&paths, &record)?;
-    let ev = EventLog::new(&paths).append(&EventPayload::RunQueued {
+    let log = EventLog::new(&paths);
+    let mut evs = vec![log.append(&EventPayload::RunQueued {
         pack: record.pack.clone(),
         profile: record.profile.clone(),
         repo_root: record.repo_root.clone(),
         head_sha: record.head_sha.clone(),
-    })?;
+    })?];
+    // The run works from HEAD in a worktree of its own: what the user has not committed is not
+    // in it, which they should hear before they wonder where an edit of theirs went.
+    match noctune_git::uncommitted_changes(&repo) {
+        Ok(changed) if !changed.is_empty() => {
+            evs.push(log.append(&EventPayload::UncommittedChanges {
+                head_sha: record.head_sha.clone(),
+                count: changed.len(),
+                files: changed.into_iter().take(5).collect(),
+            })?)
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("could not read the working tree's status: {e}"),
+    }
     store.upsert_run(&record)?;
-    store.ingest_events(&run_id, &[ev])?;
+    store.ingest_events(&run_id, &evs)?;
     spawn(store, paths)
 }
 
@@ -243,6 +262,9 @@ fn mark_dead(store: &AuditStore, paths: &RunPaths, error: &str) -> Result<RunRec
     } else {
         RunStatus::Failed
     };
+    if let Err(e) = close_run(paths, to) {
+        tracing::warn!("recording the end of run {}: {e}", paths.run_id);
+    }
     let events = EventLog::new(paths);
     if to == RunStatus::Stopped {
         events.append(&EventPayload::Stopped {
@@ -557,14 +579,89 @@ pub fn resume(store: &AuditStore, run_id: &str) -> Result<Started, EngineError> 
     spawn(store, paths)
 }
 
-/// Commits a run made on its branch after the head it started from: `(sha, summary)`.
+/// Commits a run made on its branch after the head it started from: `(sha, summary)`. None
+/// when the branch is gone (a run that committed nothing deletes its branch).
 pub fn commits(rec: &RunRecord) -> Result<Vec<(String, String)>, EngineError> {
     let repo = noctune_git::open_repo(Path::new(&rec.repo_root))?;
+    if !noctune_git::branch_exists(&repo, &rec.branch) {
+        return Ok(Vec::new());
+    }
     Ok(noctune_git::commits_since(
         &repo,
         &rec.branch,
         &rec.head_sha,
     )?)
+}
+
+/// What a run leaves when it ends ([`close_run`]).
+pub struct Closing {
+    /// Its commits on its branch, oldest first.
+    pub commits: Vec<String>,
+    /// Why a `done` run committed nothing; `None` when it committed, or did not end `done`.
+    pub reason: Option<String>,
+    /// Whether its branch was deleted for having no commit.
+    pub branch_deleted: bool,
+}
+
+/// The end of a run, whoever ends it (its worker, or a host that finds the worker dead or
+/// kills it), before its terminal status is written: its branch is freed (the worktree's HEAD
+/// detached so the branch can be checked out at once in the user's tree; a branch with no
+/// commit deleted), and `run.json` gets `commits`, `reason` (`done` only) and `summary`.
+pub fn close_run(paths: &RunPaths, ending: RunStatus) -> Result<Closing, EngineError> {
+    let rec = runfile::read(paths)?;
+    let mut notes = Vec::new();
+    let mut deleted = false;
+    let mut commits = Vec::new();
+    match noctune_git::open_repo(Path::new(&rec.repo_root)) {
+        Ok(repo) => {
+            let wt = git2::Repository::open(paths.worktree()).ok();
+            match noctune_git::release_branch(&repo, wt.as_ref(), &rec.branch, &rec.head_sha) {
+                Ok(d) => deleted = d,
+                Err(e) => notes.push(format!(
+                    "the branch {} is still checked out: {e}",
+                    rec.branch
+                )),
+            }
+            if noctune_git::branch_exists(&repo, &rec.branch) {
+                commits = noctune_git::commits_since(&repo, &rec.branch, &rec.head_sha)?
+                    .into_iter()
+                    .map(|(sha, _)| sha)
+                    .collect();
+            }
+        }
+        Err(e) => notes.push(format!("the repository could not be opened: {e}")),
+    }
+    let events: Vec<EventPayload> = read_events(paths, 0, usize::MAX)?
+        .iter()
+        .filter_map(Event::body)
+        .collect();
+    let plan = load_plan(paths).unwrap_or_default();
+    let mut summary =
+        noctune_core::run_state::RunSummary::from_events(&events, &plan, commits.len());
+    if deleted {
+        notes.push(format!(
+            "the branch {} had no commit and was deleted",
+            rec.branch
+        ));
+    }
+    summary.notes.extend(notes);
+    let reason = match ending {
+        RunStatus::Done => summary.no_commit_reason(),
+        _ => None,
+    };
+    let n = commits.len();
+    let (why, sum) = (reason.clone(), summary);
+    runfile::update(paths, move |r| {
+        r.commits = Some(n);
+        r.reason = why;
+        r.summary = Some(sum);
+        None
+    })?;
+    Ok(Closing {
+        commits,
+        reason,
+        branch_deleted: deleted,
+    })
 }
 
 #[cfg(test)]
@@ -591,6 +688,9 @@ mod tests {
             worker_pid,
             worker_start_time: None,
             stage: "approvals".into(),
+            commits: None,
+            reason: None,
+            summary: None,
         };
         runfile::create(&paths, &rec).unwrap();
         paths

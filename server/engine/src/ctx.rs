@@ -9,6 +9,7 @@ use super::tools::{self, ToolOutcome};
 use globset::GlobSet;
 use noctune_config::{Config, ModelProfile, ToolDef};
 use noctune_core::event::EventPayload;
+use noctune_core::patchset::CheckReport;
 use noctune_core::{ApprovalRequest, Event, PolicyPack, RunRecord, RunStatus};
 use noctune_store::AuditStore;
 use std::path::PathBuf;
@@ -203,19 +204,59 @@ impl RunCtx {
         files: &[String],
         stage: &str,
     ) -> Result<ToolOutcome, Halt> {
+        let (outcome, _) = self.run_logged(tool, stage, |_| tools::argv(tool, files))?;
+        Ok(outcome)
+    }
+
+    /// Runs a check tool and reads what it showed ([`tools::check_report`]); pytest writes
+    /// its per-test results next to the log. Returns the outcome too, for its output tail.
+    pub fn run_check_tool(
+        &mut self,
+        tool: &ToolDef,
+        files: &[String],
+        stage: &str,
+    ) -> Result<(ToolOutcome, CheckReport), Halt> {
+        let pytest = tools::is_pytest(tool);
+        let mut junit = None;
+        let (outcome, log) = self.run_logged(tool, stage, |log| {
+            let j = log.with_extension("junit.xml");
+            let args = tools::check_argv(tool, files, pytest.then_some(j.as_path()));
+            if pytest {
+                // A report of an earlier worker at this path must not stand for this run's.
+                let _ = std::fs::remove_file(&j);
+                junit = Some(j);
+            }
+            args
+        })?;
+        let report = tools::check_report(&outcome, &log, junit.as_deref());
+        Ok((outcome, report))
+    }
+
+    /// Runs `tool` with the argv `args` makes from its log's path, recording its start and end.
+    fn run_logged(
+        &mut self,
+        tool: &ToolDef,
+        stage: &str,
+        args: impl FnOnce(&std::path::Path) -> Vec<String>,
+    ) -> Result<(ToolOutcome, PathBuf), Halt> {
         self.tool_seq += 1;
         let log_dir = self.paths.run_dir.join("tools");
         std::fs::create_dir_all(&log_dir)?;
         let log = log_dir.join(format!("{:03}-{}.log", self.tool_seq, tool.name));
+        let argv = args(&log);
         self.emit(EventPayload::ToolStarted {
             tool: tool.name.clone(),
             stage: stage.to_string(),
-            argv: tools::argv(tool, files),
+            argv: argv.clone(),
         })?;
         let stop_file = self.paths.stop_request();
-        let outcome = tools::run_tool(tool, files, &self.worktree_path(), &log, &|| {
-            stop_file.exists()
-        })?;
+        let outcome = tools::run_argv(
+            &argv,
+            Duration::from_secs(tool.timeout_secs),
+            &self.worktree_path(),
+            &log,
+            &|| stop_file.exists(),
+        )?;
         let (exit_code, elapsed_ms) = match &outcome {
             ToolOutcome::Finished { code, elapsed, .. } => {
                 (Some(*code), Some(elapsed.as_millis() as u64))
@@ -234,7 +275,7 @@ impl RunCtx {
         if let ToolOutcome::Interrupted = outcome {
             return Err(Halt::Stop);
         }
-        Ok(outcome)
+        Ok((outcome, log))
     }
 
     fn runtime(&mut self) -> Result<&tokio::runtime::Runtime, Halt> {

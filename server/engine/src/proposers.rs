@@ -6,6 +6,7 @@ use super::gates;
 use super::symbols;
 use super::tools::{self, ToolOutcome};
 use noctune_core::event::{EventPayload, Gate, LogLevel};
+use noctune_core::patchset::CheckReport;
 use noctune_core::{Proposal, ProposalSource, ProposerSpec};
 use std::collections::BTreeMap;
 
@@ -412,12 +413,13 @@ fn deps(
     Ok(out)
 }
 
-/// Runs a check tool on a patchset's files (used by the worker before each commit).
+/// Runs a check tool on a patchset's files (used by the worker before each commit): its
+/// outcome (for the output's tail) and what it showed, to judge against the baseline.
 pub fn run_check(
     ctx: &mut RunCtx,
     name: &str,
     files: &[String],
-) -> Result<Option<ToolOutcome>, Halt> {
+) -> Result<Option<(ToolOutcome, CheckReport)>, Halt> {
     if !ctx.pack.tool_allowed(name) {
         ctx.emit(EventPayload::ToolSkipped {
             tool: name.to_string(),
@@ -427,8 +429,89 @@ pub fn run_check(
         return Ok(None);
     }
     let tool = ctx.tool(name)?;
-    let outcome = ctx.run_tool(&tool, files, "check")?;
-    Ok(Some(outcome))
+    Ok(Some(ctx.run_check_tool(&tool, files, "check")?))
+}
+
+/// A check's result on the worktree as it is, before any edit of a patchset (the base
+/// commit, for the first): what a patchset's result is judged against. Taken once per commit
+/// and check definition and kept in the run's `baselines/`, so a resumed worker does not take
+/// it again. `probe`: also look for an installed copy of the project (once per run). `None`
+/// for a check the pack does not allow (it is skipped on every patchset).
+pub fn baseline(
+    ctx: &mut RunCtx,
+    name: &str,
+    files: &[String],
+    probe: bool,
+) -> Result<Option<CheckReport>, Halt> {
+    if !ctx.pack.tool_allowed(name) {
+        return Ok(None);
+    }
+    let tool = ctx.tool(name)?;
+    let commit = noctune_git::head_sha(&ctx.wt).map_err(Halt::from_display)?;
+    let definition = format!("{}\0{}", tool.name, tools::argv(&tool, files).join("\0"));
+    let key = &noctune_core::approval::content_sha(&definition)[..16];
+    let path = ctx
+        .paths
+        .run_dir
+        .join("baselines")
+        .join(format!("{commit}-{key}.json"));
+    let cached: Option<CheckReport> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let (report, note, cached) = match cached {
+        Some(r) => (r, None, true),
+        None => {
+            let note = if probe { shadow_note(ctx, &tool) } else { None };
+            let (_, report) = ctx.run_check_tool(&tool, files, "baseline")?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            noctune_util::fsx::write_json_atomic(&path, &report)?;
+            (report, note, false)
+        }
+    };
+    let failing = report.failing();
+    ctx.emit(EventPayload::CheckBaseline {
+        tool: name.to_string(),
+        status: report.status,
+        failing_total: failing.len(),
+        failing: failing.into_iter().take(50).collect(),
+        summary: report.summary.clone(),
+        cached,
+        note,
+    })?;
+    Ok(Some(report))
+}
+
+/// Says so when the project is also installed where the tool's Python would import it from
+/// (an editable install of the user's checkout, most often): the tools run with the worktree
+/// first on `PYTHONPATH`, so they test the edits, not that copy.
+fn shadow_note(ctx: &RunCtx, tool: &noctune_config::ToolDef) -> Option<String> {
+    let program = tool.command.first()?;
+    let is_python = |p: &str| {
+        std::path::Path::new(p)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("python"))
+    };
+    let python = if is_python(program) {
+        program.as_str()
+    } else {
+        "python3"
+    };
+    let wt = ctx.worktree_path();
+    let copies = tools::installed_copies(python, &wt, &tools::project_packages(&wt));
+    if copies.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = copies
+        .iter()
+        .map(|(name, at)| format!("{name} ({at})"))
+        .collect();
+    Some(format!(
+        "an installed copy of the project is importable: {}; checks run with the worktree first on PYTHONPATH, so they test the run's edits, not that copy",
+        list.join(", ")
+    ))
 }
 
 pub use tools::tail_of;

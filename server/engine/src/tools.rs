@@ -1,8 +1,11 @@
 //! Running a pack's tools (fixers and checks) as child processes in the run's worktree, with a
 //! timeout, a cooperative stop, and the output's tail kept for the event log.
 
+pub mod junit;
+
 use noctune_config::ToolDef;
-use std::path::Path;
+use noctune_core::patchset::{CheckReport, CheckStatus, parse_findings};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -97,14 +100,45 @@ pub fn run_tool(
     log_path: &Path,
     should_stop: &dyn Fn() -> bool,
 ) -> std::io::Result<ToolOutcome> {
+    run_argv(
+        &argv(tool, files),
+        Duration::from_secs(tool.timeout_secs),
+        dir,
+        log_path,
+        should_stop,
+    )
+}
+
+/// The import path a tool runs with: the worktree (and its `src/`, for the src layout) before
+/// anything else, so that an installed copy of the project (an editable install of the user's
+/// checkout, most often) cannot stand in for the code under test; then `PYTHONPATH` as it was.
+pub fn python_path(dir: &Path) -> std::ffi::OsString {
+    let mut parts: Vec<PathBuf> = vec![dir.to_path_buf()];
+    if dir.join("src").is_dir() {
+        parts.push(dir.join("src"));
+    }
+    if let Some(old) = std::env::var_os("PYTHONPATH") {
+        parts.extend(std::env::split_paths(&old).filter(|p| !p.as_os_str().is_empty()));
+    }
+    std::env::join_paths(parts).unwrap_or_else(|_| dir.as_os_str().to_owned())
+}
+
+/// Runs the program `args` in `dir` ([`run_tool`] for an expanded argv).
+pub fn run_argv(
+    args: &[String],
+    limit: Duration,
+    dir: &Path,
+    log_path: &Path,
+    should_stop: &dyn Fn() -> bool,
+) -> std::io::Result<ToolOutcome> {
     use std::os::unix::process::CommandExt;
-    let args = argv(tool, files);
     let log = std::fs::File::create(log_path)?;
     let start = Instant::now();
     let spawned = Command::new(&args[0])
         .args(&args[1..])
         .current_dir(dir)
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONPATH", python_path(dir))
         .env("MYPY_CACHE_DIR", "/dev/null")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -122,7 +156,6 @@ pub fn run_tool(
         }
         Err(e) => return Err(e),
     };
-    let limit = Duration::from_secs(tool.timeout_secs);
     let pgid = child.id() as libc::pid_t;
     let kill_group = || {
         // SAFETY: signals the process group we created for this child.
@@ -159,6 +192,180 @@ pub fn run_tool(
             },
         ));
     }
+}
+
+/// Whether a tool runs pytest (`pytest ...`, `py.test ...`, `python -m pytest ...`): its
+/// results are then read per test from a JUnit XML report.
+pub fn is_pytest(tool: &ToolDef) -> bool {
+    let base = |a: &str| {
+        Path::new(a)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+    };
+    let program = tool
+        .command
+        .first()
+        .and_then(|a| base(a))
+        .unwrap_or_default();
+    program == "pytest"
+        || program == "py.test"
+        || tool
+            .command
+            .windows(2)
+            .any(|w| w[0] == "-m" && w[1] == "pytest")
+}
+
+/// A check's argv: [`argv`], and for pytest the options that make it write its per-test
+/// results to `junit` (`--junitxml`, with `file` attributes so ids are pytest's node ids) and
+/// leave no `.pytest_cache` in the worktree. They go before a `--`, after which pytest takes
+/// everything for a path.
+pub fn check_argv(tool: &ToolDef, files: &[String], junit: Option<&Path>) -> Vec<String> {
+    let mut args = argv(tool, files);
+    let Some(junit) = junit.filter(|_| is_pytest(tool)) else {
+        return args;
+    };
+    let mut extra = Vec::new();
+    if !args
+        .windows(2)
+        .any(|w| w[0] == "-p" && w[1] == "no:cacheprovider")
+    {
+        extra.extend(["-p".to_string(), "no:cacheprovider".to_string()]);
+    }
+    extra.extend([
+        "-o".to_string(),
+        "junit_family=xunit1".to_string(),
+        format!("--junitxml={}", junit.display()),
+    ]);
+    let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    args.splice(at..at, extra);
+    args
+}
+
+/// What a check run showed ([`CheckReport`]): pytest's exit 5 (no tests collected) checks
+/// nothing; per-test results come from the JUnit report when pytest wrote one, findings from
+/// the output otherwise.
+pub fn check_report(outcome: &ToolOutcome, log: &Path, junit: Option<&Path>) -> CheckReport {
+    let output = std::fs::read(log)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let tests = junit
+        .and_then(|j| std::fs::read_to_string(j).ok())
+        .and_then(|xml| junit::parse(&xml).ok());
+    let (status, exit_code) = match outcome {
+        ToolOutcome::Finished { code: 0, .. } => (CheckStatus::Passed, Some(0)),
+        ToolOutcome::Finished { code: 5, .. } if junit.is_some() => (CheckStatus::Skipped, Some(5)),
+        ToolOutcome::Finished { code, .. } => (CheckStatus::Failed, Some(*code)),
+        ToolOutcome::NotFound { .. } => (CheckStatus::Skipped, None),
+        ToolOutcome::TimedOut { .. } | ToolOutcome::Interrupted => (CheckStatus::Failed, None),
+    };
+    let findings = if tests.is_some() {
+        Default::default()
+    } else {
+        parse_findings(&output)
+    };
+    let summary = match (&tests, status) {
+        (_, CheckStatus::Skipped) if exit_code == Some(5) => "no tests collected".to_string(),
+        (_, CheckStatus::Skipped) => outcome.describe(),
+        (Some(t), _) if t.failing.is_empty() => format!("{} passed", t.passed.len()),
+        (Some(t), _) => format!("{} failing of {}", t.failing.len(), t.total()),
+        (None, _) if !findings.is_empty() => {
+            let n: usize = findings.values().sum();
+            format!("{}, {n} finding(s)", outcome.describe())
+        }
+        (None, CheckStatus::Failed) => {
+            let last = output
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            if last.is_empty() {
+                outcome.describe()
+            } else {
+                format!(
+                    "{}: {}",
+                    outcome.describe(),
+                    noctune_core::text::prefix_chars(last.trim(), 200)
+                )
+            }
+        }
+        (None, _) => outcome.describe(),
+    };
+    CheckReport {
+        status,
+        exit_code,
+        tests,
+        findings,
+        summary,
+    }
+}
+
+/// Top-level Python packages of a checkout (folders with an `__init__.py` at its root or
+/// under `src/`), the names an installed copy of the project would also have.
+pub fn project_packages(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for root in [dir.to_path_buf(), dir.join("src")] {
+        let Ok(entries) = std::fs::read_dir(&root) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let is_ident = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if is_ident
+                && !matches!(name.as_str(), "tests" | "test" | "docs" | "examples")
+                && e.path().join("__init__.py").is_file()
+            {
+                out.push(name);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Where `python` imports each of `names` from when the worktree is not on its path: an
+/// installed copy of the project (`(name, location)`), which the tools would have imported
+/// instead of the worktree's code without [`python_path`]. Empty when python cannot tell.
+pub fn installed_copies(python: &str, worktree: &Path, names: &[String]) -> Vec<(String, String)> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    const PROBE: &str = r#"import importlib.util, os, sys
+wt = os.path.realpath(sys.argv[1])
+sys.path = [p for p in sys.path if p and not os.path.realpath(p).startswith(wt)]
+for n in sys.argv[2:]:
+    try:
+        spec = importlib.util.find_spec(n)
+    except Exception:
+        spec = None
+    if spec is None:
+        continue
+    loc = spec.origin or next(iter(spec.submodule_search_locations or []), None)
+    if loc and not os.path.realpath(loc).startswith(wt):
+        print(n + "\t" + loc)
+"#;
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(PROBE)
+        .arg(worktree)
+        .args(names)
+        .current_dir(std::env::temp_dir())
+        .env_remove("PYTHONPATH")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    let Ok(out) = out else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(n, loc)| (n.to_string(), loc.to_string()))
+        .collect()
 }
 
 /// The last 40 lines (at most 4 KB) of a log file.

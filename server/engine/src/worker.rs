@@ -11,6 +11,7 @@ use super::records::{full_ingest, load_decision, load_plan, load_request, load_r
 use super::runfile;
 use noctune_core::approval::verify_decision;
 use noctune_core::event::EventPayload;
+use noctune_core::patchset::{CheckReport, CheckVerdict, judge};
 use noctune_core::{
     ApprovalRequest, ApprovedEdit, DecisionError, EditFacts, EventKind, GroupInput, PatchsetStatus,
     PlannedPatchset, Proposal, RunRecord, RunStatus, Verdict, approval_id, group_into_patchsets,
@@ -122,12 +123,16 @@ fn setup(
     let globs = compile_globs(&pack.allowed_globs).map_err(Halt::Fail)?;
     let t = std::time::Instant::now();
     let repo = noctune_git::open_repo(&repo_root).map_err(Halt::from_display)?;
-    let wt = match recycle_done_worktree(&repo, paths, &rec.branch) {
+    let wt = match recycle_done_worktree(&repo, paths, &rec.branch, &rec.head_sha) {
         Some(wt) => wt,
-        None => {
-            noctune_git::ensure_worktree(&repo, rec.run_id.as_str(), &paths.worktree(), &rec.branch)
-                .map_err(Halt::from_display)?
-        }
+        None => noctune_git::ensure_worktree(
+            &repo,
+            rec.run_id.as_str(),
+            &paths.worktree(),
+            &rec.branch,
+            &rec.head_sha,
+        )
+        .map_err(Halt::from_display)?,
     };
     tracing::debug!(
         elapsed_ms = t.elapsed().as_millis() as u64,
@@ -152,6 +157,7 @@ fn recycle_done_worktree(
     repo: &git2::Repository,
     paths: &RunPaths,
     branch: &str,
+    base: &str,
 ) -> Option<git2::Repository> {
     if paths.worktree().exists() {
         return None;
@@ -170,7 +176,7 @@ fn recycle_done_worktree(
             continue;
         }
         let old = dir.join(marker.file_stem()?);
-        let result = noctune_git::recycle_worktree(repo, &old, &paths.worktree(), branch);
+        let result = noctune_git::recycle_worktree(repo, &old, &paths.worktree(), branch, base);
         let _ = std::fs::remove_file(&claimed);
         match result {
             Ok(wt) => {
@@ -516,6 +522,7 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
     }
     let total = plan.patchsets.len();
     let mut need_decisions = false;
+    let mut baselines = Baselines::default();
     for i in 0..total {
         if plan.patchsets[i].status != PatchsetStatus::Planned {
             continue;
@@ -564,6 +571,9 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
             .iter()
             .map(|e| e.proposal().file_path.clone())
             .collect();
+        // Taken while the worktree holds no edit: what this patchset's checks are judged by.
+        let pending_files = planned_files(&plan, i);
+        take_baselines(ctx, &mut baselines, &files, &pending_files)?;
         let imports = super::crossfile::import_baseline(ctx, &files)?;
         for e in &edits {
             // The commit is the durable record; a crash before it is undone by restore_to_head.
@@ -575,36 +585,29 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
             of: total,
             files: files.clone(),
         })?;
-        let mut failure = match super::crossfile::import_regressions(ctx, imports) {
-            Ok(f) => f.map(|f| (f.tool, f.what, f.tail)),
+        let failure = match super::crossfile::import_regressions(ctx, imports) {
+            Ok(Some(f)) => Ok(Some(CheckFailure {
+                tool: f.tool,
+                what: f.what,
+                tail: f.tail,
+                regressions: f.regressions,
+            })),
+            Ok(None) => check_patchset(ctx, &baselines, &files),
+            Err(h) => Err(h),
+        };
+        let failure = match failure {
+            Ok(f) => f,
             Err(h) => {
                 noctune_git::restore_to_head(&ctx.wt).map_err(Halt::from_display)?;
                 return Err(h);
             }
         };
-        for check in ctx.pack.checks.clone() {
-            if failure.is_some() {
-                break;
-            }
-            match proposers::run_check(ctx, &check, &files) {
-                Ok(Some(outcome)) if !outcome.succeeded() => {
-                    failure = Some((
-                        check.clone(),
-                        outcome.describe(),
-                        outcome.tail().to_string(),
-                    ));
-                    break;
-                }
-                Ok(_) => {}
-                Err(h) => {
-                    noctune_git::restore_to_head(&ctx.wt).map_err(Halt::from_display)?;
-                    return Err(h);
-                }
-            }
-        }
-        if let Some((tool, what, tail)) = failure {
+        if let Some(f) = failure {
             noctune_git::restore_to_head(&ctx.wt).map_err(Halt::from_display)?;
-            let reason = format!("{tool} failed ({what}); patchset rolled back, nothing committed");
+            let reason = format!(
+                "{} failed ({}); patchset rolled back, nothing committed",
+                f.tool, f.what
+            );
             plan.patchsets[i].status = PatchsetStatus::Failed;
             plan.patchsets[i].reason = Some(reason.clone());
             fsx::write_json_atomic(&ctx.paths.patchsets(), &plan)?;
@@ -612,19 +615,14 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
                 n: i + 1,
                 of: total,
                 files,
-                tool,
+                tool: f.tool,
                 reason,
-                output_tail: tail,
+                output_tail: f.tail,
+                regressions: f.regressions,
             })?;
             continue;
         }
-        let message = format!(
-            "Noctune Studio: {} (#{}) [patchset {}/{}]",
-            ctx.pack.name,
-            ctx.paths.run_id,
-            i + 1,
-            total
-        );
+        let message = commit_label(ctx, &plan, i, need_decisions);
         let body = edits
             .iter()
             .map(|e| {
@@ -653,6 +651,142 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
     Ok(!need_decisions)
 }
 
+/// The baselines a worker took (per check: the files it covered and its report; `None` for a
+/// check the pack does not allow), and whether the project's install was looked for yet.
+#[derive(Default)]
+struct Baselines {
+    taken: Vec<(String, Option<BTreeSet<String>>, Option<CheckReport>)>,
+    probed: bool,
+}
+
+impl Baselines {
+    /// The baseline of `check` that covers `files` (any, for a check that takes no files).
+    fn covering(&self, check: &str, files: &[String]) -> Option<&Option<CheckReport>> {
+        self.taken
+            .iter()
+            .rev()
+            .find(|(c, on, _)| {
+                c == check
+                    && on
+                        .as_ref()
+                        .is_none_or(|on| files.iter().all(|f| on.contains(f)))
+            })
+            .map(|(_, _, r)| r)
+    }
+}
+
+/// The files of patchset `from` and of every planned one after it.
+fn planned_files(plan: &noctune_core::PatchsetPlan, from: usize) -> Vec<String> {
+    let mut out: BTreeSet<String> = BTreeSet::new();
+    for p in &plan.patchsets[from..] {
+        if p.status == PatchsetStatus::Planned {
+            out.extend(p.files.iter().cloned());
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Takes each check's baseline that `files` need and is not taken yet, on the worktree as it
+/// is (no edit applied). A check that takes files (`{files}`) is run on every file still to be
+/// checked, so that one baseline serves all the patchsets; a patchset it does not cover (one
+/// planned after a re-proposal) gets its own, on the commit it is applied to.
+fn take_baselines(
+    ctx: &mut RunCtx,
+    baselines: &mut Baselines,
+    files: &[String],
+    pending_files: &[String],
+) -> Result<(), Halt> {
+    for check in ctx.pack.checks.clone() {
+        if baselines.covering(&check, files).is_some() {
+            continue;
+        }
+        let scoped = ctx
+            .cfg
+            .tools
+            .get(&check)
+            .is_some_and(|t| t.command.iter().any(|a| a == "{files}"));
+        let on: Vec<String> = if scoped {
+            pending_files.to_vec()
+        } else {
+            Vec::new()
+        };
+        let probe = !baselines.probed;
+        let report = proposers::baseline(ctx, &check, &on, probe)?;
+        baselines.probed |= report.is_some();
+        let covered = scoped.then(|| on.into_iter().collect());
+        baselines.taken.push((check, covered, report));
+    }
+    Ok(())
+}
+
+/// Why a patchset's checks failed.
+struct CheckFailure {
+    tool: String,
+    what: String,
+    tail: String,
+    regressions: Vec<String>,
+}
+
+/// Runs the pack's checks on an applied patchset; the first that regressed against its
+/// baseline ([`judge`]) fails it.
+fn check_patchset(
+    ctx: &mut RunCtx,
+    baselines: &Baselines,
+    files: &[String],
+) -> Result<Option<CheckFailure>, Halt> {
+    for check in ctx.pack.checks.clone() {
+        let Some((outcome, report)) = proposers::run_check(ctx, &check, files)? else {
+            continue;
+        };
+        let base = baselines.covering(&check, files).and_then(Option::as_ref);
+        if let CheckVerdict::Regressed {
+            regressions,
+            summary,
+        } = judge(base, &report)
+        {
+            return Ok(Some(CheckFailure {
+                tool: check,
+                what: format!("{}: {summary}", outcome.describe()),
+                tail: outcome.tail().to_string(),
+                regressions,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// The first line of patchset `i`'s commit. Its number counts committed patchsets only.
+/// `[patchset N/N]` when it is the last the run will commit (no planned one after it and no
+/// re-proposal pending, `more_coming`), else `[patchset N]`: at commit time a later patchset
+/// may still be rolled back, so the total is not known, and a commit once made is not
+/// rewritten to fix its label.
+fn commit_label(
+    ctx: &RunCtx,
+    plan: &noctune_core::PatchsetPlan,
+    i: usize,
+    more_coming: bool,
+) -> String {
+    let n = plan
+        .patchsets
+        .iter()
+        .filter(|p| p.status == PatchsetStatus::Committed)
+        .count()
+        + 1;
+    let last = !more_coming
+        && plan.patchsets[i + 1..]
+            .iter()
+            .all(|p| p.status != PatchsetStatus::Planned);
+    let label = if last {
+        format!("[patchset {n}/{n}]")
+    } else {
+        format!("[patchset {n}]")
+    };
+    format!(
+        "Noctune Studio: {} (#{}) {label}",
+        ctx.pack.name, ctx.paths.run_id
+    )
+}
+
 fn finish(ctx: &mut RunCtx, outcome: Result<(), Halt>) -> anyhow::Result<()> {
     finish_inner(ctx, outcome)
         .map_err(|h| anyhow::anyhow!("recording the end of the run failed: {h:?}"))?;
@@ -661,28 +795,30 @@ fn finish(ctx: &mut RunCtx, outcome: Result<(), Halt>) -> anyhow::Result<()> {
 }
 
 fn finish_inner(ctx: &mut RunCtx, outcome: Result<(), Halt>) -> Result<(), Halt> {
-    let plan = load_plan(&ctx.paths).unwrap_or_default();
-    let commits: Vec<String> = plan
-        .patchsets
-        .iter()
-        .filter_map(|p| p.commit_sha.clone())
-        .collect();
     let stop = matches!(outcome, Err(Halt::Stop)) || ctx.stop_requested();
     match outcome {
         Ok(()) if !stop => {
             let branch = branch(ctx);
-            ctx.emit(EventPayload::RunDone { commits, branch })?;
+            let end = close(ctx, RunStatus::Done)?;
+            ctx.emit(EventPayload::RunDone {
+                commits: end.commits,
+                branch,
+                reason: end.reason,
+                branch_deleted: end.branch_deleted.then_some(true),
+            })?;
             ctx.set_status(RunStatus::Done, None)?;
             // A done run is never resumed: the next run may take its worktree over.
             let _ = fsx::write_atomic_unsynced(&ctx.paths.recyclable_marker(), b"");
         }
         Err(Halt::Fail(msg)) if !stop => {
             let _ = noctune_git::restore_to_head(&ctx.wt);
+            close(ctx, RunStatus::Failed)?;
             ctx.emit(EventPayload::RunFailed { error: msg.clone() })?;
             ctx.set_status(RunStatus::Failed, Some(msg))?;
         }
         _ => {
             let _ = noctune_git::restore_to_head(&ctx.wt);
+            close(ctx, RunStatus::Stopped)?;
             let stage = runfile::read(&ctx.paths)
                 .map(|r| r.stage)
                 .unwrap_or_default();
@@ -700,6 +836,12 @@ fn finish_inner(ctx: &mut RunCtx, outcome: Result<(), Halt>) -> Result<(), Halt>
         }
     }
     Ok(())
+}
+
+/// Frees the run's branch and records its closing summary ([`super::api::close_run`]).
+fn close(ctx: &mut RunCtx, ending: RunStatus) -> Result<super::api::Closing, Halt> {
+    ctx.flush_db();
+    super::api::close_run(&ctx.paths, ending).map_err(Halt::from_display)
 }
 
 fn branch(ctx: &RunCtx) -> String {
@@ -727,6 +869,13 @@ fn finish_without_ctx(paths: &RunPaths, h: Halt) -> anyhow::Result<()> {
             Some(m),
         ),
     };
+    let ending = match status {
+        RunStatus::Stopped => RunStatus::Stopped,
+        _ => RunStatus::Failed,
+    };
+    if let Err(e) = super::api::close_run(paths, ending) {
+        tracing::warn!("recording the end of the run: {e}");
+    }
     events.append(&body)?;
     let rec = runfile::update(paths, |r| {
         r.error = err.clone();

@@ -14,6 +14,10 @@ pub enum GitError {
         "{0} is not a git repository (or has no commits yet): run `git init && git add -A && git commit -m init` there first, or pass --repo with a repository's root"
     )]
     NotARepo(PathBuf),
+    #[error(
+        "{0} is a bare repository; runs need a working tree: clone it (`git clone {0} DIR`), or pass --repo with a checkout"
+    )]
+    Bare(PathBuf),
     #[error("git: {context}: {source}")]
     Git {
         context: String,
@@ -33,12 +37,14 @@ pub type Result<T> = std::result::Result<T, GitError>;
 /// Opens the repository whose working tree root is `root` and checks it has a HEAD commit.
 pub fn open_repo(root: &Path) -> Result<Repository> {
     let repo = Repository::open(root).map_err(|_| GitError::NotARepo(root.to_path_buf()))?;
-    if repo.is_bare()
-        || repo
-            .head()
-            .ok()
-            .and_then(|h| h.peel_to_commit().ok())
-            .is_none()
+    if repo.is_bare() {
+        return Err(GitError::Bare(root.to_path_buf()));
+    }
+    if repo
+        .head()
+        .ok()
+        .and_then(|h| h.peel_to_commit().ok())
+        .is_none()
     {
         return Err(GitError::NotARepo(root.to_path_buf()));
     }
@@ -50,7 +56,7 @@ pub fn discover_root(dir: &Path) -> Result<PathBuf> {
     let repo = Repository::discover(dir).map_err(|_| GitError::NotARepo(dir.to_path_buf()))?;
     let wd = repo
         .workdir()
-        .ok_or_else(|| GitError::NotARepo(dir.to_path_buf()))?;
+        .ok_or_else(|| GitError::Bare(dir.to_path_buf()))?;
     Ok(std::fs::canonicalize(wd)?)
 }
 
@@ -72,17 +78,45 @@ pub fn head_branch(repo: &Repository) -> Option<String> {
     }
 }
 
-/// Creates (or reuses) a worktree at `path` on a new branch `branch` started at the main
-/// repository's current HEAD. The user's own working tree and branch are not touched.
+/// Creates (or reuses) a worktree at `path` on a new branch `branch` started at `base` (the
+/// commit the run started from). The user's own working tree and branch are not touched.
+///
+/// A worktree whose HEAD was detached when its run ended ([`release_branch`]) is put back on
+/// `branch` (recreated at `base` if it was deleted for having no commit), so a resumed run
+/// commits where it left off.
 pub fn ensure_worktree(
     repo: &Repository,
     name: &str,
     path: &Path,
     branch: &str,
+    base: &str,
 ) -> Result<Repository> {
+    let base = repo
+        .find_commit(git2::Oid::from_str(base).map_err(ctx(format!("commit id {base}")))?)
+        .map_err(ctx(format!("find the run's base commit {base}")))?;
     if path.join(".git").exists() {
         let wt =
             Repository::open(path).map_err(ctx(format!("open worktree {}", path.display())))?;
+        if wt.head_detached().unwrap_or(false) {
+            if head_branch(repo).as_deref() == Some(branch) {
+                return Err(GitError::Git {
+                    context: format!("branch {branch} is checked out in your working tree"),
+                    source: git2::Error::from_str(
+                        "switch your working tree to another branch, then resume",
+                    ),
+                });
+            }
+            if repo.find_branch(branch, BranchType::Local).is_err() {
+                repo.branch(branch, &base, false)
+                    .map_err(ctx(format!("create branch {branch}")))?;
+            }
+            wt.set_head(&format!("refs/heads/{branch}"))
+                .map_err(ctx(format!(
+                    "put worktree {} back on {branch}",
+                    path.display()
+                )))?;
+            restore_to_head(&wt)?;
+        }
         // Commits go to HEAD: a worktree that is not on the run's branch must never be used.
         if head_branch(&wt).as_deref() != Some(branch) {
             return Err(GitError::Git {
@@ -92,26 +126,22 @@ pub fn ensure_worktree(
         }
         return Ok(wt);
     }
-    let head = repo
-        .head()
-        .and_then(|h| h.peel_to_commit())
-        .map_err(ctx("read HEAD"))?;
     let br = match repo.find_branch(branch, BranchType::Local) {
         Ok(b) => b,
         Err(_) => repo
-            .branch(branch, &head, false)
+            .branch(branch, &base, false)
             .map_err(ctx(format!("create branch {branch}")))?,
     };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
     // A stale registration (folder deleted by hand) would make `worktree` fail; prune it.
-    if let Ok(wt) = repo.find_worktree(name) {
-        if wt.validate().is_err() {
-            let mut opts = git2::WorktreePruneOptions::new();
-            opts.valid(true).working_tree(true);
-            let _ = wt.prune(Some(&mut opts));
-        }
+    if let Ok(wt) = repo.find_worktree(name)
+        && wt.validate().is_err()
+    {
+        let mut opts = git2::WorktreePruneOptions::new();
+        opts.valid(true).working_tree(true);
+        let _ = wt.prune(Some(&mut opts));
     }
     let reference = br.into_reference();
     let mut opts = WorktreeAddOptions::new();
@@ -122,8 +152,69 @@ pub fn ensure_worktree(
     Repository::open_from_worktree(&wt).map_err(ctx("open new worktree"))
 }
 
+/// Frees a finished run's branch: the worktree's HEAD is detached at the branch's tip, so the
+/// branch is checked out nowhere and `git switch`, `git checkout` or `git merge` of it work
+/// in the user's tree at once (the worktree stays, for a resume or the next run to take over).
+/// A branch with no commit after `base` is deleted. Returns whether it was.
+pub fn release_branch(
+    repo: &Repository,
+    wt: Option<&Repository>,
+    branch: &str,
+    base: &str,
+) -> Result<bool> {
+    if let Some(wt) = wt
+        && head_branch(wt).as_deref() == Some(branch)
+    {
+        let tip = wt
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .map_err(ctx("read the worktree's HEAD"))?;
+        wt.set_head_detached(tip.id())
+            .map_err(ctx(format!("detach the worktree's HEAD from {branch}")))?;
+    }
+    let Ok(mut br) = repo.find_branch(branch, BranchType::Local) else {
+        return Ok(false);
+    };
+    let tip = br
+        .get()
+        .peel_to_commit()
+        .map_err(ctx(format!("read branch {branch}")))?;
+    if tip.id().to_string() != base {
+        return Ok(false);
+    }
+    br.delete()
+        .map_err(ctx(format!("delete the empty branch {branch}")))?;
+    Ok(true)
+}
+
+/// Whether a local branch of that name exists.
+pub fn branch_exists(repo: &Repository, branch: &str) -> bool {
+    repo.find_branch(branch, BranchType::Local).is_ok()
+}
+
+/// Paths of the user's working tree that differ from HEAD (staged, modified, deleted or
+/// untracked, not ignored; an untracked folder counts once), sorted. Noctune's cache is not
+/// one of them.
+pub fn uncommitted_changes(repo: &Repository) -> Result<Vec<String>> {
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(false)
+        .include_ignored(false)
+        .exclude_submodules(true);
+    let statuses = repo.statuses(Some(&mut opts)).map_err(ctx("status"))?;
+    let mut out: Vec<String> = statuses
+        .iter()
+        .filter(|s| s.status() != git2::Status::CURRENT && !s.status().is_ignored())
+        .filter_map(|s| s.path().ok().map(str::to_string))
+        .filter(|p| !never_staged(p))
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 /// Moves an existing worktree from `from` to `to` (the folder and libgit2's link back to it),
-/// then checks out a new branch `branch` at the main repository's HEAD in it. Only files that
+/// then checks out a new branch `branch` at `base` (the new run's start) in it. Only files that
 /// differ between the old and the new commit are rewritten, which is what makes recycling a
 /// finished run's worktree much cheaper than a fresh checkout of a large repository.
 pub fn recycle_worktree(
@@ -131,6 +222,7 @@ pub fn recycle_worktree(
     from: &Path,
     to: &Path,
     branch: &str,
+    base: &str,
 ) -> Result<Repository> {
     let link = std::fs::read_to_string(from.join(".git"))?;
     let admin = PathBuf::from(
@@ -144,9 +236,8 @@ pub fn recycle_worktree(
     }
     // Switch branches first, in place: if that fails nothing has moved.
     let head = repo
-        .head()
-        .and_then(|h| h.peel_to_commit())
-        .map_err(ctx("read HEAD"))?;
+        .find_commit(git2::Oid::from_str(base).map_err(ctx(format!("commit id {base}")))?)
+        .map_err(ctx(format!("find the run's base commit {base}")))?;
     if repo.find_branch(branch, BranchType::Local).is_err() {
         repo.branch(branch, &head, false)
             .map_err(ctx(format!("create branch {branch}")))?;
@@ -221,10 +312,10 @@ pub fn head_files(wt: &Repository) -> Result<Vec<String>> {
         .map_err(ctx("read HEAD tree"))?;
     let mut out = Vec::new();
     tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-        if entry.kind() == Some(git2::ObjectType::Blob) {
-            if let Ok(name) = entry.name() {
-                out.push(format!("{dir}{name}"));
-            }
+        if entry.kind() == Some(git2::ObjectType::Blob)
+            && let Ok(name) = entry.name()
+        {
+            out.push(format!("{dir}{name}"));
         }
         git2::TreeWalkResult::Ok
     })
