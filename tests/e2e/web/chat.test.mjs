@@ -153,7 +153,8 @@ test('with Allow once a file is edited, a backup is made, the next write asks ag
   const panel = page.locator('details.tool[data-call-id="call_once"]');
   await waitFor(async () => (await panel.getAttribute('data-status')) === 'ok', { what: 'the edit result' });
   assert.ok(await panel.locator('table.diff tr.del').count() >= 1, 'the diff is rendered with removed lines');
-  assert.match(await panel.locator('table.diff').textContent(), /-import sys/);
+  // The permission card's preview diff and the result's diff are both in the panel; the result's comes last.
+  assert.match(await panel.locator('table.diff').last().textContent(), /-import sys/);
   await turnDone(page, sent);
   assert.equal(read('shapes/util/helpers.py'), edited, 'the file was edited');
   const backups = path.join(repo, '.noctune_cache/studio_edits/backups');
