@@ -84,7 +84,16 @@ fn assert_failed_over(h: &Harness, run_id: &str, id: &str) {
     );
     let commits = h.studio.commits(&end).unwrap();
     assert!(commits.is_empty(), "{commits:#?}");
-    assert!(!h.repo.read_at(&end.branch, FILE).contains("evil.example"));
+    // A run that committed nothing leaves no branch behind (issue 11), so nothing of the
+    // payload can be merged from it.
+    assert!(
+        h.repo
+            .repo()
+            .find_branch(&end.branch, git2::BranchType::Local)
+            .is_err(),
+        "a run without commits leaves no branch: {}",
+        end.branch
+    );
     let wt = h
         .repo
         .path()
