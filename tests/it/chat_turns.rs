@@ -911,7 +911,10 @@ async fn a_server_that_is_down_is_named_with_how_to_start_one() {
     );
     // The question is kept, marked as failed (chat_partial.rs tests the rest).
     let s = service.load_session("s1").unwrap();
-    assert_eq!(s.failed_last_turn().unwrap().error.code, "model_unreachable");
+    assert_eq!(
+        s.failed_last_turn().unwrap().error.code,
+        "model_unreachable"
+    );
 }
 
 #[tokio::test]

@@ -81,7 +81,9 @@ fn a_re_export_another_file_imports_is_not_auto_approved_and_the_unrelated_fix_c
     assert_eq!(compat["status"], "pending", "{compat:#}");
     let reason = compat["reason"].as_str().unwrap();
     assert!(
-        reason.contains("the edit removes names other files use: pkg.compat.helper is imported by pkg/api.py:1"),
+        reason.contains(
+            "the edit removes names other files use: pkg.compat.helper is imported by pkg/api.py:1"
+        ),
         "{reason}"
     );
     let requested = nt
@@ -98,7 +100,8 @@ fn a_re_export_another_file_imports_is_not_auto_approved_and_the_unrelated_fix_c
     assert_eq!(extra["status"], "auto_approved", "{extra:#}");
 
     let id = compat["approval_id"].as_str().unwrap();
-    nt.decide(&run_id, id, "reject", "pkg/api.py imports it").ok();
+    nt.decide(&run_id, id, "reject", "pkg/api.py imports it")
+        .ok();
     let done = nt.wait_status(&run_id, "done", 120);
     let branch = done["branch"].as_str().unwrap();
     assert!(!repo.read_at(branch, "pkg/extra.py").contains("import os"));
@@ -111,7 +114,10 @@ fn a_person_approving_the_removal_gets_a_patchset_the_import_check_rolls_back() 
     // A fix outside `pkg` is a patchset of its own, which commits.
     let repo = FixtureRepo::new(
         "reexport",
-        &[("tools/tidy.py", "import sys\n\n\ndef tidy():\n    return 0\n")],
+        &[(
+            "tools/tidy.py",
+            "import sys\n\n\ndef tidy():\n    return 0\n",
+        )],
     );
     let nt = Noctune::new();
     let (run_id, approvals) = start(&repo, &nt);
@@ -132,7 +138,9 @@ fn a_person_approving_the_removal_gets_a_patchset_the_import_check_rolls_back() 
     assert_eq!(p["tool"], "import_check", "{p:#}");
     let reason = p["reason"].as_str().unwrap();
     assert!(
-        reason.contains("pkg.api no longer imports: ImportError: cannot import name 'helper' from 'pkg.compat'"),
+        reason.contains(
+            "pkg.api no longer imports: ImportError: cannot import name 'helper' from 'pkg.compat'"
+        ),
         "{reason}"
     );
     assert!(

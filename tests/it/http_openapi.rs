@@ -174,7 +174,13 @@ fn the_schemas_are_the_rust_types() {
     );
     assert_eq!(
         s["ApprovalStatus"]["enum"],
-        json!(["pending", "approved", "rejected", "auto_approved", "tampered"])
+        json!([
+            "pending",
+            "approved",
+            "rejected",
+            "auto_approved",
+            "tampered"
+        ])
     );
     // A run id in the document follows RunId's rule.
     let run_id = validator(&doc, &json!({"$ref": "#/components/schemas/RunId"}));

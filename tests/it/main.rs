@@ -45,13 +45,13 @@ mod arch;
 
 mod approval_tamper;
 mod chat_cli;
-mod chat_events;
-mod chat_model_hygiene;
 mod chat_edit_tool;
+mod chat_events;
 mod chat_files;
+mod chat_model_hygiene;
+mod chat_partial;
 mod chat_permissions;
 mod chat_sandbox;
-mod chat_partial;
 mod chat_sandbox_race;
 mod chat_sessions;
 mod chat_trust;

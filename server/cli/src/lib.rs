@@ -124,8 +124,10 @@ pub enum Command {
         grace: Option<u64>,
     },
     /// Continue a stopped or failed run from its recorded decisions and patchsets
-    #[command(after_help = "Exit status: as for `noctune run` (0 done with commits, 3 done \
-                            with none, 1 failed or stopped).")]
+    #[command(
+        after_help = "Exit status: as for `noctune run` (0 done with commits, 3 done \
+                            with none, 1 failed or stopped)."
+    )]
     Resume {
         run_id: String,
         #[arg(long)]

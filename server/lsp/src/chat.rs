@@ -83,10 +83,7 @@ impl EditorPrompter {
             take_focus: Some(true),
             selection: None,
         };
-        self.client
-            .show_document(params)
-            .await
-            .unwrap_or(false)
+        self.client.show_document(params).await.unwrap_or(false)
     }
 }
 
