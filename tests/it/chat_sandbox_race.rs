@@ -72,31 +72,7 @@ fn a_folder_swapped_for_an_outside_symlink_never_lets_a_write_out() {
         .unwrap();
 
     // The swapper runs for the whole test: `d` and `link` trade places as fast as it can.
-    let stop = Arc::new(AtomicBool::new(false));
-    let swaps = Arc::new(AtomicU64::new(0));
-    let swapper = {
-        let (stop, swaps) = (stop.clone(), swaps.clone());
-        let (a, b) = (c_path(&root.join("d")), c_path(&root.join("link")));
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                // SAFETY: renameat2 with two valid NUL-terminated paths.
-                let rc = unsafe {
-                    libc::renameat2(
-                        libc::AT_FDCWD,
-                        a.as_ptr(),
-                        libc::AT_FDCWD,
-                        b.as_ptr(),
-                        libc::RENAME_EXCHANGE,
-                    )
-                };
-                if rc != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                swaps.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(())
-        })
-    };
+    let (stop, swaps, swapper) = spawn_swapper(&root.join("d"), &root.join("link"));
     // Stops the swapper however this test ends (its folder goes away with `dir`).
     let _stop_on_exit = StopOnDrop(stop.clone());
     // Let the swapping start before the first write.
@@ -196,6 +172,39 @@ fn a_folder_swapped_for_an_outside_symlink_never_lets_a_write_out() {
     assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
 }
 
+type Swapper = std::thread::JoinHandle<std::io::Result<()>>;
+
+/// Swaps `a` and `b` atomically (`renameat2(RENAME_EXCHANGE)`) as fast as it can until `stop`
+/// is set; `swaps` counts them.
+fn spawn_swapper(a: &Path, b: &Path) -> (Arc<AtomicBool>, Arc<AtomicU64>, Swapper) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let swaps = Arc::new(AtomicU64::new(0));
+    let (a, b) = (c_path(a), c_path(b));
+    let thread = {
+        let (stop, swaps) = (stop.clone(), swaps.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: renameat2 with two valid NUL-terminated paths.
+                let rc = unsafe {
+                    libc::renameat2(
+                        libc::AT_FDCWD,
+                        a.as_ptr(),
+                        libc::AT_FDCWD,
+                        b.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                };
+                if rc != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                swaps.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        })
+    };
+    (stop, swaps, thread)
+}
+
 struct StopOnDrop(Arc<AtomicBool>);
 
 impl Drop for StopOnDrop {
@@ -244,31 +253,7 @@ fn a_folder_swapped_for_an_outside_symlink_never_lets_a_listing_or_search_out() 
     };
     let (list, search) = (tool("listFiles"), tool("search"));
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let swaps = Arc::new(AtomicU64::new(0));
-    let swapper = {
-        let (stop, swaps) = (stop.clone(), swaps.clone());
-        let (a, b) = (c_path(&root.join("d")), c_path(&root.join("link")));
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                // SAFETY: renameat2 with two valid NUL-terminated paths.
-                let rc = unsafe {
-                    libc::renameat2(
-                        libc::AT_FDCWD,
-                        a.as_ptr(),
-                        libc::AT_FDCWD,
-                        b.as_ptr(),
-                        libc::RENAME_EXCHANGE,
-                    )
-                };
-                if rc != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                swaps.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(())
-        })
-    };
+    let (stop, swaps, swapper) = spawn_swapper(&root.join("d"), &root.join("link"));
     let _stop_on_exit = StopOnDrop(stop.clone());
     support_wait_for_swaps(&swaps);
 
@@ -294,7 +279,10 @@ fn a_folder_swapped_for_an_outside_symlink_never_lets_a_listing_or_search_out() 
         if found.iter().any(|f| f.contains("harmless")) {
             found_inside += 1;
         }
-        if found.iter().any(|f| f.contains("TOPSECRET") || f.contains("secret")) {
+        if found
+            .iter()
+            .any(|f| f.contains("TOPSECRET") || f.contains("secret"))
+        {
             leaked.push(out.to_string());
         }
     }
