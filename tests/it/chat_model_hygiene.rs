@@ -297,3 +297,38 @@ async fn code_fences_and_json_text_stream_before_the_answer_ends() {
     assert!(shown_before("return {\"a\": 1}"), "{seen:?}");
     assert!(shown_before("and {\"a\": 1} is"), "{seen:?}");
 }
+
+#[tokio::test]
+async fn requests_fit_the_servers_smaller_window_from_the_first_round() {
+    // The profile claims 8192 tokens; the server's slot holds 2048. Fitting to the profile
+    // would send the whole file and learn of the overflow only from the server's error.
+    let big: String = "word ".repeat(4000);
+    let script = Script::new()
+        .context_window(2048)
+        .reply(Reply::tool_call("r1", "readFile", r#"{"path": "big.txt"}"#))
+        .reply(Reply::text(&["Read it."]))
+        .reply(Reply::text(&["Second."]));
+    let env = ChatEnv::with(script, "native", 8192, &[("big.txt", &big)]);
+    let turn = env.send("s1", "read big.txt", &NoPrompter).await;
+    assert!(turn.summary.error.is_none(), "{:?}", turn.events);
+    assert_eq!(turn.text(), "Read it.");
+    let fitted: Vec<String> = turn
+        .notices()
+        .into_iter()
+        .filter(|n| n.contains("2048 tokens per request") && n.contains("8192"))
+        .collect();
+    assert_eq!(fitted.len(), 1, "{:?}", turn.notices());
+    let reqs = env.llm.requests();
+    let bytes = reqs[1]["messages"].to_string().len();
+    assert!(
+        bytes < 2048 * 4,
+        "the second request ({bytes} bytes) was not fitted to the server's 2048 tokens"
+    );
+    // Said once per session, not every turn.
+    let again = env.send("s1", "and now?", &NoPrompter).await;
+    assert!(
+        !again.notices().iter().any(|n| n.contains("tokens per request")),
+        "{:?}",
+        again.notices()
+    );
+}

@@ -63,7 +63,7 @@ async fn caps_of_a_template_with_tools() {
         ServerCapabilities {
             server: ServerKind::LlamaCpp,
             supports_tools: Some(true),
-            context_window: Some(4096),
+            context_window: Some(16384),
             model: Some(MODEL.into()),
         }
     );
@@ -86,7 +86,7 @@ async fn caps_of_an_older_llama_server_leave_tools_unknown() {
     let caps = client(&server).server_capabilities().await.expect("caps");
     assert_eq!(caps.server, ServerKind::LlamaCpp);
     assert_eq!(caps.supports_tools, None);
-    assert_eq!(caps.context_window, Some(4096));
+    assert_eq!(caps.context_window, Some(16384));
 }
 
 #[tokio::test]
@@ -99,7 +99,7 @@ async fn caps_of_a_server_without_props_come_from_its_models() {
             server: ServerKind::Other,
             supports_tools: None,
             // the models list's meta.n_ctx
-            context_window: Some(4096),
+            context_window: Some(16384),
             model: Some(MODEL.into()),
         }
     );

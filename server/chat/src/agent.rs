@@ -279,7 +279,8 @@ struct Turn<'d, 'a> {
     noticed_trim: bool,
     /// What the server said it can do at the start of the turn (unknown if it could not say).
     caps: ServerCapabilities,
-    /// The context window requests are fitted to (the profile's).
+    /// The context window requests are fitted to: the profile's, or the server's when the
+    /// server reports a smaller one.
     context_window: u32,
 }
 
@@ -313,7 +314,35 @@ impl Turn<'_, '_> {
                 _ => {}
             }
         }
+        self.fit_to_server_window(&caps, session, on_event);
         self.caps = caps;
+    }
+
+    /// Fits requests to the smaller of the profile's window and the server's: a profile that
+    /// claims more than llama-server's per-slot `--ctx-size` would otherwise fail each long
+    /// turn with an overflow first and trim only on the retry.
+    fn fit_to_server_window(
+        &mut self,
+        caps: &ServerCapabilities,
+        session: &mut Session,
+        on_event: Sink<'_>,
+    ) {
+        let profile_window = self.deps.profile.context_window;
+        let Some(server) = caps.context_window.filter(|n| *n < profile_window) else {
+            session.server_context_window = None;
+            return;
+        };
+        self.context_window = server;
+        if session.server_context_window != Some(server) {
+            session.server_context_window = Some(server);
+            on_event(ChatEvent::Notice {
+                message: format!(
+                    "the model server's context is {server} tokens per request, smaller than \
+                     the profile's context_window ({profile_window}): fitting requests to \
+                     {server} (set context_window = {server} in the profile to match)"
+                ),
+            });
+        }
     }
 
     fn mode(&self, session: &Session) -> ModeUsed {

@@ -72,6 +72,10 @@ pub struct Session {
     pub prompt_tools: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
+    /// The server's per-request context when it is smaller than the profile's `context_window`
+    /// and requests were fitted to it; remembered so the notice is given once, not every turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_context_window: Option<u32>,
     /// The conversation, without the system prompt (rebuilt for every request).
     #[serde(default)]
     pub messages: Vec<ChatMessage>,
@@ -126,6 +130,7 @@ impl Session {
             profile,
             prompt_tools: false,
             fallback_reason: None,
+            server_context_window: None,
             messages: Vec::new(),
             grants: Vec::new(),
             failed_turns: Vec::new(),

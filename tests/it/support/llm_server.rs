@@ -491,7 +491,9 @@ impl Default for ServerSetup {
             props: PropsMode::Caps {
                 supports_tools: true,
             },
-            n_ctx: 4096,
+            // Larger than a profile's default window, so tests fit to the profile unless they
+            // ask for a smaller server (`Script::context_window`).
+            n_ctx: 16384,
             counts_tokens: true,
         }
     }
@@ -600,7 +602,7 @@ impl Script {
         self
     }
 
-    /// The per-slot context `GET /props` reports (default 4096).
+    /// The per-slot context `GET /props` (and `/v1/models` `meta.n_ctx`) reports (default 16384).
     pub fn context_window(mut self, n_ctx: u64) -> Self {
         self.server.n_ctx = n_ctx;
         self
@@ -1031,7 +1033,7 @@ async fn respond(
     match (request.method.as_str(), request.path.as_str()) {
         (_, _) if is_chat => {}
         ("GET", "/v1/models" | "/models") => {
-            let body = models_body(&shared.model).to_string();
+            let body = models_body(&shared.model, shared.server.n_ctx).to_string();
             return write_json(stream, 200, &body, false).await;
         }
         ("GET", "/health" | "/v1/health") => {
@@ -1486,7 +1488,7 @@ impl AnswerCtx {
 }
 
 /// `GET /v1/models` in llama-server's shape (both the OpenAI and the Ollama-style list).
-fn models_body(model: &str) -> Value {
+fn models_body(model: &str, n_ctx: u64) -> Value {
     json!({
         "models": [{
             "name": model, "model": model, "modified_at": "", "size": "", "digest": "",
@@ -1500,7 +1502,7 @@ fn models_body(model: &str) -> Value {
             "id": model, "aliases": [model], "tags": [], "object": "model",
             "created": SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
             "owned_by": "llamacpp",
-            "meta": {"vocab_type": 2, "n_vocab": 151936, "n_ctx": 4096, "n_ctx_train": 4096,
+            "meta": {"vocab_type": 2, "n_vocab": 151936, "n_ctx": n_ctx, "n_ctx_train": 32768,
                      "n_embd": 64, "n_params": 9806144, "size": 19612928, "ftype": "F16"}
         }]
     })
