@@ -10,7 +10,7 @@ const MAX_EVENTS_SHOWN = 2000;
 // Events after which status, approvals or patchsets may have changed.
 const REFRESHING = new Set(['status_changed', 'stage', 'approval_requested', 'approval_decided', 'approval_stale',
   'approval_tampered', 'auto_approved', 'patchset_planned', 'patchset_applied', 'patchset_committed', 'patchset_failed',
-  'stopped', 'run_done', 'run_failed', 'stop_requested', 'run_resumed']);
+  'stopped', 'run_done', 'run_failed', 'stop_requested', 'run_resumed', 'check_baseline']);
 
 let rec = null;
 let cursor = 0;
@@ -35,9 +35,42 @@ function renderStatus(r) {
     ...fact('Started', fmtTime(r.started_at)), ...fact('Updated', fmtTime(r.updated_at)),
     ...fact('Ended', fmtTime(r.ended_at)), ...fact('Repository', r.repo_root));
   showMsg($('run-error'), r.error ? `Error: ${r.error}` : '', 'error');
+  renderSummary(r);
   const terminal = TERMINAL.has(r.status);
   $('stop-btn').disabled = terminal || r.status === 'stopping';
   $('resume-btn').hidden = !(r.status === 'stopped' || r.status === 'failed');
+}
+
+const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+// The closing summary of a finished run (run.json's `summary`, the same figures the CLI prints):
+// what was proposed and decided, what was committed or rolled back and why, and how each check
+// did on the base commit, so a run that committed nothing says why at a glance.
+function renderSummary(r) {
+  const box = clear($('run-summary'));
+  const s = r.summary;
+  box.hidden = !s;
+  if (!s) return;
+  const outcome = r.commits
+    ? el('p', { class: 'outcome ok', 'data-testid': 'run-outcome' }, `${plural(r.commits, 'commit')} on `, el('code', {}, r.branch))
+    : el('p', { class: 'outcome none', 'data-testid': 'run-outcome' }, `No commits${r.reason ? `: ${r.reason}` : ''}`);
+  const counts = [
+    plural(s.files_proposed, 'file') + ' proposed', `${s.auto_approved} auto-approved`, `${s.approved} approved`,
+    `${s.rejected} rejected`, `${s.refused} refused`, `${s.dropped} dropped`,
+  ].join(' · ');
+  const rows = [el('p', { 'data-testid': 'run-counts' }, counts),
+    el('p', {}, `Patchsets: ${s.patchsets_committed} committed, ${s.rolled_back.length} rolled back`)];
+  if (s.rolled_back.length) {
+    rows.push(el('ul', { class: 'rolled-back', 'data-testid': 'rolled-back' }, s.rolled_back.map((b) =>
+      el('li', {}, b.tool ? el('strong', {}, `${b.tool}: `) : null, b.reason, el('span', { class: 'muted' }, ` (${b.files.join(', ')})`)))));
+  }
+  if (s.baselines.length) {
+    rows.push(el('ul', { class: 'baselines', 'data-testid': 'baselines' }, s.baselines.map((b) =>
+      el('li', {}, el('strong', {}, `${b.tool} on the base commit: `), b.summary,
+        b.regressions ? ` · rolled back ${plural(b.regressions, 'patchset')}` : ''))));
+  }
+  for (const n of s.notes) rows.push(el('p', { class: 'muted' }, n));
+  box.append(el('h2', {}, 'Summary'), outcome, ...rows);
 }
 
 async function loadStatus() {
@@ -220,6 +253,21 @@ async function loadPatchsets() {
 
 function summarize(ev) {
   const p = ev.payload || {};
+  switch (ev.type) {
+    // A check on the base commit: what fails before any edit, so later failures are judged against it.
+    case 'check_baseline':
+      return `${p.tool} on the base commit: ${p.summary}${p.cached ? ' (cached)' : ''}${p.note ? ` · ${p.note}` : ''}`;
+    case 'patchset_failed':
+      return `patchset ${p.n} of ${p.of}: ${p.tool}: ${p.reason}${p.regressions?.length ? ` · regressions: ${p.regressions.slice(0, 5).join(', ')}${p.regressions.length > 5 ? ', …' : ''}` : ''}`;
+    case 'run_done':
+      return p.commits?.length ? `${plural(p.commits.length, 'commit')} on ${p.branch}`
+        : `no commits: ${p.reason || 'nothing committed'}${p.branch_deleted ? ` (empty branch ${p.branch} deleted)` : ''}`;
+    case 'approval_tampered':
+      return `${p.file}: ${p.reason}`;
+    case 'uncommitted_changes':
+      return `${plural(p.count, 'uncommitted change')} left out (the run works from ${String(p.head_sha || '').slice(0, 10)})`;
+    default: break;
+  }
   const parts = [];
   for (const k of ['status', 'stage', 'file', 'tool', 'n', 'error', 'reason', 'decision']) {
     if (p[k] !== undefined && p[k] !== null && typeof p[k] !== 'object') parts.push(`${k}=${p[k]}`);

@@ -104,6 +104,18 @@ test('a risky edit blocks the run, is approved in the browser, the run ends done
   assert.ok(await page.locator('ol.patchsets li[data-status="committed"]').count() > 0);
   await page.locator('#events li[data-type="run_done"]').waitFor();
   assert.equal(await page.locator('#ev-state').textContent(), 'run ended');
+  // The closing summary is run.json's: outcome, counts, and how the checks did on the base commit.
+  const rj = studio.runJson(runId);
+  const summary = page.locator('#run-summary');
+  await summary.waitFor();
+  assert.equal(await summary.locator('[data-testid="run-outcome"]').textContent(), `${rj.commits} commit${rj.commits === 1 ? '' : 's'} on ${rj.branch}`);
+  const counts = await summary.locator('[data-testid="run-counts"]').textContent();
+  assert.match(counts, new RegExp(`^${rj.summary.files_proposed} files? proposed · ${rj.summary.auto_approved} auto-approved · 1 approved · 0 rejected`));
+  assert.ok(rj.summary.baselines.length > 0, 'the pack runs checks, so there is a baseline');
+  const baselines = await summary.locator('[data-testid="baselines"] li').allTextContents();
+  assert.deepEqual(baselines.map((t) => t.split(' on the base commit: ')[0]), rj.summary.baselines.map((b) => b.tool));
+  const baselineEvent = await page.locator('#events li[data-type="check_baseline"]').first().textContent();
+  assert.match(baselineEvent, / on the base commit: /);
   assert.equal(await page.locator('#stop-btn').isDisabled(), true);
   await screenshot(page, 'run-done-1280');
 
@@ -159,6 +171,7 @@ test('reject with a reason, keyboard only: the reason is in the audit (API and S
   assert.equal(ev.payload.decided_by, 'web');
   const ps = await studio.api(`/api/runs/${runId}/patchsets`);
   assert.ok(!ps.patchsets.some((p) => p.files.includes('shapes/render.py')), 'the rejected edit was not committed');
+  await waitFor(async () => /\b1 rejected\b/.test(await page.locator('[data-testid="run-counts"]').textContent().catch(() => '')), { what: 'the summary counts the rejection' });
   assert.deepEqual(page.errors, []);
   await context.close();
 });
