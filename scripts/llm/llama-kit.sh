@@ -3,6 +3,7 @@
 #
 #   scripts/llm/llama-kit.sh build [MODEL]       build (once) llama-server and MODEL into the cache; print their paths
 #   scripts/llm/llama-kit.sh paths [MODEL]       print the cached paths (exit 1 if not built yet)
+#   scripts/llm/llama-kit.sh model [MODEL]       fetch (once) only MODEL into the cache, not llama-server; print its path
 #   scripts/llm/llama-kit.sh serve PORT [MODEL]  run llama-server on 127.0.0.1:PORT in the foreground (build first if needed)
 #
 # MODEL is one of:
@@ -42,11 +43,16 @@ template_file() {
   esac
 }
 
+# scikit-build-core is llama-cpp-python's build backend: `pip download` of an sdist asks it for the metadata
+# (with --no-build-isolation it must be in this venv; without it, a bare machine fails with
+# "No module named 'scikit_build_core'").
 venv() {
   [ -x "$CACHE/venv/bin/python" ] || {
-    say "creating a private Python venv in $CACHE/venv (gguf, numpy)"
-    python3 -m venv "$CACHE/venv" && "$CACHE/venv/bin/pip" install --quiet --disable-pip-version-check gguf numpy
+    say "creating a private Python venv in $CACHE/venv (gguf, numpy, scikit-build-core)"
+    python3 -m venv "$CACHE/venv"
   }
+  "$CACHE/venv/bin/python" -c 'import gguf, numpy, scikit_build_core' 2>/dev/null \
+    || "$CACHE/venv/bin/pip" install --quiet --disable-pip-version-check gguf numpy "scikit-build-core==0.11.6"
 }
 
 paths() {
@@ -138,7 +144,9 @@ cmd=${1:-}
 case "$cmd" in
   build) build "${2:-tiny}" ;;
   paths) built "${2:-tiny}" && paths "${2:-tiny}" || exit 1 ;;
+  # The model alone: SmolLM2 needs no llama.cpp source, so it can be fetched while llama-server builds.
+  model) mkdir -p "$CACHE" && build_model "${2:-tiny}" && model_file "${2:-tiny}" ;;
   serve) [ -n "${2:-}" ] || die "usage: llama-kit.sh serve PORT [tiny|smollm2]"; serve "$2" "${3:-tiny}" ;;
-  -h|--help|help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  -h|--help|help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
