@@ -3,13 +3,18 @@
 //! decision, on disk, as anything with write access to `.noctune_cache` could, and check that
 //! every surface shows it as tampered, that deciding it is refused, and that the worker applies
 //! none of it (an `approval_tampered` event, the run failed, no commit of the changed content).
+//!
+//! A request stores the diff and the git blob ids of the pre- and post-image; the attacks are
+//! the ones that form allows: the post-image pointed at another blob (written to the
+//! repository's object store), the stored diff rewritten, and the request rewritten in the
+//! whole-text form of older versions (still read) with other content.
 
 use crate::http_support::Setup;
 use crate::support::harness::Harness;
 use noctune_studio::{ApprovalStatus, ApprovalView, Decision, RunStatus};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const FILE: &str = "shapes/render.py";
@@ -32,20 +37,59 @@ fn sha256(text: &str) -> String {
 }
 
 /// Written as a whole file in one rename, as a careful attacker (or editor) would.
-fn write_json(path: &PathBuf, v: &Value) {
+fn write_json(path: &Path, v: &Value) {
     let tmp = path.with_extension("tmp-test");
     std::fs::write(&tmp, serde_json::to_vec_pretty(v).unwrap()).unwrap();
     std::fs::rename(&tmp, path).unwrap();
 }
 
-/// Appends [`PAYLOAD`] to the post-image of the request; its stored `diff` stays the harmless
-/// one that was shown.
-fn tamper_request(dir: &PathBuf, id: &str) -> Value {
-    let path = dir.join(format!("{id}.json"));
-    let mut req: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let after = req["proposal"]["after"].as_str().unwrap().to_string();
-    req["proposal"]["after"] = json!(format!("{after}{PAYLOAD}"));
-    write_json(&path, &req);
+fn read_request(dir: &Path, id: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join(format!("{id}.json"))).unwrap()).unwrap()
+}
+
+/// The text of a blob of the repository's object store.
+fn blob_text(repo: &Path, id: &str) -> String {
+    let repo = git2::Repository::open(repo).unwrap();
+    let blob = repo.find_blob(git2::Oid::from_str(id).unwrap()).unwrap();
+    String::from_utf8(blob.content().to_vec()).unwrap()
+}
+
+/// The request's post-image with [`PAYLOAD`] appended.
+fn evil_after(repo: &Path, req: &Value) -> String {
+    let after = blob_text(repo, req["edit"]["after_blob"].as_str().unwrap());
+    format!("{after}{PAYLOAD}")
+}
+
+/// Points the request's post-image at a blob holding it with [`PAYLOAD`] appended, written to
+/// the repository's object store (anything that can write `.noctune_cache` can write there
+/// too); its stored diff stays the harmless one that was shown.
+fn tamper_request(repo: &Path, dir: &Path, id: &str) -> Value {
+    let mut req = read_request(dir, id);
+    let evil = evil_after(repo, &req);
+    let blob = git2::Repository::open(repo)
+        .unwrap()
+        .blob(evil.as_bytes())
+        .unwrap();
+    req["edit"]["after_blob"] = json!(blob.to_string());
+    write_json(&dir.join(format!("{id}.json")), &req);
+    req
+}
+
+/// Rewrites the request in the whole-text form older versions wrote (which is still read),
+/// with [`PAYLOAD`] appended to the post-image: a downgrade that needs no object store.
+fn downgrade_request(repo: &Path, dir: &Path, id: &str) -> Value {
+    let mut req = read_request(dir, id);
+    let edit = req["edit"].clone();
+    let before = blob_text(repo, edit["before_blob"].as_str().unwrap());
+    let after = evil_after(repo, &req);
+    let obj = req.as_object_mut().unwrap();
+    obj.remove("edit");
+    obj.insert(
+        "proposal".into(),
+        json!({"file_path": FILE, "symbol": obj["symbol"].clone(), "before": before,
+               "after": after, "source": edit["source"].clone(), "major_bump": false}),
+    );
+    write_json(&dir.join(format!("{id}.json")), &req);
     req
 }
 
@@ -121,7 +165,7 @@ fn a_request_changed_while_it_waits_shows_tampered_everywhere_and_cannot_be_deci
         .clone();
     let id = shown["approval_id"].as_str().unwrap().to_string();
     let dir = approvals_dir(s.repo.path(), &run_id);
-    tamper_request(&dir, &id);
+    tamper_request(&s.repo.path(), &dir, &id);
 
     // (a) Listed as tampered, with what does not match, and not with any diff as if fine.
     let list = s.studio.json(&format!("/api/runs/{run_id}/approvals"))["approvals"].clone();
@@ -201,7 +245,11 @@ fn a_request_changed_after_it_was_approved_is_not_applied() {
             "test",
         )
         .unwrap();
-    let req = tamper_request(&approvals_dir(h.repo.path(), &run_id), &shown.approval_id);
+    let req = downgrade_request(
+        &h.repo.path(),
+        &approvals_dir(h.repo.path(), &run_id),
+        &shown.approval_id,
+    );
     assert_eq!(
         req["diff"].as_str(),
         Some(shown.diff.as_str()),
@@ -227,11 +275,8 @@ fn a_forged_decision_for_other_content_is_not_applied() {
     h.wait_status(&run_id, RunStatus::WaitingApproval, 60);
     let shown = pending(&h, &run_id);
     let dir = approvals_dir(h.repo.path(), &run_id);
-    let req: Value = serde_json::from_slice(
-        &std::fs::read(dir.join(format!("{}.json", shown.approval_id))).unwrap(),
-    )
-    .unwrap();
-    let before = req["proposal"]["before"].as_str().unwrap();
+    let req = read_request(&dir, &shown.approval_id);
+    let before = &blob_text(&h.repo.path(), req["edit"]["before_blob"].as_str().unwrap());
     // Written straight to the decision file (no decide call), naming the request's id but
     // the content of another edit, while the worker waits.
     let forged = json!({
@@ -299,4 +344,39 @@ fn a_decision_names_the_content_shown_and_the_commit_holds_exactly_it() {
         .find(|a| a.approval_id == shown.approval_id)
         .unwrap();
     assert_eq!(a.status, ApprovalStatus::Approved);
+}
+
+#[test]
+fn a_rewritten_stored_diff_shows_tampered_and_cannot_be_decided() {
+    let h = Harness::new("pyproj", &[]);
+    let run_id = h.start("lint_fix").run_id.to_string();
+    h.wait_status(&run_id, RunStatus::WaitingApproval, 60);
+    let shown = pending(&h, &run_id);
+    let dir = approvals_dir(h.repo.path(), &run_id);
+    let mut req = read_request(&dir, &shown.approval_id);
+    // The diff is what a pruned post-image is rebuilt from: one that adds the payload must not
+    // be shown (or rebuilt) as the approved edit, even while the post-image's blob is there.
+    let diff = req["diff"].as_str().unwrap().to_string();
+    let evil: String = PAYLOAD.lines().map(|l| format!("+{l}\n")).collect();
+    req["diff"] = json!(format!("{diff}{evil}"));
+    write_json(&dir.join(format!("{}.json", shown.approval_id)), &req);
+
+    let listed = h.approvals(&run_id);
+    let a = listed
+        .iter()
+        .find(|a| a.approval_id == shown.approval_id)
+        .unwrap();
+    assert_eq!(a.status.as_str(), TAMPERED, "{a:#?}");
+    assert_eq!(a.diff, "");
+    assert!(
+        a.reason.contains("changed after it was proposed"),
+        "{}",
+        a.reason
+    );
+    let e = h
+        .studio
+        .decide(&run_id, &shown.approval_id, Decision::Approve, "", "test")
+        .unwrap_err();
+    assert_eq!(e.code.as_str(), "approval_tampered", "{}", e.message);
+    assert_failed_over(&h, &run_id, &shown.approval_id);
 }

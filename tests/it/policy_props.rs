@@ -2,8 +2,8 @@
 //! `ApprovedEdit::from_verdict` (the only way an undecided edit reaches apply/commit) agrees.
 
 use noctune_core::{
-    ApprovalRequest, ApprovedEdit, AutoApprove, EditFacts, PolicyPack, Proposal, ProposalSource,
-    RunId, Verdict, approval_id, police, risk_score,
+    ApprovalRequest, ApprovedEdit, AutoApprove, EditFacts, NoBlobs, PolicyPack, Proposal,
+    ProposalSource, RecordedEdit, RunId, Verdict, approval_id, police, risk_score,
 };
 use proptest::prelude::*;
 
@@ -67,13 +67,16 @@ proptest! {
         let mut req = ApprovalRequest {
             approval_id: approval_id(&p.name, &proposal), run_id: RunId::parse("r1").unwrap(), pack: p.name.clone(),
             created_at: String::new(), file_path: proposal.file_path.clone(), symbol: String::new(), risk_score: 0,
-            reason: String::new(), diff: String::new(), lines_changed: 0, auto_approved: true, proposal,
+            reason: String::new(), diff: String::new(), lines_changed: 0, auto_approved: true,
+            content: RecordedEdit::Whole(proposal),
         };
         if tampered {
             // An approval file edited after the fact: its content no longer matches its id.
-            req.proposal.after.push_str("\nimport os\n");
+            if let RecordedEdit::Whole(p) = &mut req.content {
+                p.after.push_str("\nimport os\n");
+            }
         }
-        let built = ApprovedEdit::from_verdict(&req, &p, in_globs, true);
+        let built = ApprovedEdit::from_verdict(&req, &p, in_globs, true, &NoBlobs(String::new()));
         let should = matches!(verdict, Verdict::AutoApprove { .. }) && !tampered;
         if tampered {
             prop_assert!(built.is_err());

@@ -3,8 +3,8 @@
 //! and rebuilding a run's state from the DB alone.
 
 use noctune_core::{
-    ApprovalDecision, ApprovalRequest, Decision, Event, Proposal, ProposalSource, ResumePolicy,
-    RunId, RunRecord, RunStatus, approval_id,
+    ApprovalDecision, ApprovalRequest, Decision, Event, Proposal, ProposalSource, RecordedEdit,
+    ResumePolicy, RunId, RunRecord, RunStatus, approval_id,
 };
 use noctune_store::{AuditStore, GrantRecord, StoreError};
 use serde_json::json;
@@ -72,7 +72,7 @@ fn request(run: &RunId, file: &str, risk: u8) -> ApprovalRequest {
         diff: "-def main():\n+def main() -> None:\n".into(),
         lines_changed: 2,
         auto_approved: false,
-        proposal,
+        content: RecordedEdit::Whole(proposal),
     }
 }
 
@@ -108,7 +108,7 @@ fn migrations_create_the_schema_and_reopen_is_idempotent() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, noctune_store::MIGRATIONS.len() as i64);
     let mut tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         .unwrap()
@@ -134,7 +134,7 @@ fn migrations_create_the_schema_and_reopen_is_idempotent() {
     let version: i64 = raw(&path)
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, noctune_store::MIGRATIONS.len() as i64);
 }
 
 #[test]
@@ -591,5 +591,5 @@ fn several_handles_opening_a_fresh_db_at_once_migrate_it_once() {
     let version: i64 = raw(&path)
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, noctune_store::MIGRATIONS.len() as i64);
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod json_schema;
+pub mod patch;
 pub mod patchset;
 pub mod policy;
 pub mod proposal;
@@ -20,8 +21,9 @@ pub mod run_state;
 pub mod text;
 
 pub use approval::{
-    ApprovalDecision, ApprovalRequest, ApprovalStatus, ApprovalView, ApprovedEdit, Decision,
-    DecisionError, Verdict, approval_id, police,
+    ApprovalDecision, ApprovalRequest, ApprovalStatus, ApprovalView, ApprovedEdit, BlobSource,
+    Decision, DecisionError, NoBlobs, RecordedEdit, StoredEdit, Verdict, Verified, approval_id,
+    police,
 };
 pub use bulk::{ApprovalFilter, BulkDecision, BulkItem, BulkOutcome, SkipReason};
 pub use error::{ErrorCode, OpError};

@@ -392,6 +392,7 @@ pub fn approvals(store: &AuditStore, run_id: &str) -> Result<Vec<ApprovalView>, 
     if reqs.is_empty() {
         reqs = store.approvals(&paths.run_id)?;
     }
+    let blobs = super::storage::RepoBlobs::of_run(&paths);
     Ok(reqs
         .iter()
         .map(|r| {
@@ -401,7 +402,7 @@ pub fn approvals(store: &AuditStore, run_id: &str) -> Result<Vec<ApprovalView>, 
                     .find(|d| d.approval_id == r.approval_id)
                     .cloned()
             });
-            ApprovalView::of(r, decision)
+            ApprovalView::of(r, decision, &blobs)
         })
         .collect())
 }
@@ -435,7 +436,9 @@ pub fn decide(
             })?;
     // What is decided is the content the id names, checked now: a request changed since it
     // was shown is refused rather than decided.
-    let bound = req.verify()?;
+    let bound = req
+        .verify(&super::storage::RepoBlobs::of_run(&paths))?
+        .binding;
     if req.auto_approved {
         return Err(EngineError::AutoApproved(approval_id.into()));
     }

@@ -15,6 +15,7 @@ pub mod proposers;
 pub mod pyindex;
 pub mod records;
 pub mod runfile;
+pub mod storage;
 pub mod symbols;
 pub mod tools;
 pub mod worker;

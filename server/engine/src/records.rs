@@ -3,6 +3,7 @@
 
 use super::paths::RunPaths;
 use super::runfile;
+use super::storage::RepoBlobs;
 use noctune_core::approval::verify_decision;
 use noctune_core::{ApprovalDecision, ApprovalRequest, PatchsetPlan};
 use noctune_store::AuditStore;
@@ -63,7 +64,8 @@ pub fn full_ingest(paths: &RunPaths, store: &AuditStore) {
         }
     }
     if let Ok(mut reqs) = load_requests(paths) {
-        reqs.retain(|r| r.verify().is_ok());
+        let blobs = RepoBlobs::of_run(paths);
+        reqs.retain(|r| r.verify(&blobs).is_ok());
         for r in &reqs {
             let _ = store.upsert_approval(r);
         }
@@ -74,7 +76,7 @@ pub fn full_ingest(paths: &RunPaths, store: &AuditStore) {
         for r in &reqs {
             if let Some(d) = load_decision(paths, r.approval_id.as_str())
                 && !decided.contains(d.approval_id.as_str())
-                && verify_decision(r, &d).is_ok()
+                && verify_decision(r, &d, &blobs).is_ok()
             {
                 let _ = store.record_decision(&paths.run_id, &d);
             }

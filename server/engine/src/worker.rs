@@ -9,13 +9,14 @@ use super::paths::RunPaths;
 use super::proposers;
 use super::records::{full_ingest, load_decision, load_plan, load_request, load_requests};
 use super::runfile;
+use super::storage::GitBlobs;
 use noctune_core::approval::verify_decision;
 use noctune_core::event::EventPayload;
 use noctune_core::patchset::{CheckReport, CheckVerdict, judge};
 use noctune_core::{
     ApprovalRequest, ApprovedEdit, DecisionError, EditFacts, EventKind, GroupInput, PatchsetStatus,
-    PlannedPatchset, Proposal, RunRecord, RunStatus, Verdict, approval_id, group_into_patchsets,
-    police, unified_diff,
+    PlannedPatchset, Proposal, RecordedEdit, RunRecord, RunStatus, Verdict, approval_id,
+    group_into_patchsets, police, unified_diff,
 };
 use noctune_store::AuditStore;
 use noctune_util::{fsx, time};
@@ -261,6 +262,8 @@ fn police_and_record(ctx: &mut RunCtx, p: Proposal) -> Result<Option<String>, Ha
             format!("risk {risk} within the pack's auto_approve rules"),
         ),
     };
+    // The texts go to the object store; the request keeps the diff and their blob ids.
+    let stored = super::storage::store_edit(&ctx.wt, &p).map_err(Halt::from_display)?;
     let req = ApprovalRequest {
         approval_id: id.clone(),
         run_id: ctx.paths.run_id.clone(),
@@ -273,7 +276,7 @@ fn police_and_record(ctx: &mut RunCtx, p: Proposal) -> Result<Option<String>, Ha
         diff: unified_diff(&p.file_path, &p.before, &p.after),
         lines_changed: facts.lines_changed(),
         auto_approved: auto,
-        proposal: p,
+        content: RecordedEdit::Stored(stored),
     };
     let path = ctx.paths.approval(id.as_str());
     if !path.exists() {
@@ -323,7 +326,7 @@ fn announced_decisions(ctx: &RunCtx) -> BTreeSet<String> {
 fn tampered(ctx: &mut RunCtx, r: &ApprovalRequest, why: &str) -> Halt {
     let emitted = ctx.emit(EventPayload::ApprovalTampered {
         approval_id: r.approval_id.to_string(),
-        file: r.proposal.file_path.clone(),
+        file: r.file_path.clone(),
         reason: why.to_string(),
     });
     if let Err(h) = emitted {
@@ -346,9 +349,15 @@ fn wait_for_decisions(ctx: &mut RunCtx) -> Result<(), Halt> {
     // Every request is checked before the run waits on it (also what a resume finds), so a
     // changed one fails the run now instead of waiting for a decision that will be refused.
     for r in &reqs {
-        if let Err(e) = r.verify() {
+        if let Err(e) = r.verify(&GitBlobs(&ctx.wt)) {
             return Err(tampered(ctx, r, &e.to_string()));
         }
+    }
+    // Before anything waits on them, no `git gc` may prune the blobs they name.
+    if let Err(e) = super::storage::keep_reachable(&ctx.wt, &ctx.paths.run_id, &reqs) {
+        tracing::warn!(
+            "keeping the approvals' blobs reachable: {e}; a pruned post-image is rebuilt from its diff"
+        );
     }
     // Only the pending ones are polled; a decision file appears once and never changes. A
     // pending request is checked again when its file changes.
@@ -370,7 +379,7 @@ fn wait_for_decisions(ctx: &mut RunCtx) -> Result<(), Halt> {
                 match load_request(&ctx.paths, &id) {
                     Some(again) if again == r => {}
                     Some(again) => {
-                        let why = match again.verify() {
+                        let why = match again.verify(&GitBlobs(&ctx.wt)) {
                             Err(e) => e.to_string(),
                             Ok(_) => format!(
                                 "approval {id}: its request was rewritten while it waited for a decision"
@@ -388,13 +397,13 @@ fn wait_for_decisions(ctx: &mut RunCtx) -> Result<(), Halt> {
             }
             match load_decision(&ctx.paths, &id) {
                 Some(d) => {
-                    if let Err(e) = verify_decision(&r, &d) {
+                    if let Err(e) = verify_decision(&r, &d, &GitBlobs(&ctx.wt)) {
                         return Err(tampered(ctx, &r, &e.to_string()));
                     }
                     if announced.insert(id) {
                         ctx.emit(EventPayload::ApprovalDecided {
                             approval_id: d.approval_id.to_string(),
-                            file: r.proposal.file_path.clone(),
+                            file: r.file_path.clone(),
                             decision: d.decision,
                             decided_by: d.decided_by,
                             decided_at: d.decided_at,
@@ -435,10 +444,16 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
     for r in &reqs {
         let edit = if r.auto_approved {
             let in_globs = ctx.in_globs(&r.file_path);
-            ApprovedEdit::from_verdict(r, &ctx.pack, in_globs, ctx.tests_available())
+            ApprovedEdit::from_verdict(
+                r,
+                &ctx.pack,
+                in_globs,
+                ctx.tests_available(),
+                &GitBlobs(&ctx.wt),
+            )
         } else {
             match load_decision(&ctx.paths, r.approval_id.as_str()) {
-                Some(d) => ApprovedEdit::from_decision(r, &d),
+                Some(d) => ApprovedEdit::from_decision(r, &d, &GitBlobs(&ctx.wt)),
                 None => continue,
             }
         };

@@ -464,9 +464,105 @@ pub fn commits_since(repo: &Repository, branch: &str, base: &str) -> Result<Vec<
     Ok(out)
 }
 
+/// Writes `content` as a blob to the repository's object store (shared by its worktrees) and
+/// returns its id. Content git already has (a file of the base commit) is not written again.
+pub fn write_blob(repo: &Repository, content: &[u8]) -> Result<String> {
+    Ok(repo.blob(content).map_err(ctx("write a blob"))?.to_string())
+}
+
+/// The content of blob `id`; `None` when the object store has no such blob (or it is not one).
+pub fn read_blob(repo: &Repository, id: &str) -> Result<Option<Vec<u8>>> {
+    let oid = git2::Oid::from_str(id).map_err(ctx(format!("blob id {id}")))?;
+    match repo.find_blob(oid) {
+        Ok(b) => Ok(Some(b.content().to_vec())),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(ctx(format!("read blob {id}"))(e)),
+    }
+}
+
+/// The id git gives `content` as a blob, without writing it.
+pub fn blob_id(content: &[u8]) -> Result<String> {
+    Ok(git2::Oid::hash_object(git2::ObjectType::Blob, content)
+        .map_err(ctx("hash a blob"))?
+        .to_string())
+}
+
+/// Keeps blobs reachable, so `git gc` never prunes them: `refname` (under `refs/noctune/`)
+/// points at a tree with one entry per blob, named by its id; ids it holds already are left
+/// as they are. Returns whether the ref changed.
+pub fn keep_blobs(repo: &Repository, refname: &str, ids: &[String]) -> Result<bool> {
+    let current = match repo.find_reference(refname) {
+        Ok(r) => Some(r.peel_to_tree().map_err(ctx(format!("read {refname}")))?),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+        Err(e) => return Err(ctx(format!("read {refname}"))(e)),
+    };
+    let mut tb = repo
+        .treebuilder(current.as_ref())
+        .map_err(ctx("build a tree"))?;
+    let mut added = false;
+    for id in ids {
+        if tb.get(id).ok().flatten().is_some() {
+            continue;
+        }
+        let oid = git2::Oid::from_str(id).map_err(ctx(format!("blob id {id}")))?;
+        tb.insert(id, oid, i32::from(git2::FileMode::Blob))
+            .map_err(ctx(format!("keep blob {id}")))?;
+        added = true;
+    }
+    if !added {
+        return Ok(false);
+    }
+    let tree = tb.write().map_err(ctx("write a tree"))?;
+    repo.reference(refname, tree, true, "noctune: keep approval blobs")
+        .map_err(ctx(format!("update {refname}")))?;
+    Ok(true)
+}
+
+/// Deletes a ref if it exists (what [`keep_blobs`] kept becomes prunable). Returns whether it
+/// existed.
+pub fn drop_ref(repo: &Repository, refname: &str) -> Result<bool> {
+    match repo.find_reference(refname) {
+        Ok(mut r) => {
+            r.delete().map_err(ctx(format!("delete {refname}")))?;
+            Ok(true)
+        }
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(false),
+        Err(e) => Err(ctx(format!("read {refname}"))(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::never_staged;
+    use super::*;
+
+    #[test]
+    fn kept_blobs_are_written_once_and_reachable_from_the_ref() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let a = write_blob(&repo, b"a = 1\n").unwrap();
+        assert_eq!(a, blob_id(b"a = 1\n").unwrap());
+        assert_eq!(write_blob(&repo, b"a = 1\n").unwrap(), a);
+        let b = write_blob(&repo, b"b = 2\n").unwrap();
+        let name = "refs/noctune/runs/r1";
+        assert!(keep_blobs(&repo, name, &[a.clone()]).unwrap());
+        assert!(keep_blobs(&repo, name, &[a.clone(), b.clone()]).unwrap());
+        assert!(
+            !keep_blobs(&repo, name, &[b.clone()]).unwrap(),
+            "nothing new"
+        );
+        let tree = repo.find_reference(name).unwrap().peel_to_tree().unwrap();
+        let ids: Vec<String> = tree.iter().map(|e| e.id().to_string()).collect();
+        assert_eq!(ids.len(), 2);
+        assert!(ids.contains(&a) && ids.contains(&b));
+        assert_eq!(
+            read_blob(&repo, &b).unwrap().as_deref(),
+            Some(&b"b = 2\n"[..])
+        );
+        let missing = blob_id(b"never written").unwrap();
+        assert_eq!(read_blob(&repo, &missing).unwrap(), None);
+        assert!(drop_ref(&repo, name).unwrap());
+        assert!(!drop_ref(&repo, name).unwrap());
+    }
 
     #[test]
     fn the_cache_is_never_staged_at_any_depth() {

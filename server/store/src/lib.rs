@@ -21,6 +21,7 @@ mod runs;
 mod schema;
 
 pub use error::StoreError;
+pub use schema::MIGRATIONS;
 pub use grants::{GRANT_ACTIONS, GRANT_SCOPES, GrantRecord};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
