@@ -64,6 +64,7 @@ mod engine_crossfile;
 mod engine_failures;
 mod engine_outcome;
 mod engine_packs;
+mod engine_real;
 mod engine_runs;
 mod http_api;
 mod http_chat;

@@ -218,8 +218,11 @@ pub fn is_pytest(tool: &ToolDef) -> bool {
 
 /// A check's argv: [`argv`], and for pytest the options that make it write its per-test
 /// results to `junit` (`--junitxml`, with `file` attributes so ids are pytest's node ids) and
-/// leave no `.pytest_cache` in the worktree. They go before a `--`, after which pytest takes
-/// everything for a path.
+/// leave no `.pytest_cache` in the worktree, and `--continue-on-collection-errors`: without it
+/// one test module that cannot be imported (a missing test dependency, an incompatible pytest)
+/// interrupts the session before any test runs, so the base commit and every patchset would be
+/// judged by no test at all. They go before a `--`, after which pytest takes everything for a
+/// path.
 pub fn check_argv(tool: &ToolDef, files: &[String], junit: Option<&Path>) -> Vec<String> {
     let mut args = argv(tool, files);
     let Some(junit) = junit.filter(|_| is_pytest(tool)) else {
@@ -233,6 +236,7 @@ pub fn check_argv(tool: &ToolDef, files: &[String], junit: Option<&Path>) -> Vec
         extra.extend(["-p".to_string(), "no:cacheprovider".to_string()]);
     }
     extra.extend([
+        "--continue-on-collection-errors".to_string(),
         "-o".to_string(),
         "junit_family=xunit1".to_string(),
         format!("--junitxml={}", junit.display()),
