@@ -95,6 +95,11 @@ fn a_re_export_another_file_imports_is_not_auto_approved_and_the_unrelated_fix_c
         requested["payload"]["risk_score"].as_u64().unwrap() > 50,
         "{requested:#}"
     );
+    // The listing every surface shows carries the same score, not the one file's alone.
+    assert_eq!(
+        compat["risk_score"], requested["payload"]["risk_score"],
+        "{compat:#}"
+    );
     // Removing `os` from pkg/extra.py breaks nobody: it stays auto-approved.
     let extra = by_file(&approvals, "pkg/extra.py");
     assert_eq!(extra["status"], "auto_approved", "{extra:#}");

@@ -663,12 +663,15 @@ impl ApprovalView {
                     RecordedEdit::Stored(_) => req.diff.clone(),
                     RecordedEdit::Whole(_) => unified_diff(&p.file_path, &p.before, &p.after),
                 };
+                // The recorded score includes what one file does not show (the cross-file
+                // gate's names that other files use); the content's own score is a floor, so
+                // an edited record can raise the risk shown but never lower it.
                 (
                     status,
                     req.reason.clone(),
                     diff,
                     facts.lines_changed(),
-                    risk_score(&facts),
+                    risk_score(&facts).max(req.risk_score.min(100)),
                 )
             }
         };
@@ -858,6 +861,18 @@ mod tests {
             new
         );
         assert!(!serde_json::to_string(&old).unwrap().contains("sha256"));
+    }
+
+    #[test]
+    fn the_view_keeps_the_recorded_cross_file_risk_but_never_goes_below_the_contents() {
+        let content = risk_score(&EditFacts::of(whole(&mut request())));
+        let mut req = request();
+        // Scored by the engine with the cross-file gate's +50: one file alone does not show it.
+        req.risk_score = content + 50;
+        assert_eq!(ApprovalView::of(&req, None, &NONE).risk_score, content + 50);
+        // A record edited to look harmless still shows what its content scores.
+        req.risk_score = 0;
+        assert_eq!(ApprovalView::of(&req, None, &NONE).risk_score, content);
     }
 
     #[test]
