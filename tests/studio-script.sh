@@ -49,7 +49,7 @@ token=${url##*token=}
 echo "studio-script: Studio at $origin (from a clone with no siblings)" >&2
 
 grep -q "small demo model SmolLM2-135M-Instruct" "$err" || { cat "$err" >&2; fail "the script did not say it uses the bundled demo model"; }
-page=$(curl -fsS -m 10 "$url" -c "$work/cookies") || fail "GET $url failed"
+page=$(curl -fsS -m 10 -L -c "$work/cookies" -b "$work/cookies" "$url") || fail "GET $url failed"
 grep -qi "<title>[^<]*Noctune Studio" <<<"$page" || fail "the URL did not serve the Studio page"
 
 api() { curl -fsS -m "${2:-10}" -H "Authorization: Bearer $token" "$origin$1"; }
