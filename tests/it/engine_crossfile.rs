@@ -138,8 +138,19 @@ fn a_person_approving_the_removal_gets_a_patchset_the_import_check_rolls_back() 
         .iter()
         .filter(|e| e["type"] == "patchset_failed")
         .collect();
-    assert_eq!(failed.len(), 1, "{events:#?}");
-    let p = &failed[0]["payload"];
+    // The package's patchset fails, is split in halves, and only pkg/compat.py's edit fails
+    // for good (the last failure); pkg/extra.py's is committed.
+    assert_eq!(failed.len(), 2, "{events:#?}");
+    assert!(
+        failed[0]["payload"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("split into patchsets of"),
+        "{:#}",
+        failed[0]["payload"]
+    );
+    let p = &failed[1]["payload"];
+    assert_eq!(p["files"], serde_json::json!(["pkg/compat.py"]), "{p:#}");
     assert_eq!(p["tool"], "import_check", "{p:#}");
     let reason = p["reason"].as_str().unwrap();
     assert!(
@@ -161,7 +172,11 @@ fn a_person_approving_the_removal_gets_a_patchset_the_import_check_rolls_back() 
         .iter()
         .filter(|e| e["type"] == "tool_started" && e["payload"]["tool"] == "import_check")
         .collect();
-    assert_eq!(checks.len(), 2, "{events:#?}");
+    assert_eq!(
+        checks.len(),
+        6,
+        "before and after each of 3 patchsets: {events:#?}"
+    );
     let argv: Vec<&str> = checks[0]["payload"]["argv"]
         .as_array()
         .unwrap()
@@ -176,6 +191,7 @@ fn a_person_approving_the_removal_gets_a_patchset_the_import_check_rolls_back() 
 
     let branch = done["branch"].as_str().unwrap();
     assert!(!repo.read_at(branch, "tools/tidy.py").contains("import sys"));
+    assert!(!repo.read_at(branch, "pkg/extra.py").contains("import os"));
     assert_eq!(repo.read_at(branch, "pkg/compat.py"), COMPAT);
     assert_api_imports(export_branch(&repo, branch).path());
 }

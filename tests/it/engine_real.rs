@@ -79,3 +79,168 @@ fn a_test_module_that_cannot_be_imported_on_base_does_not_switch_the_other_tests
         "{failed:#}"
     );
 }
+
+/// Found on requests: per-module grouping put all twelve files of `src/requests` in one
+/// patchset, ruff's F401 fix of `compat.py` (a module of re-exports) broke every import, and the
+/// whole package's lint fixes were rolled back with it. A failed patchset of several files is
+/// now split in halves and each half checked again, so only the edit that fails is left out.
+#[test]
+fn one_bad_edit_in_a_patchset_of_several_files_is_rolled_back_alone() {
+    let pack = "[policy_packs.lint_pkg]\nextends = \"lint_fix\"\n\
+                allowed_globs = [\"shapes/**/*.py\"]\n\
+                auto_approve = { enabled = true, max_risk = 100, max_lines = 1000 }\n\
+                grouping = \"per_pack\"\n";
+    let repo = FixtureRepo::new(
+        "pyproj",
+        &[
+            ("tests/test_contract.py", CONTRACT_TEST),
+            ("noctune.toml", pack),
+        ],
+    );
+    let nt = Noctune::new();
+    let ran = nt.run(&[
+        "run",
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "--pack",
+        "lint_pkg",
+    ]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let runs = nt.run(&["runs", "--json"]).ok().json();
+    let rec = nt.status(runs[0]["run_id"].as_str().unwrap());
+    let events = nt.events(rec["run_id"].as_str().unwrap());
+    let first = &of_type(&events, "patchset_planned")[0]["payload"];
+    let all = first["files"].as_array().unwrap().len();
+    assert!(
+        all >= 2,
+        "one patchset of every edited file of the package: {first:#}"
+    );
+
+    // What is left out is the one edit that breaks the test, with the check's reason.
+    let s = &rec["summary"];
+    assert_eq!(
+        s["rolled_back"],
+        serde_json::json!([{
+            "files": ["shapes/util/helpers.py"],
+            "reason": s["rolled_back"][0]["reason"],
+            "tool": "pytest",
+        }]),
+        "{s:#}"
+    );
+    assert!(
+        s["rolled_back"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("pytest failed ("),
+        "{s:#}"
+    );
+    let branch = rec["branch"].as_str().unwrap();
+    assert!(
+        repo.read_at(branch, "shapes/util/helpers.py")
+            .contains("import sys")
+    );
+    let committed: Vec<String> = of_type(&events, "patchset_committed")
+        .iter()
+        .flat_map(|e| e["payload"]["files"].as_array().unwrap().clone())
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        committed.len(),
+        all - 1,
+        "every other edit is committed: {committed:?}"
+    );
+    assert!(!committed.contains(&"shapes/util/helpers.py".to_string()));
+    assert_eq!(rec["commits"], repo.branch_commits(branch).len());
+    // The split is said, in the events and in the summary.
+    let splits: Vec<&Value> = of_type(&events, "patchset_failed")
+        .into_iter()
+        .filter(|e| e["payload"]["files"].as_array().unwrap().len() > 1)
+        .collect();
+    assert!(!splits.is_empty());
+    assert!(
+        splits.iter().all(|e| e["payload"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("split into patchsets of")),
+        "{splits:#?}"
+    );
+    assert!(
+        s["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("split in halves")),
+        "{s:#}"
+    );
+    // Commit labels count committed patchsets only: 1, 2, ... without gaps for the halves
+    // that failed (oldest first).
+    let labels: Vec<String> = repo
+        .branch_commits(branch)
+        .into_iter()
+        .map(|(_, m)| m.lines().next().unwrap_or("").to_string())
+        .collect();
+    for (k, l) in labels.iter().enumerate() {
+        let n = k + 1;
+        assert!(
+            l.ends_with(&format!("[patchset {n}]")) || l.ends_with(&format!("[patchset {n}/{n}]")),
+            "{labels:?}"
+        );
+    }
+}
+
+/// A unittest-style contract test: passes on base, fails once F401 drops `import sys`.
+const CONTRACT_UNITTEST: &str = "import unittest\n\nimport shapes.util.helpers as h\n\n\nclass Contract(unittest.TestCase):\n    def test_helpers_reexports_sys(self):\n        self.assertTrue(hasattr(h, \"sys\"))\n";
+
+/// Fails on base whatever the edits: as Django's test_permissions_error does when run as root.
+const BROKEN_UNITTEST: &str = "import unittest\n\n\nclass Broken(unittest.TestCase):\n    def test_broken_on_main(self):\n        self.assertEqual(1 + 1, 3)\n";
+
+/// Found on Django: its suite runs with its own runner (`tests/runtests.py`), not pytest, and
+/// fails on the base commit (tests that expect a PermissionError fail as root). Judged by its
+/// exit status alone, a patchset that breaks more tests "fails the same way" (exit 1 both
+/// times) and is committed. Run verbosely, a unittest-style runner names each test's result,
+/// and it is judged per test as pytest is.
+#[test]
+fn a_unittest_runner_that_fails_on_base_still_catches_a_regression_per_test() {
+    let pack = "[tools.unit]\ncommand = [\"python3\", \"-m\", \"unittest\", \"discover\", \"-s\", \"tests\", \"-v\"]\n\
+                stage = \"check\"\n\n\
+                [policy_packs.lint_unit]\nextends = \"lint_fix\"\n\
+                allowed_globs = [\"shapes/util/*.py\"]\n\
+                tools_allowed = [\"ruff\", \"format\", \"unit\"]\nchecks = [\"unit\"]\n\
+                auto_approve = { enabled = true, max_risk = 100, max_lines = 1000 }\n\
+                grouping = \"per_file\"\n";
+    let repo = FixtureRepo::new(
+        "pyproj",
+        &[
+            ("tests/test_contract_ut.py", CONTRACT_UNITTEST),
+            ("tests/test_broken_ut.py", BROKEN_UNITTEST),
+            ("noctune.toml", pack),
+        ],
+    );
+    let nt = Noctune::new();
+    let ran = nt.run(&[
+        "run",
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "--pack",
+        "lint_unit",
+    ]);
+    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
+    let runs = nt.run(&["runs", "--json"]).ok().json();
+    let rec = nt.status(runs[0]["run_id"].as_str().unwrap());
+    assert_eq!(rec["reason"], "every patchset regressed unit", "{rec:#}");
+    let events = nt.events(rec["run_id"].as_str().unwrap());
+    let base = &of_type(&events, "check_baseline")[0]["payload"];
+    assert_eq!(base["status"], "failed", "{base:#}");
+    assert_eq!(
+        base["failing"],
+        serde_json::json!(["test_broken_ut.Broken.test_broken_on_main"]),
+        "{base:#}"
+    );
+    assert_eq!(base["summary"], "1 failing of 2", "{base:#}");
+    let failed = &of_type(&events, "patchset_failed")[0]["payload"];
+    assert_eq!(
+        failed["regressions"],
+        serde_json::json!(["test_contract_ut.Contract.test_helpers_reexports_sys"]),
+        "{failed:#}"
+    );
+}

@@ -425,6 +425,82 @@ pub fn parse_findings(output: &str) -> std::collections::BTreeMap<String, usize>
     out
 }
 
+/// Per-test results of a unittest-style runner run verbosely (`python -m unittest -v`,
+/// Django's `tests/runtests.py -v 2`): its lines `name (dotted.id) ... ok|FAIL|ERROR|skipped
+/// ...`, where a test with a docstring has the docstring's first line, and the result, on the
+/// next line; and the `FAIL: name (id)` / `ERROR: name (id)` headings of its report. Ids are
+/// `dotted.id` (Python 3.11+ prints the whole id in the parentheses; older versions print the
+/// class, which gets the name appended). `None` when the output has no such line, so a run
+/// that crashed before any test is not taken for one that ran none.
+pub fn parse_unittest(output: &str) -> Option<TestResults> {
+    fn test_id(line: &str) -> Option<String> {
+        let (name, rest) = line.split_once(" (")?;
+        let (inner, _) = rest.split_once(')')?;
+        let ident = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        };
+        if !ident(name) || name.contains('.') || !ident(inner) {
+            return None;
+        }
+        if inner.rsplit('.').next() == Some(name) {
+            Some(inner.to_string())
+        } else {
+            Some(format!("{inner}.{name}"))
+        }
+    }
+    let mut r = TestResults::default();
+    let mut seen = false;
+    let mut pending: Option<String> = None;
+    for line in output.lines() {
+        let line = line.trim_end();
+        if let Some(heading) = line
+            .strip_prefix("FAIL: ")
+            .or_else(|| line.strip_prefix("ERROR: "))
+        {
+            if let Some(id) = test_id(heading) {
+                r.passed.remove(&id);
+                r.failing.insert(id);
+                seen = true;
+            }
+            continue;
+        }
+        let (head, result) = match line.rsplit_once(" ... ") {
+            Some((h, res)) => (h, Some(res)),
+            None => (line, None),
+        };
+        let id = test_id(head).or_else(|| result.and(pending.clone()));
+        let Some(id) = id else {
+            pending = None;
+            continue;
+        };
+        let Some(result) = result else {
+            // The docstring's first line and the result follow on the next line.
+            pending = Some(id);
+            continue;
+        };
+        pending = None;
+        seen = true;
+        match result {
+            "ok" | "expected failure" => {
+                if !r.failing.contains(&id) {
+                    r.passed.insert(id);
+                }
+            }
+            "FAIL" | "ERROR" | "unexpected success" => {
+                r.passed.remove(&id);
+                r.failing.insert(id);
+            }
+            s if s.starts_with("skipped") => {
+                r.skipped.insert(id);
+            }
+            _ => {}
+        }
+    }
+    seen.then_some(r)
+}
+
 /// `path:line[:col][: message]` → (path, message without the numbers).
 fn split_location(line: &str) -> Option<(&str, &str)> {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
@@ -564,5 +640,91 @@ mod check_tests {
             judge(Some(&ok), &exit_only(CheckStatus::Failed, 1, "")),
             CheckVerdict::Regressed { .. }
         ));
+    }
+}
+
+#[cfg(test)]
+mod unittest_tests {
+    use super::*;
+
+    #[test]
+    fn a_verbose_unittest_run_is_read_per_test() {
+        // As Django 5.1's tests/runtests.py -v 2 printed it (Python 3.11).
+        let out = "Found 5 test(s).\n\
+            test_a (utils_tests.test_text.TestUtilsText.test_a) ... ok\n\
+            test_doc (template_tests.test_loaders.CachedLoaderTests.test_doc)\n\
+            When a TemplateDoesNotExist instance is cached, the cached instance ... ok\n\
+            test_case (template_tests.test_loaders.FileSystemLoaderTests.test_case) ... skipped 'case-insensitive'\n\
+            test_perm (template_tests.test_loaders.FileSystemLoaderTests.test_perm) ... FAIL\n\
+            test_old (mod.OldStyle) ... ERROR\n\
+            \n\
+            ======================================================================\n\
+            FAIL: test_perm (template_tests.test_loaders.FileSystemLoaderTests.test_perm)\n\
+            ----------------------------------------------------------------------\n\
+            Traceback (most recent call last):\n\
+            \x20 File \"/x/test_loaders.py\", line 226, in test_perm\n\
+            ERROR: setUpClass (mod.Broken)\n\
+            Ran 5 tests in 0.273s\n\
+            FAILED (failures=1, errors=1, skipped=1)\n";
+        let r = parse_unittest(out).expect("results");
+        let ids = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>();
+        assert_eq!(
+            ids(&r.passed),
+            [
+                "template_tests.test_loaders.CachedLoaderTests.test_doc",
+                "utils_tests.test_text.TestUtilsText.test_a"
+            ]
+        );
+        assert_eq!(
+            ids(&r.failing),
+            [
+                "mod.Broken.setUpClass",
+                "mod.OldStyle.test_old",
+                "template_tests.test_loaders.FileSystemLoaderTests.test_perm"
+            ]
+        );
+        assert_eq!(
+            ids(&r.skipped),
+            ["template_tests.test_loaders.FileSystemLoaderTests.test_case"]
+        );
+    }
+
+    #[test]
+    fn output_without_test_lines_is_no_results() {
+        assert_eq!(parse_unittest(""), None);
+        assert_eq!(
+            parse_unittest("Traceback (most recent call last):\nImportError: no django\n"),
+            None
+        );
+        // ruff and mypy lines are not tests.
+        assert_eq!(
+            parse_unittest("pkg/a.py:1:8: F401 [*] `os` imported but unused\nFound 1 error.\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_test_that_passed_on_base_and_fails_now_is_a_regression() {
+        let base = parse_unittest("test_a (m.T.test_a) ... ok\ntest_b (m.T.test_b) ... FAIL\n");
+        let now = parse_unittest("test_a (m.T.test_a) ... ERROR\ntest_b (m.T.test_b) ... FAIL\n");
+        let report = |t: Option<TestResults>| CheckReport {
+            status: CheckStatus::Failed,
+            exit_code: Some(1),
+            tests: t,
+            findings: Default::default(),
+            summary: String::new(),
+        };
+        assert_eq!(
+            judge(Some(&report(base.clone())), &report(now)),
+            CheckVerdict::Regressed {
+                regressions: vec!["m.T.test_a".into()],
+                summary: "1 test that passes on the base commit fails now".into(),
+            }
+        );
+        assert_eq!(
+            judge(Some(&report(base.clone())), &report(base)),
+            CheckVerdict::Pass,
+            "failing the same way as on base"
+        );
     }
 }

@@ -641,6 +641,19 @@ pub fn close_run(paths: &RunPaths, ending: RunStatus) -> Result<Closing, EngineE
     let plan = load_plan(paths).unwrap_or_default();
     let mut summary =
         noctune_core::run_state::RunSummary::from_events(&events, &plan, commits.len());
+    let splits = events
+        .iter()
+        .filter(|e| {
+            matches!(e, EventPayload::PatchsetFailed { reason, .. }
+                if reason.contains(super::worker::SPLIT_MARK))
+        })
+        .count();
+    if splits > 0 {
+        notes.push(format!(
+            "{splits} failed patchset(s) of several files were split in halves and checked \
+             again, so that only the edits that fail are rolled back"
+        ));
+    }
     if deleted {
         notes.push(format!(
             "the branch {} had no commit and was deleted",

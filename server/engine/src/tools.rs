@@ -4,7 +4,7 @@
 pub mod junit;
 
 use noctune_config::ToolDef;
-use noctune_core::patchset::{CheckReport, CheckStatus, parse_findings};
+use noctune_core::patchset::{CheckReport, CheckStatus, parse_findings, parse_unittest};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -255,7 +255,10 @@ pub fn check_report(outcome: &ToolOutcome, log: &Path, junit: Option<&Path>) -> 
         .unwrap_or_default();
     let tests = junit
         .and_then(|j| std::fs::read_to_string(j).ok())
-        .and_then(|xml| junit::parse(&xml).ok());
+        .and_then(|xml| junit::parse(&xml).ok())
+        // Not pytest: a unittest-style runner run verbosely (Django's runtests.py -v 2) names
+        // its tests too, so it is judged per test rather than by its exit status alone.
+        .or_else(|| junit.is_none().then(|| parse_unittest(&output)).flatten());
     let (status, exit_code) = match outcome {
         ToolOutcome::Finished { code: 0, .. } => (CheckStatus::Passed, Some(0)),
         ToolOutcome::Finished { code: 5, .. } if junit.is_some() => (CheckStatus::Skipped, Some(5)),

@@ -535,10 +535,16 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
             }
         }
     }
-    let total = plan.patchsets.len();
     let mut need_decisions = false;
     let mut baselines = Baselines::default();
-    for i in 0..total {
+    let mut splits = 0;
+    // The plan can grow while it is worked through: a failed patchset of several files is
+    // replaced by its two halves ([`split_failed`]), the first of which comes next.
+    let mut next = 0;
+    while next < plan.patchsets.len() {
+        let i = next;
+        next += 1;
+        let total = plan.patchsets.len();
         if plan.patchsets[i].status != PatchsetStatus::Planned {
             continue;
         }
@@ -619,12 +625,27 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
         };
         if let Some(f) = failure {
             noctune_git::restore_to_head(&ctx.wt).map_err(Halt::from_display)?;
-            let reason = format!(
-                "{} failed ({}); patchset rolled back, nothing committed",
-                f.tool, f.what
-            );
-            plan.patchsets[i].status = PatchsetStatus::Failed;
-            plan.patchsets[i].reason = Some(reason.clone());
+            let halves = (splits < MAX_SPLITS)
+                .then(|| split_failed(&mut plan, i))
+                .flatten();
+            let reason = match halves {
+                Some((a, b)) => {
+                    splits += 1;
+                    format!(
+                        "{} failed ({}); patchset rolled back and {SPLIT_MARK} {a} and {b} \
+                         files, each checked again",
+                        f.tool, f.what
+                    )
+                }
+                None => {
+                    plan.patchsets[i].status = PatchsetStatus::Failed;
+                    plan.patchsets[i].reason = Some(format!(
+                        "{} failed ({}); patchset rolled back, nothing committed",
+                        f.tool, f.what
+                    ));
+                    plan.patchsets[i].reason.clone().unwrap_or_default()
+                }
+            };
             fsx::write_json_atomic(&ctx.paths.patchsets(), &plan)?;
             ctx.emit(EventPayload::PatchsetFailed {
                 n: i + 1,
@@ -635,6 +656,20 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
                 output_tail: f.tail,
                 regressions: f.regressions,
             })?;
+            if halves.is_some() {
+                let of = plan.patchsets.len();
+                for n in [i, i + 1] {
+                    let ps = &plan.patchsets[n];
+                    let (files, approval_ids) = (ps.files.clone(), ps.approval_ids.clone());
+                    ctx.emit(EventPayload::PatchsetPlanned {
+                        n: n + 1,
+                        of,
+                        files,
+                        approval_ids,
+                    })?;
+                }
+                next = i;
+            }
             continue;
         }
         let message = commit_label(ctx, &plan, i, need_decisions);
@@ -664,6 +699,41 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
         })?;
     }
     Ok(!need_decisions)
+}
+
+/// What the reason of a failed patchset that was split says ([`split_failed`]); the run's
+/// summary counts them by it.
+pub(crate) const SPLIT_MARK: &str = "split into patchsets of";
+
+/// Most failed patchsets one pass over the plan splits ([`split_failed`]). Finding one bad
+/// edit among n files takes about 2·log2(n) check runs; the cap keeps a check that fails
+/// whatever is applied (a flaky suite, a broken environment) from running the checks twice per
+/// file.
+const MAX_SPLITS: usize = 32;
+
+/// Replaces the failed patchset `i` of several files by its two halves (planned, in its place
+/// and right after it), so that the edit that failed it is found and rolled back alone while
+/// the others are committed: one bad edit (ruff's F401 removing a re-export, found on
+/// requests' `compat.py`) rolled back a whole package's lint fixes. The halves keep the plan's
+/// file order (files of a module stay together). Returns their sizes; `None` (nothing changed)
+/// for a patchset of one file, which fails for good.
+fn split_failed(plan: &mut noctune_core::PatchsetPlan, i: usize) -> Option<(usize, usize)> {
+    let ps = &plan.patchsets[i];
+    let n = ps.files.len();
+    if n < 2 || ps.approval_ids.len() != n {
+        return None;
+    }
+    let half = |range: std::ops::Range<usize>| PlannedPatchset {
+        approval_ids: ps.approval_ids[range.clone()].to_vec(),
+        files: ps.files[range].to_vec(),
+        status: PatchsetStatus::Planned,
+        commit_sha: None,
+        reason: None,
+    };
+    let mid = n / 2;
+    let (a, b) = (half(0..mid), half(mid..n));
+    plan.patchsets.splice(i..=i, [a, b]);
+    Some((mid, n - mid))
 }
 
 /// The baselines a worker took (per check: the files it covered and its report; `None` for a
