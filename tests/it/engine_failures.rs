@@ -25,11 +25,21 @@ fn failing_tests_keep_a_patchset_out_and_edits_outside_globs_are_refused() {
     let done = nt.wait_status(&run_id, "done", 120);
     let events = nt.events(&run_id);
 
-    let violation = events
-        .iter()
-        .find(|e| e["type"] == "policy_violation")
-        .expect("policy_violation event");
-    assert_eq!(violation["payload"]["file"], "scripts/report.py");
+    // The fixers are given the pack's files only, so scripts/report.py is not even rewritten
+    // (a fixer that writes outside the globs anyway is refused: engine_scope).
+    assert!(
+        !events.iter().any(|e| e["type"] == "policy_violation"),
+        "{events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["type"] == "tool_started")
+            .all(|e| !e["payload"]["argv"]
+                .to_string()
+                .contains("scripts/report.py")),
+        "{events:#?}"
+    );
     assert!(
         nt.approvals(&run_id)
             .iter()

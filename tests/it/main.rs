@@ -66,6 +66,7 @@ mod engine_outcome;
 mod engine_packs;
 mod engine_real;
 mod engine_runs;
+mod engine_scope;
 mod engine_storage;
 mod http_api;
 mod http_chat;

@@ -113,7 +113,9 @@ impl PolicyPack {
 
     /// The built-in packs. Users override any field in their config.
     pub fn builtins() -> Vec<PolicyPack> {
-        let py = vec!["**/*.py".to_string()];
+        // Stubs too: the fixers rewrite them as they do sources, and a stub the pack did
+        // not allow would be fixed only to be refused.
+        let py = vec!["**/*.py".to_string(), "**/*.pyi".to_string()];
         vec![
             PolicyPack {
                 name: "lint_fix".into(),
@@ -191,5 +193,51 @@ impl PolicyPack {
                 commit_each_approval: false,
             },
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A check a pack does not allow is skipped on every patchset (typing_pass's mypy was).
+    #[test]
+    fn every_built_in_pack_allows_its_own_checks_and_fixers() {
+        for p in PolicyPack::builtins() {
+            for c in &p.checks {
+                assert!(
+                    p.tool_allowed(c),
+                    "{}: check {c} not in tools_allowed",
+                    p.name
+                );
+            }
+            if let ProposerSpec::Command { tools } = &p.proposer {
+                for t in tools {
+                    assert!(
+                        p.tool_allowed(t),
+                        "{}: fixer {t} not in tools_allowed",
+                        p.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_python_packs_take_stubs_too() {
+        for p in PolicyPack::builtins() {
+            if matches!(p.name.as_str(), "lint_fix" | "py_upgrade" | "typing_pass") {
+                assert!(
+                    p.allowed_globs.contains(&"**/*.pyi".to_string()),
+                    "{}",
+                    p.name
+                );
+                assert!(
+                    p.allowed_globs.contains(&"**/*.py".to_string()),
+                    "{}",
+                    p.name
+                );
+            }
+        }
     }
 }

@@ -10,7 +10,9 @@ use noctune_config::{ToolDef, ToolStage};
 use noctune_core::event::{EventPayload, LogLevel};
 use noctune_core::{ApprovedEdit, DecisionError, EditFacts, Proposal, Verdict, police};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// The index of the last commit asked about. A worker is one run in one process, and an
@@ -70,8 +72,49 @@ fn python_blobs(wt: &git2::Repository) -> Result<Vec<(String, Option<String>)>, 
 /// module-level names it removes.
 pub fn edit_facts(ctx: &RunCtx, p: &Proposal) -> Result<EditFacts, Halt> {
     let mut facts = EditFacts::of(p);
-    facts.removed_names_used_elsewhere = removed_names_used_elsewhere(ctx, p)?;
+    facts.removed_names_used_elsewhere = removed_names_used_elsewhere_cached(ctx, p)?;
     Ok(facts)
+}
+
+/// What [`removed_names_used_elsewhere`] found, per (worktree, HEAD, edit). The worker asks
+/// twice for every edit, when it polices it and again when it commits an auto-approved one
+/// ([`still_auto_approved`]), and each answer parses the file twice; the second is the same
+/// question (same content, same commit) and gets the same answer. The edit is keyed by its
+/// path and a keyed hash of both texts: the hasher's keys are random per process, so no
+/// content can be made to collide with another's entry.
+type FactsKey = (PathBuf, String, String, u64);
+
+static REMOVED: Mutex<Option<(RandomState, BTreeMap<FactsKey, Vec<String>>)>> = Mutex::new(None);
+
+fn facts_key(state: &RandomState, root: &Path, head: &str, p: &Proposal) -> FactsKey {
+    let mut h = state.build_hasher();
+    (&p.before, &p.after).hash(&mut h);
+    (
+        root.to_path_buf(),
+        head.to_string(),
+        p.file_path.clone(),
+        h.finish(),
+    )
+}
+
+fn removed_names_used_elsewhere_cached(ctx: &RunCtx, p: &Proposal) -> Result<Vec<String>, Halt> {
+    if !pyindex::is_python(&p.file_path) {
+        return Ok(Vec::new());
+    }
+    let head = noctune_git::head_sha(&ctx.wt).map_err(Halt::from_display)?;
+    let root = ctx.worktree_path();
+    {
+        let mut cache = REMOVED.lock().unwrap_or_else(|e| e.into_inner());
+        let (state, map) = cache.get_or_insert_with(Default::default);
+        if let Some(found) = map.get(&facts_key(state, &root, &head, p)) {
+            return Ok(found.clone());
+        }
+    }
+    let found = removed_names_used_elsewhere(ctx, p)?;
+    let mut cache = REMOVED.lock().unwrap_or_else(|e| e.into_inner());
+    let (state, map) = cache.get_or_insert_with(Default::default);
+    map.insert(facts_key(state, &root, &head, p), found.clone());
+    Ok(found)
 }
 
 fn removed_names_used_elsewhere(ctx: &RunCtx, p: &Proposal) -> Result<Vec<String>, Halt> {
@@ -80,8 +123,8 @@ fn removed_names_used_elsewhere(ctx: &RunCtx, p: &Proposal) -> Result<Vec<String
     }
     // Only an edit that removes a name needs the whole tree.
     let (before, after) = (
-        pyindex::file_facts(&p.before, None),
-        pyindex::file_facts(&p.after, None),
+        pyindex::module_names(&p.before),
+        pyindex::module_names(&p.after),
     );
     if pyindex::removed_names(&before, &after).is_empty() {
         return Ok(Vec::new());
@@ -93,6 +136,37 @@ fn removed_names_used_elsewhere(ctx: &RunCtx, p: &Proposal) -> Result<Vec<String
         &p.before,
         &p.after,
     ))
+}
+
+/// Answers the cross-file gate's first question for all of `proposals` at once, on every
+/// core, before they are policed one by one: an edit that removes no module-level name uses
+/// nothing of another file's, and that answer goes into the cache [`edit_facts`] reads. The
+/// edits that do remove one are left to [`edit_facts`] (they need the index).
+pub fn prefetch(ctx: &RunCtx, proposals: &[Proposal]) -> Result<(), Halt> {
+    let python: Vec<&Proposal> = proposals
+        .iter()
+        .filter(|p| pyindex::is_python(&p.file_path))
+        .collect();
+    if python.is_empty() {
+        return Ok(());
+    }
+    let pairs: Vec<(&str, &str)> = python
+        .iter()
+        .map(|p| (p.before.as_str(), p.after.as_str()))
+        .collect();
+    let Some(removed) = pyindex::removed_names_many(&pairs) else {
+        return Ok(());
+    };
+    let head = noctune_git::head_sha(&ctx.wt).map_err(Halt::from_display)?;
+    let root = ctx.worktree_path();
+    let mut cache = REMOVED.lock().unwrap_or_else(|e| e.into_inner());
+    let (state, map) = cache.get_or_insert_with(Default::default);
+    for (p, names) in python.iter().zip(removed) {
+        if names.is_empty() {
+            map.insert(facts_key(state, &root, &head, p), Vec::new());
+        }
+    }
+    Ok(())
 }
 
 /// An edit [`ApprovedEdit::from_verdict`] let through, judged again with this gate's facts.
@@ -209,10 +283,9 @@ pub fn import_baseline(ctx: &mut RunCtx, files: &[String]) -> Result<Option<Impo
     if !files.iter().any(|f| f.ends_with(".py")) {
         return Ok(None);
     }
-    let modules = index(ctx)?.import_targets(files);
-    if modules.is_empty() {
-        return Ok(None);
-    }
+    // Asked before the index: without consent to run project code nothing is imported, and
+    // the index of a large tree (its first build, or a rebuild after each commit) is then work
+    // for nothing.
     let Some(python) = interpreter(ctx) else {
         ctx.emit(EventPayload::ToolSkipped {
             tool: TOOL.into(),
@@ -222,6 +295,10 @@ pub fn import_baseline(ctx: &mut RunCtx, files: &[String]) -> Result<Option<Impo
         })?;
         return Ok(None);
     };
+    let modules = index(ctx)?.import_targets(files);
+    if modules.is_empty() {
+        return Ok(None);
+    }
     let (base, outcome) = run_imports(ctx, &python, &modules, "base")?;
     match base {
         Some(base) => Ok(Some(ImportCheck {

@@ -208,6 +208,16 @@ impl RunCtx {
         Ok(outcome)
     }
 
+    /// Runs a fixer on `files` ([`tools::fixer_argv`]); returns its outcome and log.
+    pub fn run_fixer(
+        &mut self,
+        tool: &ToolDef,
+        files: &[String],
+        stage: &str,
+    ) -> Result<(ToolOutcome, PathBuf), Halt> {
+        self.run_logged(tool, stage, |_| tools::fixer_argv(tool, files))
+    }
+
     /// Runs a check tool and reads what it showed ([`tools::check_report`]); pytest writes
     /// its per-test results next to the log. Returns the outcome too, for its output tail.
     pub fn run_check_tool(
@@ -347,5 +357,31 @@ impl RunCtx {
             return Err("the model's reply contained no code".into());
         }
         Ok(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_python_globs_take_sources_and_stubs_at_any_depth_and_nothing_else() {
+        let pack = PolicyPack::builtins()
+            .into_iter()
+            .find(|p| p.name == "lint_fix")
+            .unwrap();
+        let globs = compile_globs(&pack.allowed_globs).unwrap();
+        for yes in ["a.py", "a.pyi", "pkg/sub/m.py", "typings/pkg/__init__.pyi"] {
+            assert!(globs.is_match(yes), "{yes}");
+        }
+        for no in [
+            "README.md",
+            "docs/index.md",
+            "pkg/data.json",
+            "a.pyc",
+            "setup.cfg",
+        ] {
+            assert!(!globs.is_match(no), "{no}");
+        }
     }
 }

@@ -85,21 +85,23 @@ fn ruff_findings(
     extra: &[&str],
     files: &[String],
 ) -> Result<Vec<(String, serde_json::Value)>, GateUnavailable> {
-    if files.is_empty() {
-        return Ok(Vec::new());
+    let mut findings: Vec<serde_json::Value> = Vec::new();
+    // One run for all the files, unless their names would not fit on one command line.
+    for batch in crate::tools::batches(files, crate::tools::MAX_FILE_ARGS_BYTES) {
+        let out = Command::new("ruff")
+            .arg("check")
+            .args(extra)
+            .args(["--no-cache", "--output-format", "json", "--exit-zero", "--"])
+            .args(crate::tools::file_operands(batch))
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .map_err(|e| GateUnavailable::Missing(format!("ruff: {e}")))?;
+        let part: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
+            .map_err(|e| GateUnavailable::Missing(format!("ruff output: {e}")))?;
+        findings.extend(part);
     }
-    let out = Command::new("ruff")
-        .arg("check")
-        .args(extra)
-        .args(["--no-cache", "--output-format", "json", "--exit-zero", "--"])
-        .args(crate::tools::file_operands(files))
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .map_err(|e| GateUnavailable::Missing(format!("ruff: {e}")))?;
-    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
-        .map_err(|e| GateUnavailable::Missing(format!("ruff output: {e}")))?;
     let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     Ok(findings
         .into_iter()

@@ -32,7 +32,13 @@ fn command(
     tool_names: &[String],
     only: Option<&[String]>,
 ) -> Result<Vec<Proposal>, Halt> {
-    let files: Vec<String> = only.map(|o| o.to_vec()).unwrap_or_default();
+    // The fixers get the pack's files only (tracked, in its allowed_globs), so nothing outside
+    // them is rewritten and then refused by policy; a fixer without `{files}` in its argv
+    // decides for itself, and policy judges what it changed.
+    let scope: Vec<String> = scope_files(ctx, only, |_| true)?
+        .into_iter()
+        .filter(|p| ctx.in_globs(p))
+        .collect();
     for name in tool_names {
         ctx.check_stop()?;
         if !ctx.pack.tool_allowed(name) {
@@ -44,12 +50,44 @@ fn command(
             continue;
         }
         let tool = ctx.tool(name)?;
-        let outcome = ctx.run_tool(&tool, &files, "propose")?;
-        if let ToolOutcome::NotFound { .. } = outcome {
-            return Err(Halt::Fail(format!(
-                "fixer tool {name}: {}",
-                outcome.describe()
-            )));
+        let files = if tools::takes_files(&tool) {
+            tools::fixer_files(&tool, &scope)
+        } else {
+            Vec::new()
+        };
+        if tools::takes_files(&tool) && files.is_empty() {
+            ctx.emit(EventPayload::ToolSkipped {
+                tool: name.clone(),
+                reason: "no tracked file it takes matches the pack's allowed_globs".into(),
+                stage: "propose".into(),
+            })?;
+            continue;
+        }
+        let runs = if files.is_empty() {
+            vec![&files[..]]
+        } else {
+            tools::batches(&files, tools::MAX_FILE_ARGS_BYTES)
+        };
+        for batch in runs {
+            let (outcome, log) = ctx.run_fixer(&tool, batch, "propose")?;
+            match outcome {
+                ToolOutcome::NotFound { .. } => {
+                    return Err(Halt::Fail(format!(
+                        "fixer tool {name}: {}",
+                        outcome.describe()
+                    )));
+                }
+                ToolOutcome::Finished { code: 0, .. } => {}
+                // What it changed before failing is still proposed (and gated); why it
+                // failed is said in its own words, which `exit code 2` alone is not.
+                _ => {
+                    ctx.emit(warn(format!(
+                        "fixer {name} failed ({}): {}",
+                        outcome.describe(),
+                        tools::error_text(&log)
+                    )))?;
+                }
+            }
         }
     }
     let changed = noctune_git::changed_files(&ctx.wt).map_err(Halt::from_display)?;
@@ -60,7 +98,7 @@ fn command(
     // Gate: a fixer's output must still parse (checked on disk, in one batch, before restoring).
     let py: Vec<String> = changed
         .iter()
-        .filter(|p| p.ends_with(".py"))
+        .filter(|p| super::pyindex::is_python(p))
         .cloned()
         .collect();
     let parse_errors = match gates::ruff_parse_errors(&ctx.worktree_path(), &py) {
@@ -73,8 +111,9 @@ fn command(
     let lint_after = gates::ruff_lint_counts(&ctx.worktree_path(), &py);
     let mut proposals = Vec::new();
     let wt_root = ctx.worktree_path();
-    for path in &changed {
-        let before = noctune_git::head_blob(&ctx.wt, path).map_err(Halt::from_display)?;
+    // HEAD's tree is read once for all the pre-images (not once per file).
+    let befores = head_blobs(&ctx.wt, &changed).map_err(Halt::from_display)?;
+    for (path, before) in changed.iter().zip(befores) {
         let after = std::fs::read(wt_root.join(path));
         // Roll the worktree back by hand: we hold the pre-image already, and a forced checkout
         // of hundreds of paths costs more than writing them.
@@ -121,7 +160,7 @@ fn command(
     let proposed_py: Vec<String> = proposals
         .iter()
         .map(|p| p.file_path.clone())
-        .filter(|p| p.ends_with(".py"))
+        .filter(|p| super::pyindex::is_python(p))
         .collect();
     match (lint_after, gates::ruff_lint_counts(&wt_root, &proposed_py)) {
         (Ok(after), Ok(before)) => {
@@ -159,6 +198,21 @@ fn command(
         })?;
     }
     Ok(proposals)
+}
+
+/// The content of each of `paths` in HEAD, `None` for a path HEAD does not have.
+fn head_blobs(
+    wt: &git2::Repository,
+    paths: &[String],
+) -> Result<Vec<Option<Vec<u8>>>, git2::Error> {
+    let tree = wt.head()?.peel_to_tree()?;
+    paths
+        .iter()
+        .map(|p| match tree.get_path(std::path::Path::new(p)) {
+            Ok(entry) => Ok(entry.to_object(wt)?.as_blob().map(|b| b.content().to_vec())),
+            Err(_) => Ok(None),
+        })
+        .collect()
 }
 
 fn scope_files(

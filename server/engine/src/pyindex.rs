@@ -150,6 +150,58 @@ pub fn file_facts(src: &str, package: Option<&str>) -> FileFacts {
     facts_with(&mut python_parser(), src, package)
 }
 
+/// The module-level names of one source and its `__all__` only ([`FileFacts::defined`] and
+/// [`FileFacts::all`], what [`removed_names`] compares): without the walk over every node for
+/// imports and attribute chains that the index needs.
+pub fn module_names(src: &str) -> FileFacts {
+    module_names_with(&mut python_parser(), src)
+}
+
+fn module_names_with(parser: &mut Parser, src: &str) -> FileFacts {
+    let mut f = FileFacts::default();
+    let Some(tree) = parser.parse(src, None) else {
+        f.has_error = true;
+        return f;
+    };
+    let root = tree.root_node();
+    f.has_error = root.has_error();
+    statements(root, src.as_bytes(), &mut f);
+    f
+}
+
+/// [`removed_names`] of each (before, after) pair, in order, parsed on as many threads as
+/// there are cores (up to 4): the first question the cross-file gate asks of every edit of a
+/// run. `None` if a thread panicked (the caller then asks one edit at a time).
+pub fn removed_names_many(pairs: &[(&str, &str)]) -> Option<Vec<Vec<String>>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4);
+    let chunk = pairs.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = pairs
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    let mut parser = python_parser();
+                    part.iter()
+                        .map(|(before, after)| {
+                            let b = module_names_with(&mut parser, before);
+                            let a = module_names_with(&mut parser, after);
+                            removed_names(&b, &a)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(pairs.len());
+        for h in handles {
+            out.extend(h.join().ok()?);
+        }
+        Some(out)
+    })
+}
+
 fn facts_with(parser: &mut Parser, src: &str, package: Option<&str>) -> FileFacts {
     let mut f = FileFacts::default();
     let Some(tree) = parser.parse(src, None) else {
@@ -1023,6 +1075,41 @@ fn describe(users: &[&Use]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The batch answer is the one-at-a-time answer, edit by edit and in order (whatever
+    /// chunk a thread got).
+    #[test]
+    fn removed_names_of_many_edits_are_each_edits_own_in_order() {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for i in 0..37 {
+            let before = format!(
+                "import os\nfrom m import a{i}\n__all__ = ['f{i}']\n\ndef f{i}():\n    return os\n"
+            );
+            let after = match i % 3 {
+                0 => before.replace(
+                    "from m import a{i}\n"
+                        .replace("{i}", &i.to_string())
+                        .as_str(),
+                    "",
+                ),
+                1 => before.replace("def f", "def g"),
+                _ => before.replace("return os", "return  os"),
+            };
+            pairs.push((before, after));
+        }
+        let refs: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(b, a)| (b.as_str(), a.as_str()))
+            .collect();
+        let many = removed_names_many(&refs).expect("no thread panics");
+        assert_eq!(many.len(), pairs.len());
+        for (i, ((b, a), got)) in pairs.iter().zip(&many).enumerate() {
+            let one = removed_names(&file_facts(b, None), &file_facts(a, None));
+            assert_eq!(got, &one, "edit {i}");
+            assert_eq!(got.is_empty(), i % 3 == 2, "edit {i}: {got:?}");
+        }
+        assert_eq!(removed_names_many(&[]), Some(Vec::new()));
+    }
 
     fn index(files: &[(&str, &str)]) -> PyIndex {
         PyIndex::from_sources(

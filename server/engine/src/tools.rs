@@ -91,6 +91,128 @@ pub fn file_operand(path: &str) -> String {
     }
 }
 
+/// Whether a tool's argv names the files it should look at (`{files}`).
+pub fn takes_files(tool: &ToolDef) -> bool {
+    tool.command.iter().any(|a| a == "{files}")
+}
+
+/// The ruff subcommand a tool runs (`check`, `format`), for `ruff ...` and `python -m ruff
+/// ...`; `None` for a tool that is not ruff.
+pub fn ruff_subcommand(tool: &ToolDef) -> Option<&str> {
+    let cmd = &tool.command;
+    let program = Path::new(cmd.first()?).file_name()?.to_str()?;
+    let rest = if program == "ruff" {
+        &cmd[1..]
+    } else {
+        let at = cmd
+            .windows(2)
+            .position(|w| w[0] == "-m" && w[1] == "ruff")?;
+        &cmd[at + 2..]
+    };
+    rest.iter()
+        .take_while(|a| *a != "--" && *a != "{files}")
+        .map(String::as_str)
+        .find(|a| matches!(*a, "check" | "format"))
+}
+
+/// File kinds ruff takes when it walks a tree itself (`ruff format` also formats the Python
+/// of Markdown files). A file named on its command line is read as Python whatever its name
+/// (a README.txt is reported as a syntax error and a JSON file linted), so a ruff fixer is
+/// given only these.
+const RUFF_CHECK_EXTENSIONS: [&str; 4] = ["py", "pyi", "pyw", "ipynb"];
+
+/// The files of `files` (the pack's files in scope) that fixer `tool` is given: all of them,
+/// or for ruff only the kinds it reads itself ([`RUFF_CHECK_EXTENSIONS`]).
+pub fn fixer_files(tool: &ToolDef, files: &[String]) -> Vec<String> {
+    let Some(sub) = ruff_subcommand(tool) else {
+        return files.to_vec();
+    };
+    files
+        .iter()
+        .filter(|f| {
+            let ext = Path::new(f.as_str())
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("");
+            RUFF_CHECK_EXTENSIONS.contains(&ext) || (sub == "format" && ext == "md")
+        })
+        .cloned()
+        .collect()
+}
+
+/// A fixer's argv for `files` (never empty: a fixer with no file in scope is not run, since
+/// `{files}` alone means `.`). For ruff, `--force-exclude`: ruff fixes a file named on its
+/// command line even where the project's `exclude` says not to, unless told so. For `ruff
+/// format`, without `--quiet`/`--silent`, which hide why it failed (a file it cannot parse),
+/// the only thing its log would have to say.
+pub fn fixer_argv(tool: &ToolDef, files: &[String]) -> Vec<String> {
+    let Some(sub) = ruff_subcommand(tool) else {
+        return argv(tool, files);
+    };
+    let mut command: Vec<String> = tool.command.clone();
+    if sub == "format" {
+        command.retain(|a| !matches!(a.as_str(), "--quiet" | "-q" | "--silent"));
+    }
+    if !command.iter().any(|a| a == "--force-exclude") {
+        // Among the options: before the `--` that ends them, or else before the files.
+        let files_at = command.iter().position(|a| a == "{files}");
+        let at = match files_at {
+            Some(i) => command[..i].iter().position(|a| a == "--").unwrap_or(i),
+            None => command.len(),
+        };
+        command.insert(at, "--force-exclude".into());
+    }
+    let tool = ToolDef {
+        command,
+        ..tool.clone()
+    };
+    argv(&tool, files)
+}
+
+/// Most bytes of file operands one tool invocation gets. Linux caps a command line (and the
+/// environment) at a quarter of the stack limit, 2 MB by default; a large repository's file
+/// list is passed in several runs instead.
+pub const MAX_FILE_ARGS_BYTES: usize = 512 * 1024;
+
+/// `files` in consecutive batches of at most `max_bytes` of operands each (a file longer
+/// than that gets a batch of its own).
+pub fn batches(files: &[String], max_bytes: usize) -> Vec<&[String]> {
+    let mut out = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, f) in files.iter().enumerate() {
+        let n = f.len() + 3;
+        if i > start && size + n > max_bytes {
+            out.push(&files[start..i]);
+            (start, size) = (i, 0);
+        }
+        size += n;
+    }
+    if start < files.len() {
+        out.push(&files[start..]);
+    }
+    out
+}
+
+/// What a failed tool said about why: its `error:` lines (ruff's own messages, such as
+/// `Failed to parse x.py:3:1: ...`), else the last lines of its output; at most 2,000 chars.
+pub fn error_text(log: &Path) -> String {
+    let text = std::fs::read(log)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let errors: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("error:"))
+        .collect();
+    let picked = if errors.is_empty() {
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(10)..].join("\n")
+    } else {
+        errors.join("\n")
+    };
+    noctune_core::text::prefix_chars(picked.trim(), 2000).to_string()
+}
+
 /// Runs `tool` in `dir`. `should_stop` is polled every 50 ms; when it says so, the tool's
 /// whole process group is killed and [`ToolOutcome::Interrupted`] returned.
 pub fn run_tool(
@@ -438,6 +560,102 @@ mod tests {
         let t = tool(&["lint", "{files}", "--fix"]);
         assert_eq!(argv(&t, &files(&["-x.py"])), ["lint", "./-x.py", "--fix"]);
         assert_eq!(argv(&t, &[]), ["lint", ".", "--fix"]);
+    }
+
+    #[test]
+    fn ruff_fixers_get_force_exclude_among_their_options_and_format_is_never_quiet() {
+        let check = tool(&["ruff", "check", "--fix", "--quiet", "--", "{files}"]);
+        assert_eq!(ruff_subcommand(&check), Some("check"));
+        assert_eq!(
+            fixer_argv(&check, &files(&["a.py", "-b.py"])),
+            [
+                "ruff",
+                "check",
+                "--fix",
+                "--quiet",
+                "--force-exclude",
+                "--",
+                "a.py",
+                "./-b.py"
+            ],
+            "ruff check keeps --quiet: its findings still show"
+        );
+        let format = tool(&[
+            "python3", "-m", "ruff", "format", "-q", "{files}", "--quiet",
+        ]);
+        assert_eq!(ruff_subcommand(&format), Some("format"));
+        assert_eq!(
+            fixer_argv(&format, &files(&["a.py"])),
+            ["python3", "-m", "ruff", "format", "--force-exclude", "a.py"]
+        );
+        let already = tool(&["ruff", "format", "--force-exclude", "--", "{files}"]);
+        assert_eq!(
+            fixer_argv(&already, &files(&["a.py"])),
+            ["ruff", "format", "--force-exclude", "--", "a.py"]
+        );
+        let other = tool(&["black", "--quiet", "{files}"]);
+        assert_eq!(ruff_subcommand(&other), None);
+        assert_eq!(
+            fixer_argv(&other, &files(&["a.py"])),
+            ["black", "--quiet", "a.py"]
+        );
+        // A tool that is not ruff but has "check" in its argv is left alone.
+        assert_eq!(ruff_subcommand(&tool(&["mypy", "check"])), None);
+    }
+
+    #[test]
+    fn ruff_fixers_are_given_only_the_kinds_of_file_ruff_reads() {
+        let scope = files(&[
+            "a.py",
+            "b.pyi",
+            "c.ipynb",
+            "README.md",
+            "data.json",
+            "Makefile",
+        ]);
+        let check = tool(&["ruff", "check", "--fix", "--", "{files}"]);
+        let format = tool(&["ruff", "format", "--", "{files}"]);
+        let other = tool(&["prettier", "--write", "{files}"]);
+        assert_eq!(fixer_files(&check, &scope), ["a.py", "b.pyi", "c.ipynb"]);
+        assert_eq!(
+            fixer_files(&format, &scope),
+            ["a.py", "b.pyi", "c.ipynb", "README.md"]
+        );
+        assert_eq!(fixer_files(&other, &scope), scope);
+    }
+
+    #[test]
+    fn long_file_lists_are_split_into_batches_that_keep_every_file_once() {
+        let many: Vec<String> = (0..1000).map(|i| format!("pkg/module_{i:04}.py")).collect();
+        let parts = batches(&many, 4096);
+        assert!(parts.len() > 1);
+        assert!(
+            parts
+                .iter()
+                .all(|p| p.iter().map(|f| f.len() + 3).sum::<usize>() <= 4096)
+        );
+        assert_eq!(parts.concat(), many);
+        assert_eq!(batches(&many, usize::MAX).len(), 1);
+        let long = files(&["x".repeat(100).as_str(), "y.py"]);
+        assert_eq!(batches(&long, 10), [&long[..1], &long[1..]]);
+        assert!(batches(&[], 10).is_empty());
+    }
+
+    #[test]
+    fn a_failed_tools_error_lines_are_its_explanation() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("t.log");
+        std::fs::write(
+            &log,
+            "1 file reformatted\nerror: Failed to parse x.py:1:12: Expected a parameter\n",
+        )
+        .unwrap();
+        assert_eq!(
+            error_text(&log),
+            "error: Failed to parse x.py:1:12: Expected a parameter"
+        );
+        std::fs::write(&log, "Traceback\n  boom\nValueError: bad\n\n").unwrap();
+        assert_eq!(error_text(&log), "Traceback\n  boom\nValueError: bad");
     }
 
     #[test]

@@ -209,6 +209,7 @@ fn execute(ctx: &mut RunCtx) -> Result<(), Halt> {
     if !ctx.paths.proposals_done().exists() {
         ctx.set_stage("propose")?;
         let proposals = proposers::propose(ctx, None)?;
+        super::crossfile::prefetch(ctx, &proposals)?;
         let mut ids = Vec::new();
         for p in proposals {
             ctx.check_stop()?;
