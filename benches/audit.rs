@@ -8,10 +8,19 @@
 //!    fsync'd append of one line: the floor any durable write pays on this disk.
 //! 3. A cursor page of 100 from the middle of a run at 1M events vs at 1k events (target: within
 //!    2x), i.e. cursor queries do not degrade with the size of the log.
+//! 4. Bytes stored per approval (issue 11) of a lint fix in a 3,000-line file: the request file
+//!    and the audit DB row as this version writes them (the diff and git blob ids) vs the
+//!    whole-text form older versions wrote, computed in the same run (target: the DB row within
+//!    2x the diff, the request file within 2x the diff + 1 KB), plus what the git object store
+//!    gains (the post-image's blob; the pre-image is the base commit's own).
 //!
-//! Files go to a temporary folder (`NOCTUNE_BENCH_DIR` to choose the disk). Takes ~30-60 s.
+//! Files go to a temporary folder (`NOCTUNE_BENCH_DIR` to choose the disk). Takes ~30-60 s;
+//! `NOCTUNE_BENCH_STORAGE_ONLY=1` runs case 4 alone.
 
-use noctune_core::{Event, ResumePolicy, RunId, RunRecord, RunStatus};
+use noctune_core::{
+    ApprovalRequest, BlobSource, Event, Proposal, ProposalSource, RecordedEdit, ResumePolicy,
+    RunId, RunRecord, RunStatus, approval_id, unified_diff,
+};
 use noctune_store::AuditStore;
 use serde_json::json;
 use std::io::Write;
@@ -47,11 +56,15 @@ fn main() {
     println!("event size: ~{sample} bytes as a JSON line; batches of {BATCH}\n");
 
     let started = Instant::now();
-    let rows = vec![
-        ingest(dir.path()),
-        transitions(dir.path()),
-        cursor(dir.path()),
-    ];
+    let mut rows = storage(dir.path());
+    // `NOCTUNE_BENCH_STORAGE_ONLY=1`: just the byte counts (they do not depend on timing).
+    if std::env::var_os("NOCTUNE_BENCH_STORAGE_ONLY").is_none() {
+        rows.extend([
+            ingest(dir.path()),
+            transitions(dir.path()),
+            cursor(dir.path()),
+        ]);
+    }
     print_table(&rows);
     println!(
         "\ntotal benchmark time: {:.1} s",
@@ -259,6 +272,200 @@ fn cursor(dir: &Path) -> Row {
         target: "within 2x",
         pass: ratio <= 2.0,
     }
+}
+
+/// The 3,000-line file of case 4 and its lint fix: `ruff format` spacing in eight functions.
+fn big_edit() -> (String, String) {
+    let mut before = String::from("\"\"\"Generated: many small functions.\"\"\"\n");
+    let mut i = 0;
+    while before.lines().count() + 4 <= 3000 {
+        let body = if i % 90 == 45 {
+            format!("x+{i}")
+        } else {
+            format!("x + {i}")
+        };
+        before.push_str(&format!("\n\ndef f{i}(x):\n    return {body}\n"));
+        i += 1;
+    }
+    let after = (0..i).step_by(1).fold(before.clone(), |t, i| {
+        t.replace(&format!("return x+{i}\n"), &format!("return x + {i}\n"))
+    });
+    (before, after)
+}
+
+/// Bytes of every column of the approval rows of `run_id`, and of `payload_json` alone.
+fn row_bytes(db: &Path, run_id: &RunId) -> (i64, i64) {
+    let conn = rusqlite::Connection::open(db).expect("open the bench DB");
+    let cols = conn
+        .prepare("SELECT name FROM pragma_table_info('approvals')")
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .expect("approvals columns");
+    let sum: Vec<String> = cols
+        .iter()
+        .map(|c| format!("ifnull(length(CAST(\"{c}\" AS BLOB)), 0)"))
+        .collect();
+    conn.query_row(
+        &format!(
+            "SELECT sum({}), sum(length(CAST(payload_json AS BLOB))) FROM approvals WHERE run_id = ?1",
+            sum.join(" + ")
+        ),
+        [run_id.as_str()],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .expect("row size")
+}
+
+fn storage(dir: &Path) -> Vec<Row> {
+    let (before, after) = big_edit();
+    let file = "pkg/big.py";
+    let root = dir.join("storage-repo");
+    let repo = git2::Repository::init(&root).expect("init the bench repository");
+    std::fs::create_dir_all(root.join("pkg")).expect("mkdir");
+    std::fs::write(root.join(file), &before).expect("write the file");
+    let mut idx = repo.index().expect("index");
+    idx.add_path(Path::new(file)).expect("stage");
+    let tree = repo
+        .find_tree(idx.write_tree().expect("tree"))
+        .expect("tree");
+    let sig = git2::Signature::now("bench", "bench@localhost").expect("signature");
+    repo.commit(Some("HEAD"), &sig, &sig, "base", &tree, &[])
+        .expect("commit");
+    let objects = |repo: &git2::Repository| -> u64 {
+        fn walk(d: &Path) -> u64 {
+            std::fs::read_dir(d)
+                .map(|it| {
+                    it.flatten()
+                        .map(|e| match e.file_type() {
+                            Ok(t) if t.is_dir() => walk(&e.path()),
+                            _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        walk(&repo.path().join("objects"))
+    };
+
+    let p = Proposal {
+        file_path: file.into(),
+        symbol: String::new(),
+        before: before.clone(),
+        after,
+        source: ProposalSource::Command,
+        major_bump: false,
+    };
+    let diff = unified_diff(file, &p.before, &p.after);
+    let rec = run(7);
+    let request = |content: RecordedEdit| ApprovalRequest {
+        approval_id: approval_id("lint_fix", &p),
+        run_id: rec.run_id.clone(),
+        pack: "lint_fix".into(),
+        created_at: "2026-11-25T10:12:00.000Z".into(),
+        file_path: file.into(),
+        symbol: String::new(),
+        risk_score: 40,
+        reason: "risk 40 > max_risk 30".into(),
+        diff: diff.clone(),
+        lines_changed: 16,
+        auto_approved: false,
+        content,
+    };
+    let odb_before = objects(&repo);
+    let stored = noctune_engine::storage::store_edit(&repo, &p).expect("write the blobs");
+    let odb_added = objects(&repo) - odb_before;
+    let new = request(RecordedEdit::Stored(stored));
+    let blobs = noctune_engine::storage::GitBlobs(&repo);
+    assert!(new.verify(&blobs).is_ok(), "the stored request verifies");
+    assert_eq!(blobs.id_of(p.before.as_bytes()), {
+        let t = repo
+            .head()
+            .and_then(|h| h.peel_to_tree())
+            .expect("HEAD tree");
+        t.get_path(Path::new(file)).expect("file").id().to_string()
+    });
+    let old = request(RecordedEdit::Whole(p.clone()));
+
+    // What the worker writes to `state/approvals/<id>.json`, in each form.
+    let new_file = noctune_util::fsx::json_bytes(&new).expect("encode").len();
+    let old_file = noctune_util::fsx::json_bytes(&old).expect("encode").len();
+
+    // The audit DB row: this version's store, and a version-1 DB with the row as it wrote it.
+    let new_db = dir.join("storage-new.sqlite");
+    let store = AuditStore::open(&new_db).expect("open bench DB");
+    store.upsert_run(&rec).expect("record run");
+    store.upsert_approval(&new).expect("record approval");
+    drop(store);
+    let old_db = dir.join("storage-old.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&old_db).expect("open the v1 DB");
+        conn.execute_batch(noctune_store::MIGRATIONS[0])
+            .expect("v1 schema");
+        conn.execute(
+            "INSERT INTO runs (run_id, repo_root, pack, profile, status, started_at, updated_at,
+                 head_sha, branch, payload_json) VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?5, ?6, ?7, ?8)",
+            rusqlite::params![
+                rec.run_id.as_str(),
+                rec.repo_root,
+                rec.pack,
+                rec.profile,
+                rec.started_at,
+                rec.head_sha,
+                rec.branch,
+                serde_json::to_string(&rec).expect("encode"),
+            ],
+        )
+        .expect("v1 run");
+        conn.execute(
+            "INSERT INTO approvals (run_id, approval_id, created_at, file_path, symbol,
+                 risk_score, reason, diff, payload_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            rusqlite::params![
+                old.run_id.as_str(),
+                old.approval_id.as_str(),
+                old.created_at,
+                old.file_path,
+                old.symbol,
+                old.risk_score,
+                old.reason,
+                old.diff,
+                serde_json::to_string(&old).expect("encode"),
+            ],
+        )
+        .expect("v1 row");
+    }
+    let (new_row, new_payload) = row_bytes(&new_db, &rec.run_id);
+    let (old_row, old_payload) = row_bytes(&old_db, &rec.run_id);
+    let d = diff.len();
+    println!(
+        "bytes per approval, lint fix of a 3,000-line file ({} bytes, {d}-byte diff in 8 hunks):",
+        before.len()
+    );
+    println!(
+        "  request file: {new_file} (was {old_file}); audit DB row: {new_row}, of which payload_json {new_payload} (was {old_row}, payload_json {old_payload})"
+    );
+    println!(
+        "  git object store: +{odb_added} bytes (the post-image's blob, zlib; the pre-image is the base commit's blob)\n"
+    );
+    vec![
+        Row {
+            metric: "request file / approval (3,000 lines)",
+            value: format!("{new_file} B"),
+            baseline: format!("whole texts {old_file} B"),
+            ratio: format!("{:.3}x", new_file as f64 / old_file as f64),
+            target: "<= 2x diff + 1 KB",
+            pass: new_file <= 2 * d + 1024,
+        },
+        Row {
+            metric: "audit DB row / approval (3,000 lines)",
+            value: format!("{new_row} B"),
+            baseline: format!("whole texts {old_row} B"),
+            ratio: format!("{:.3}x", new_row as f64 / old_row as f64),
+            target: "<= 2x diff",
+            pass: new_row as usize <= 2 * d,
+        },
+    ]
 }
 
 fn print_table(rows: &[Row]) {
