@@ -544,10 +544,10 @@ mod tests {
         assert_eq!(write_blob(&repo, b"a = 1\n").unwrap(), a);
         let b = write_blob(&repo, b"b = 2\n").unwrap();
         let name = "refs/noctune/runs/r1";
-        assert!(keep_blobs(&repo, name, &[a.clone()]).unwrap());
+        assert!(keep_blobs(&repo, name, std::slice::from_ref(&a)).unwrap());
         assert!(keep_blobs(&repo, name, &[a.clone(), b.clone()]).unwrap());
         assert!(
-            !keep_blobs(&repo, name, &[b.clone()]).unwrap(),
+            !keep_blobs(&repo, name, std::slice::from_ref(&b)).unwrap(),
             "nothing new"
         );
         let tree = repo.find_reference(name).unwrap().peel_to_tree().unwrap();
