@@ -122,11 +122,7 @@ fn removed_names_used_elsewhere(ctx: &RunCtx, p: &Proposal) -> Result<Vec<String
         return Ok(Vec::new());
     }
     // Only an edit that removes a name needs the whole tree.
-    let (before, after) = (
-        pyindex::module_names(&p.before),
-        pyindex::module_names(&p.after),
-    );
-    if pyindex::removed_names(&before, &after).is_empty() {
+    if pyindex::removed_names_of(&p.before, &p.after).is_empty() {
         return Ok(Vec::new());
     }
     let idx = index(ctx)?;
@@ -154,9 +150,15 @@ pub fn prefetch(ctx: &RunCtx, proposals: &[Proposal]) -> Result<(), Halt> {
         .iter()
         .map(|p| (p.before.as_str(), p.after.as_str()))
         .collect();
+    let t = std::time::Instant::now();
     let Some(removed) = pyindex::removed_names_many(&pairs) else {
         return Ok(());
     };
+    tracing::debug!(
+        edits = pairs.len(),
+        elapsed_ms = t.elapsed().as_millis() as u64,
+        "names the edits remove, found in parallel"
+    );
     let head = noctune_git::head_sha(&ctx.wt).map_err(Halt::from_display)?;
     let root = ctx.worktree_path();
     let mut cache = REMOVED.lock().unwrap_or_else(|e| e.into_inner());

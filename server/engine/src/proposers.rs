@@ -90,7 +90,15 @@ fn command(
             }
         }
     }
+    let t = std::time::Instant::now();
+    let lap = |what: &str| {
+        tracing::debug!(
+            elapsed_ms = t.elapsed().as_millis() as u64,
+            "harvest: {what}"
+        );
+    };
     let changed = noctune_git::changed_files(&ctx.wt).map_err(Halt::from_display)?;
+    lap("status");
     let changed: Vec<String> = match only {
         Some(only) => changed.into_iter().filter(|p| only.contains(p)).collect(),
         None => changed,
@@ -108,7 +116,9 @@ fn command(
             BTreeMap::new()
         }
     };
+    lap("parse gate");
     let lint_after = gates::ruff_lint_counts(&ctx.worktree_path(), &py);
+    lap("lint of the fixed files");
     let mut proposals = Vec::new();
     let wt_root = ctx.worktree_path();
     // HEAD's tree is read once for all the pre-images (not once per file).
@@ -162,7 +172,10 @@ fn command(
         .map(|p| p.file_path.clone())
         .filter(|p| super::pyindex::is_python(p))
         .collect();
-    match (lint_after, gates::ruff_lint_counts(&wt_root, &proposed_py)) {
+    lap("pre-images restored");
+    let lint_before = gates::ruff_lint_counts(&wt_root, &proposed_py);
+    lap("lint of the pre-images");
+    match (lint_after, lint_before) {
         (Ok(after), Ok(before)) => {
             let empty = BTreeMap::new();
             let mut dropped = Vec::new();

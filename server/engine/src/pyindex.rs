@@ -158,8 +158,12 @@ pub fn module_names(src: &str) -> FileFacts {
 }
 
 fn module_names_with(parser: &mut Parser, src: &str) -> FileFacts {
+    module_names_of(parser.parse(src, None).as_ref(), src)
+}
+
+fn module_names_of(tree: Option<&tree_sitter::Tree>, src: &str) -> FileFacts {
     let mut f = FileFacts::default();
-    let Some(tree) = parser.parse(src, None) else {
+    let Some(tree) = tree else {
         f.has_error = true;
         return f;
     };
@@ -167,6 +171,61 @@ fn module_names_with(parser: &mut Parser, src: &str) -> FileFacts {
     f.has_error = root.has_error();
     statements(root, src.as_bytes(), &mut f);
     f
+}
+
+/// The one edit that turns `before` into `after`: the bytes between their common prefix and
+/// their common suffix. Told this, tree-sitter re-parses `after` from `before`'s tree and
+/// reuses what lies outside it (all of the file but the changed region, for an edit in one
+/// place), with the same result as a parse from scratch.
+fn single_edit(before: &str, after: &str) -> tree_sitter::InputEdit {
+    use tree_sitter::Point;
+    let (b, a) = (before.as_bytes(), after.as_bytes());
+    let prefix = b.iter().zip(a).take_while(|(x, y)| x == y).count();
+    let room = b.len().min(a.len()) - prefix;
+    let suffix = b
+        .iter()
+        .rev()
+        .zip(a.iter().rev())
+        .take(room)
+        .take_while(|(x, y)| x == y)
+        .count();
+    let point = |text: &[u8], at: usize| Point {
+        row: text[..at].iter().filter(|c| **c == b'\n').count(),
+        column: at
+            - text[..at]
+                .iter()
+                .rposition(|c| *c == b'\n')
+                .map_or(0, |i| i + 1),
+    };
+    tree_sitter::InputEdit {
+        start_byte: prefix,
+        old_end_byte: b.len() - suffix,
+        new_end_byte: a.len() - suffix,
+        start_position: point(b, prefix),
+        old_end_position: point(b, b.len() - suffix),
+        new_end_position: point(a, a.len() - suffix),
+    }
+}
+
+/// The module-level names an edit of one source removes ([`removed_names`]), from the
+/// module-level statements alone.
+pub fn removed_names_of(before: &str, after: &str) -> Vec<String> {
+    removed_names_with(&mut python_parser(), before, after)
+}
+
+/// [`removed_names`] of one edit: `before` parsed, `after` re-parsed from its tree.
+fn removed_names_with(parser: &mut Parser, before: &str, after: &str) -> Vec<String> {
+    let old = parser.parse(before, None);
+    let b = module_names_of(old.as_ref(), before);
+    let new = match old {
+        Some(mut tree) => {
+            tree.edit(&single_edit(before, after));
+            parser.parse(after, Some(&tree))
+        }
+        None => parser.parse(after, None),
+    };
+    let a = module_names_of(new.as_ref(), after);
+    removed_names(&b, &a)
 }
 
 /// [`removed_names`] of each (before, after) pair, in order, parsed on as many threads as
@@ -185,11 +244,7 @@ pub fn removed_names_many(pairs: &[(&str, &str)]) -> Option<Vec<Vec<String>>> {
                 s.spawn(move || {
                     let mut parser = python_parser();
                     part.iter()
-                        .map(|(before, after)| {
-                            let b = module_names_with(&mut parser, before);
-                            let a = module_names_with(&mut parser, after);
-                            removed_names(&b, &a)
-                        })
+                        .map(|(before, after)| removed_names_with(&mut parser, before, after))
                         .collect::<Vec<_>>()
                 })
             })
@@ -1109,6 +1164,51 @@ mod tests {
             assert_eq!(got.is_empty(), i % 3 == 2, "edit {i}: {got:?}");
         }
         assert_eq!(removed_names_many(&[]), Some(Vec::new()));
+    }
+
+    /// Re-parsing from the old tree (one edit between the common prefix and suffix) gives the
+    /// tree and the facts a parse from scratch gives: edits at the start, the end, in the
+    /// middle, in two places, growing and shrinking, next to multi-byte characters, without a
+    /// last newline, and to or from nothing.
+    #[test]
+    fn a_re_parse_from_the_old_tree_finds_what_a_fresh_parse_finds() {
+        let base = "import os\nfrom m import (\n    a,\n    b,\n)\n__all__ = ['f', 'C']\n\n\ndef f():\n    return 'é'\n\n\nclass C:\n    x = 1\n";
+        let edits = [
+            base.replace("import os\n", ""),
+            base.replace("    b,\n", ""),
+            base.replace("def f()", "def g()"),
+            base.replace(
+                "class C:\n    x = 1\n",
+                "if True:\n    class C:\n        x = 1\n",
+            ),
+            base.replace("'é'", "'ée'").replace("    a,\n", ""),
+            base.replace("'é'", "'è'"),
+            format!("{base}D = 2"),
+            base.trim_end().to_string(),
+            format!("Z = 0\n{base}"),
+            String::new(),
+            base.to_string(),
+        ];
+        let mut parser = python_parser();
+        for after in &edits {
+            for (b, a) in [(base, after.as_str()), (after.as_str(), base)] {
+                let fresh = removed_names(&module_names(b), &module_names(a));
+                assert_eq!(
+                    removed_names_with(&mut parser, b, a),
+                    fresh,
+                    "{b:?} -> {a:?}"
+                );
+                let mut old = parser.parse(b, None).unwrap();
+                old.edit(&single_edit(b, a));
+                let again = parser.parse(a, Some(&old)).unwrap();
+                let scratch = parser.parse(a, None).unwrap();
+                assert_eq!(
+                    again.root_node().to_sexp(),
+                    scratch.root_node().to_sexp(),
+                    "{b:?} -> {a:?}"
+                );
+            }
+        }
     }
 
     fn index(files: &[(&str, &str)]) -> PyIndex {
