@@ -19,7 +19,8 @@
 //!   and the OpenAPI components and MCP output schemas are the same schemas.
 //!
 //! Support code: `support/` (the binary as a user runs it: `cli`; fixture repos: `repo`; the
-//! scripted model server: `llm_server`; an LSP client: `lsp_client`; a package index:
+//! scripted model server: `llm_server`; a recording proxy in front of a model server: `tap`;
+//! an LSP client: `lsp_client`; a package index:
 //! `pkg_index`; waiting: `wait`), plus `http_support.rs` and `mcp_support.rs` for their tiers.
 //!
 //! What the tests use is real: git repositories made from `fixtures/` (`FixtureRepo`), the
@@ -50,6 +51,7 @@ mod chat_events;
 mod chat_files;
 mod chat_model_hygiene;
 mod chat_partial;
+mod chat_recorded;
 mod chat_permissions;
 mod chat_sandbox;
 mod chat_sandbox_race;

@@ -5,4 +5,5 @@ pub mod llm_server;
 pub mod lsp_client;
 pub mod pkg_index;
 pub mod repo;
+pub mod tap;
 pub mod wait;
