@@ -6,10 +6,25 @@
 //!   the same run. Target: median ≤ 1.5x rg's.
 //! - `bench_permission_check`: sandbox `resolve` + `PermissionGate::check` per tool call, on
 //!   realistic paths. Target: p99 ≤ 1 ms.
+//! - `bench_protocol_tokens` (issue 12): prompt tokens the tool list costs per tool mode —
+//!   `prompt` (the protocol text of `prompt_tools::protocol_prompt`) and `native` (the `tools`
+//!   as the chat template renders them) — for the file tools and for Studio's file + run tools,
+//!   against a 2k-context profile. Target: ≤ 400 tokens of tool list. Counted by llama-server's
+//!   own `/apply-template` + `/tokenize` when `NOCTUNE_LLAMA_URL` / `NOCTUNE_LLAMA_SMOL_URL`
+//!   is set (the difference between the prompt with and without the tool list), else by the
+//!   calibrated estimate of `context.rs`; each line says which.
 
+use noctune_chat::context;
 use noctune_chat::permissions::{Check, PermissionAnswer, PermissionGate};
+use noctune_chat::prompt_tools;
+use noctune_chat::service::default_tools;
 use noctune_chat::tool::{Tool, ToolClass, ToolContext};
+use noctune_chat::tools::runs::{RunControl, run_tools};
 use noctune_chat::tools::search::Search;
+use noctune_core::{
+    ApprovalDecision, ApprovalView, Decision, Event, OpError, RunRecord, StartRequest,
+};
+use noctune_llm::{ChatMessage, LlmClient, LlmEndpoint, ToolSpec};
 use noctune_sandbox::{Intent, Sandbox};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -20,6 +35,7 @@ use std::time::{Duration, Instant};
 fn main() {
     bench_search();
     bench_permission_check();
+    bench_protocol_tokens();
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -324,4 +340,183 @@ fn bench_permission_check() {
         p99.as_secs_f64() * 1e6,
         max.as_secs_f64() * 1e6,
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// prompt tokens of the tool list per tool mode
+
+/// The tool-list budget of a 2k-context profile (issue 12).
+const TOOL_LIST_TARGET: usize = 400;
+const SMALL_WINDOW: usize = 2048;
+
+/// Run tools need an engine; only their names, descriptions and schemas are used here.
+struct NoRuns;
+
+impl RunControl for NoRuns {
+    fn start(&self, _: &StartRequest) -> Result<RunRecord, OpError> {
+        Err(OpError::invalid("benchmark: no engine"))
+    }
+    fn status(&self, _: &str) -> Result<RunRecord, OpError> {
+        Err(OpError::invalid("benchmark: no engine"))
+    }
+    fn stop(&self, _: &str) -> Result<RunRecord, OpError> {
+        Err(OpError::invalid("benchmark: no engine"))
+    }
+    fn events(&self, _: &str, _: u64, _: usize) -> Result<Vec<Event>, OpError> {
+        Err(OpError::invalid("benchmark: no engine"))
+    }
+    fn approvals(&self, _: &str) -> Result<Vec<ApprovalView>, OpError> {
+        Err(OpError::invalid("benchmark: no engine"))
+    }
+    fn decide(
+        &self,
+        _: &str,
+        _: &str,
+        _: Decision,
+        _: &str,
+        _: &str,
+    ) -> Result<ApprovalDecision, OpError> {
+        Err(OpError::invalid("benchmark: no engine"))
+    }
+}
+
+fn specs(tools: &[Arc<dyn Tool>]) -> Vec<ToolSpec> {
+    tools
+        .iter()
+        .map(|t| ToolSpec::function(t.name(), t.description(), t.parameters()))
+        .collect()
+}
+
+/// How the tool list of one mode is counted.
+enum Counter {
+    Server { client: LlmClient, label: String },
+    Estimate,
+}
+
+impl Counter {
+    fn label(&self) -> String {
+        match self {
+            Counter::Server { label, .. } => label.clone(),
+            Counter::Estimate => "estimate (context::estimate_text, calibrated)".into(),
+        }
+    }
+
+    /// Tokens of the prompt-mode protocol text: the prompt with it minus the prompt without.
+    async fn prompt_mode(&self, specs: &[ToolSpec]) -> Result<usize, String> {
+        let protocol = prompt_tools::protocol_prompt(specs);
+        match self {
+            Counter::Estimate => Ok(context::estimate_text(&protocol)),
+            Counter::Server { client, .. } => {
+                let base = "You are Noctune, a coding assistant.";
+                let with = vec![
+                    ChatMessage::system(format!("{base}\n\n{protocol}")),
+                    ChatMessage::user("hi"),
+                ];
+                let without = vec![ChatMessage::system(base), ChatMessage::user("hi")];
+                let a = count(client, &with, None).await?;
+                let b = count(client, &without, None).await?;
+                Ok(a.saturating_sub(b))
+            }
+        }
+    }
+
+    /// Tokens of native `tools` as the chat template renders them (0 when it drops them).
+    async fn native(&self, specs: &[ToolSpec]) -> Result<usize, String> {
+        match self {
+            Counter::Estimate => Ok(context::estimate_tools(specs)),
+            Counter::Server { client, .. } => {
+                let msgs = vec![
+                    ChatMessage::system("You are Noctune, a coding assistant."),
+                    ChatMessage::user("hi"),
+                ];
+                let a = count(client, &msgs, Some(specs)).await?;
+                let b = count(client, &msgs, None).await?;
+                Ok(a.saturating_sub(b))
+            }
+        }
+    }
+}
+
+async fn count(
+    client: &LlmClient,
+    messages: &[ChatMessage],
+    tools: Option<&[ToolSpec]>,
+) -> Result<usize, String> {
+    client
+        .count_tokens(messages, tools)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "the server cannot count tokens (no /apply-template)".to_string())
+}
+
+fn bench_protocol_tokens() {
+    println!(
+        "\n== prompt tokens of the tool list per tool_mode, {SMALL_WINDOW}-token profile (target <= {TOOL_LIST_TARGET}) =="
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let file_tools = default_tools(None);
+    let mut studio_tools = default_tools(None);
+    studio_tools.extend(run_tools(Arc::new(NoRuns)));
+    let sets = [
+        ("file tools", specs(&file_tools)),
+        ("file + run tools (Studio)", specs(&studio_tools)),
+    ];
+
+    let mut counters = Vec::new();
+    for var in ["NOCTUNE_LLAMA_URL", "NOCTUNE_LLAMA_SMOL_URL"] {
+        let Some(url) = std::env::var(var).ok().filter(|u| !u.trim().is_empty()) else {
+            continue;
+        };
+        let client = LlmClient::new(LlmEndpoint::new(url.trim(), "bench")).expect("client");
+        let caps = rt.block_on(client.server_capabilities());
+        match caps {
+            Ok(caps) if caps.can_count_tokens() => {
+                let model = caps.model.unwrap_or_else(|| "?".into());
+                let tools = match caps.supports_tools {
+                    Some(true) => "template renders tools",
+                    Some(false) => "template drops tools",
+                    None => "tool support unknown",
+                };
+                counters.push(Counter::Server {
+                    client,
+                    label: format!("llama-server /tokenize ({model}, {tools})"),
+                });
+            }
+            Ok(_) => println!("  {var}={url}: not llama-server, cannot count; skipped"),
+            Err(e) => println!("  {var}={url}: unreachable ({e}); skipped"),
+        }
+    }
+    if counters.is_empty() {
+        println!(
+            "  no llama-server (set NOCTUNE_LLAMA_URL / NOCTUNE_LLAMA_SMOL_URL): the estimate only"
+        );
+    }
+    counters.push(Counter::Estimate);
+
+    for counter in &counters {
+        println!("  counted by: {}", counter.label());
+        for (set, specs) in &sets {
+            let chars = prompt_tools::protocol_prompt(specs).len();
+            let json = serde_json::to_string(specs).unwrap_or_default().len();
+            for (mode, result, bytes) in [
+                ("prompt", rt.block_on(counter.prompt_mode(specs)), chars),
+                ("native", rt.block_on(counter.native(specs)), json),
+            ] {
+                match result {
+                    Ok(n) => println!(
+                        "    {} {mode:<6} {set:<26} {} tools: {n:4} tokens ({bytes} bytes), {:.1}% of {SMALL_WINDOW}, \
+                         {:.2}x the target",
+                        verdict(n <= TOOL_LIST_TARGET),
+                        specs.len(),
+                        100.0 * n as f64 / SMALL_WINDOW as f64,
+                        n as f64 / TOOL_LIST_TARGET as f64,
+                    ),
+                    Err(e) => println!("    MISS {mode:<6} {set}: {e}"),
+                }
+            }
+        }
+    }
 }
