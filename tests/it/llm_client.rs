@@ -182,7 +182,8 @@ async fn stand_in_error_answers_match_the_recordings() {
 
 #[tokio::test]
 async fn stand_in_models_list_matches_the_recording() {
-    let server = ScriptedLlm::start(Script::new());
+    // The recorded server's context (-c 4096); the stand-in's default is larger.
+    let server = ScriptedLlm::start(Script::new().context_window(4096));
     let (head, body) = raw_exchange(&server, "GET", "/v1/models", "").await;
     assert!(
         head.starts_with("HTTP/1.1 200 OK\r\nServer: llama.cpp\r\n"),

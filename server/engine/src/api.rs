@@ -645,7 +645,7 @@ pub fn close_run(paths: &RunPaths, ending: RunStatus) -> Result<Closing, EngineE
         .iter()
         .filter(|e| {
             matches!(e, EventPayload::PatchsetFailed { reason, .. }
-                if reason.contains(super::worker::SPLIT_MARK))
+                if reason.contains(super::events::SPLIT_MARK))
         })
         .count();
     if splits > 0 {

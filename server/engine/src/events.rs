@@ -9,6 +9,11 @@ use noctune_util::time;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 
+/// What the reason of a failed patchset that was split says (the worker's `split_failed`);
+/// the run's summary counts them by it. Here, not in the worker, so that the summary code
+/// (`api`) does not depend on the worker.
+pub(crate) const SPLIT_MARK: &str = "split into patchsets of";
+
 pub struct EventLog {
     paths: RunPaths,
     /// (file length after our last append, next idx): lets the worker skip re-reading the

@@ -5,6 +5,7 @@
 
 use super::ctx::{Halt, RunCtx, compile_globs};
 use super::events::EventLog;
+use super::events::SPLIT_MARK;
 use super::paths::RunPaths;
 use super::proposers;
 use super::records::{full_ingest, load_decision, load_plan, load_request, load_requests};
@@ -701,10 +702,6 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
     }
     Ok(!need_decisions)
 }
-
-/// What the reason of a failed patchset that was split says ([`split_failed`]); the run's
-/// summary counts them by it.
-pub(crate) const SPLIT_MARK: &str = "split into patchsets of";
 
 /// Most failed patchsets one pass over the plan splits ([`split_failed`]). Finding one bad
 /// edit among n files takes about 2·log2(n) check runs; the cap keeps a check that fails

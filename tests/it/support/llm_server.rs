@@ -1502,7 +1502,7 @@ fn models_body(model: &str, n_ctx: u64) -> Value {
             "id": model, "aliases": [model], "tags": [], "object": "model",
             "created": SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
             "owned_by": "llamacpp",
-            "meta": {"vocab_type": 2, "n_vocab": 151936, "n_ctx": n_ctx, "n_ctx_train": 32768,
+            "meta": {"vocab_type": 2, "n_vocab": 151936, "n_ctx": n_ctx, "n_ctx_train": n_ctx,
                      "n_embd": 64, "n_params": 9806144, "size": 19612928, "ftype": "F16"}
         }]
     })

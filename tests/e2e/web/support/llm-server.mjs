@@ -140,7 +140,7 @@ function models() {
       details: { parent_model: '', format: 'gguf', family: '', families: [''], parameter_size: '', quantization_level: '' } }],
     object: 'list',
     data: [{ id: MODEL, aliases: [MODEL], tags: [], object: 'model', created: Math.floor(Date.now() / 1000), owned_by: 'llamacpp',
-      meta: { vocab_type: 2, n_vocab: 151936, n_ctx: 16384, n_ctx_train: 32768, n_embd: 64, n_params: 9806144, size: 19612928, ftype: 'F16' } }],
+      meta: { vocab_type: 2, n_vocab: 151936, n_ctx: 16384, n_ctx_train: 16384, n_embd: 64, n_params: 9806144, size: 19612928, ftype: 'F16' } }],
   });
 }
 
