@@ -757,7 +757,8 @@ async fn smollm2_call_cut_off_by_max_tokens_is_never_run() {
 /// A prompt-mode call cut by max_tokens before its tool's name (SmolLM2 writes `"arguments"`
 /// first: `<tool_call>\n{"arguments":{"path":"`) is not recognised as a call at all, so the
 /// model is never told that its call was cut off and asked again, as a call cut after its name
-/// is (`smollm2_prompt_mode_listfiles_is_parsed_or_reported_not_made` at 96 tokens).
+/// is (`smollm2_prompt_mode_listfiles_is_parsed_or_reported_not_made` at 96 tokens), and the
+/// unfinished markup is shown to the user as the answer.
 #[tokio::test]
 #[ignore = "needs fix: server/chat/src/agent.rs Turn::run treats a cut-off <tool_call> without a readable name as a plain cut-off answer (no call_cut_off retry)"]
 async fn needs_fix_smollm2_call_cut_before_its_name_is_retried() {
@@ -766,6 +767,13 @@ async fn needs_fix_smollm2_call_cut_before_its_name_is_retried() {
     let turn = env.send("cut", ASK_FOR_CALL, &NoPrompter).await;
     let chats = env.tap.chat_exchanges();
     assert!(chats[0].streamed_content().contains("<tool_call"));
+    // Today the stream filter releases the held, unfinished markup at the end of the stream:
+    // the user reads `<tool_call>\n{"arguments":{"path":"` as the answer.
+    assert!(
+        !turn.text().contains("<tool_call"),
+        "shown: {:?}",
+        turn.text()
+    );
     assert!(
         turn.notices()
             .iter()
