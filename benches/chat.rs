@@ -389,7 +389,13 @@ fn specs(tools: &[Arc<dyn Tool>]) -> Vec<ToolSpec> {
 
 /// How the tool list of one mode is counted.
 enum Counter {
-    Server { client: LlmClient, label: String },
+    Server {
+        client: LlmClient,
+        label: String,
+        /// `/props` says the template drops native tools (their count is then 0 and means
+        /// only that the model sees none).
+        drops_tools: bool,
+    },
     Estimate,
 }
 
@@ -483,6 +489,7 @@ fn bench_protocol_tokens() {
                 counters.push(Counter::Server {
                     client,
                     label: format!("llama-server /tokenize ({model}, {tools})"),
+                    drops_tools: caps.supports_tools == Some(false),
                 });
             }
             Ok(_) => println!("  {var}={url}: not llama-server, cannot count; skipped"),
@@ -505,6 +512,22 @@ fn bench_protocol_tokens() {
                 ("prompt", rt.block_on(counter.prompt_mode(specs)), chars),
                 ("native", rt.block_on(counter.native(specs)), json),
             ] {
+                if mode == "native"
+                    && matches!(
+                        counter,
+                        Counter::Server {
+                            drops_tools: true,
+                            ..
+                        }
+                    )
+                {
+                    println!(
+                        "    n/a  native {set:<26} {} tools: dropped by the chat template ({:?} tokens): the model sees none",
+                        specs.len(),
+                        result
+                    );
+                    continue;
+                }
                 match result {
                     Ok(n) => println!(
                         "    {} {mode:<6} {set:<26} {} tools: {n:4} tokens ({bytes} bytes), {:.1}% of {SMALL_WINDOW}, \
