@@ -23,7 +23,8 @@
 #
 # Env: NOCTUNE_BIN (default $CARGO_TARGET_DIR/debug/noctune, built if missing),
 #      NOCTUNE_REAL_CACHE (default ~/.cache/noctune-real: sdists/, venv-<name>/, work/<name>/,
-#      audit.sqlite, results.jsonl, logs/), NOCTUNE_REAL_DECIDE (careful | all),
+#      audit.sqlite, results.jsonl, logs/), NOCTUNE_REAL_RESULTS (default $cache/results.jsonl),
+#      NOCTUNE_REAL_DECIDE (careful | all), NOCTUNE_REAL_DJANGO_LABELS (see project_config),
 #      NOCTUNE_REAL_TIMEOUT (seconds per run, default 3600).
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -102,7 +103,7 @@ for w in "${want[@]}"; do
   [ $found -eq 1 ] || { echo "unknown project $w (attrs requests flask rich django)" >&2; exit 2; }
 done
 
-results=$cache/results.jsonl
+results=${NOCTUNE_REAL_RESULTS:-$cache/results.jsonl}
 : >"$results"
 failures=0
 

@@ -105,6 +105,18 @@ def baseline_text(r) -> str:
     return "; ".join(parts) or "none taken"
 
 
+SPLIT_MARK = "split into patchsets of"
+
+
+def final_rollbacks(r) -> list:
+    """Rolled-back patchsets that stayed rolled back (not the attempts that were split)."""
+    return [f for f in r["rolled_back"] if SPLIT_MARK not in (f.get("reason") or "")]
+
+
+def splits(r) -> int:
+    return len(r["rolled_back"]) - len(final_rollbacks(r))
+
+
 def problems(r) -> list:
     """Why a project fails the tier (empty when it passes)."""
     if "setup_error" in r:
@@ -145,7 +157,8 @@ def show(a) -> None:
     for c in r["committed"]:
         print(f"   committed  #{c['n']}: {c['files']} files: {c['message']}")
     for f in r["rolled_back"]:
-        print(f"   rolled back #{f['n']}: {f['files']} files: {f['reason']}")
+        what = "split" if SPLIT_MARK in (f.get("reason") or "") else "rolled back"
+        print(f"   {what} #{f['n']}: {f['files']} files: {f['reason'][:400]}")
         for reg in f["regressions"][:5]:
             print(f"       regression: {reg}")
     for b in r["baselines"]:
@@ -171,11 +184,14 @@ def table(a) -> None:
         if "setup_error" in r:
             print(f"| {r['project']} | not set up: {r['setup_error']} | | | | | |")
             continue
-        rb = "; ".join(f"#{f['n']} {f['tool']}" for f in r["rolled_back"])
+        final = final_rollbacks(r)
+        rb = "; ".join(f"{f['files']} file(s): {f['tool']}" for f in final)
+        if splits(r):
+            rb += f"{'; ' if rb else ''}{splits(r)} split(s)"
         outcome = r["status"] + (f" ({r['reason']})" if r.get("reason") else "")
         print(
             f"| {r['project']} | {outcome} | {r['exit_code']} | {r['commits']} | "
-            f"{len(r['committed'])} / {len(r['rolled_back'])}{' (' + rb + ')' if rb else ''} | "
+            f"{len(r['committed'])} / {len(final)}{' (' + rb + ')' if rb else ''} | "
             f"{baseline_text(r)} | {r['seconds']} s |"
         )
 
