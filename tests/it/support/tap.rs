@@ -140,6 +140,9 @@ pub fn sse_content(sse: &str) -> String {
 struct Shared {
     target: SocketAddr,
     exchanges: Mutex<Vec<Exchange>>,
+    /// Exchanges before this index were cleared ([`HttpTap::clear`]). They stay in the list:
+    /// a kept-alive connection may still be filling one in by its index.
+    cleared: Mutex<usize>,
 }
 
 /// A running tap. Dropping it stops it (connections still open are dropped).
@@ -164,6 +167,7 @@ impl HttpTap {
         let shared = Arc::new(Shared {
             target,
             exchanges: Mutex::new(Vec::new()),
+            cleared: Mutex::new(0),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let s = shared.clone();
@@ -223,7 +227,8 @@ impl HttpTap {
 
     /// Every exchange whose request was complete, in the order the requests were sent.
     pub fn exchanges(&self) -> Vec<Exchange> {
-        let mut all = lock(&self.shared.exchanges).clone();
+        let from = *lock(&self.shared.cleared);
+        let mut all = lock(&self.shared.exchanges)[from..].to_vec();
         all.sort_by_key(|e| e.sent_at);
         all
     }
@@ -238,7 +243,7 @@ impl HttpTap {
 
     /// Forgets what was recorded so far.
     pub fn clear(&self) {
-        lock(&self.shared.exchanges).clear();
+        *lock(&self.shared.cleared) = lock(&self.shared.exchanges).len();
     }
 }
 
