@@ -37,7 +37,16 @@ const REQUESTS: usize = 200;
 const WARMUP: usize = 20;
 
 fn main() {
-    bench_ttfb();
+    bench_ttfb(
+        "llama-server-like (/props, /apply-template, /tokenize)",
+        Script::new(),
+    );
+    // The same without the server's token count: how much of the overhead is the two requests
+    // that count the prompt before each answer.
+    bench_ttfb(
+        "a server that cannot count tokens (no /apply-template, /tokenize)",
+        Script::new().without_token_counting(),
+    );
     bench_first_visible_text();
 }
 
@@ -113,9 +122,9 @@ impl RawClient {
     }
 }
 
-fn bench_ttfb() {
-    let server =
-        ScriptedLlm::start(Script::new().fallback(|_| Reply::text(&["Hello", " world", "."])));
+fn bench_ttfb(label: &str, script: Script) {
+    println!("\n== chat proxy overhead, scripted server: {label} ==");
+    let server = ScriptedLlm::start(script.fallback(|_| Reply::text(&["Hello", " world", "."])));
     let (_work, repo) = bench_repo(&server.base_url(), "auto", "max_tokens = 256");
     let service = ChatService::open(&repo, None, None).expect("chat service");
     let rt = tokio::runtime::Builder::new_current_thread()
