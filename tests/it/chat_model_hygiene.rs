@@ -173,6 +173,52 @@ async fn a_prompt_mode_write_cut_off_by_max_tokens_is_not_run() {
 }
 
 #[tokio::test]
+async fn a_prompt_mode_call_cut_off_before_its_name_is_neither_shown_nor_run_and_is_asked_again() {
+    // SmolLM2 at max_tokens 12 (tests/it/llm_real.rs): the call's JSON starts with "arguments",
+    // so the cut comes before any name. It used to be shown as the answer, with no retry.
+    let env = ChatEnv::new(
+        [
+            Reply::text(&[
+                "Let me look.\n",
+                "<tool_call>\n{\"arguments\": {\"path\": \"",
+            ])
+            .finish_reason("length")
+            .usage(100, 12),
+            Reply::text(&["The repository has shapes/ and tests/."]),
+        ],
+        "prompt",
+    );
+    let turn = env.send("s1", "list the files", &NoPrompter).await;
+    assert!(
+        !turn.text().contains("<tool_call"),
+        "shown: {:?}",
+        turn.text()
+    );
+    assert!(
+        !turn.text().contains("arguments"),
+        "shown: {:?}",
+        turn.text()
+    );
+    assert!(turn.text().starts_with("Let me look."), "{:?}", turn.text());
+    assert!(turn.results().is_empty(), "{:?}", turn.events);
+    assert!(
+        turn.notices()
+            .iter()
+            .any(|n| n.contains("call was cut off at 12 tokens") && n.contains("was not run")),
+        "{:?}",
+        turn.notices()
+    );
+    let reqs = env.llm.requests();
+    assert_eq!(reqs.len(), 2, "the model was asked again");
+    let last_user = crate::support::llm_server::last_user_text(&reqs[1]);
+    assert!(last_user.contains("call_cut_off"), "{last_user}");
+    assert_eq!(
+        turn.summary.answer,
+        "The repository has shapes/ and tests/."
+    );
+}
+
+#[tokio::test]
 async fn an_answer_cut_off_by_max_tokens_says_so() {
     let env = ChatEnv::new(
         [Reply::text(&["The answer is"])
@@ -327,7 +373,10 @@ async fn requests_fit_the_servers_smaller_window_from_the_first_round() {
     // Said once per session, not every turn.
     let again = env.send("s1", "and now?", &NoPrompter).await;
     assert!(
-        !again.notices().iter().any(|n| n.contains("tokens per request")),
+        !again
+            .notices()
+            .iter()
+            .any(|n| n.contains("tokens per request")),
         "{:?}",
         again.notices()
     );

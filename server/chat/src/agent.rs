@@ -420,6 +420,23 @@ impl Turn<'_, '_> {
                             args,
                         ));
                     }
+                } else if let Some(at) = prompt_tools::first_cut_call(
+                    &outcome.content,
+                    matches!(
+                        outcome.finish_reason.as_deref(),
+                        Some("stop" | "tool_calls")
+                    ),
+                ) {
+                    // A call cut off before it could be read (often before its name): not an
+                    // answer, and not to be run. It is recorded as the call it began, so the
+                    // model is told below that it was cut off and asked again.
+                    let call_text = &outcome.content[at..];
+                    visible = outcome.content[..at].trim_end().to_string();
+                    calls.push(ToolCall::function(
+                        format!("call_t{}_cut", session.messages.len()),
+                        prompt_tools::cut_call_name(call_text).unwrap_or_else(|| "tool".into()),
+                        json!({ INVALID_ARGS: call_text }).to_string(),
+                    ));
                 }
             }
             if !offer_tools || outcome.finish_reason.as_deref() == Some(REPETITION) {
@@ -619,7 +636,10 @@ impl Turn<'_, '_> {
                 }
             };
             if let Some(f) = filter.as_mut() {
-                let rest = f.finish();
+                let ended_normally = result.as_ref().is_ok_and(|o| {
+                    matches!(o.finish_reason.as_deref(), Some("stop" | "tool_calls"))
+                });
+                let rest = f.finish(ended_normally);
                 if !rest.is_empty() && (result.is_ok() || looped) {
                     on_event(ChatEvent::Delta { text: rest });
                 }

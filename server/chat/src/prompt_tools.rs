@@ -688,20 +688,42 @@ pub fn arguments_cut_off(raw: &str, ended_normally: bool) -> bool {
 /// Whether a prompt-mode answer holds a call that was cut off: a `<tool_call>` (or call fence)
 /// whose JSON was left unfinished ([`arguments_cut_off`]).
 pub fn calls_cut_off(text: &str, ended_normally: bool) -> bool {
+    first_cut_call(text, ended_normally).is_some()
+}
+
+/// Where the first cut-off call of a prompt-mode answer begins (its `<tool_call>` tag or call
+/// fence), if it has one: the text before it is the answer, the rest is an unfinished call
+/// that must neither run nor be shown as if it were the answer.
+pub fn first_cut_call(text: &str, ended_normally: bool) -> Option<usize> {
     let tagged = tagged_regions(text);
     let opaque: Vec<Range<usize>> = tagged.iter().map(|(r, _)| r.clone()).collect();
     let fenced = fenced_regions(text, &opaque);
     tagged
         .iter()
-        .map(|(_, c)| *c)
+        .map(|(r, c)| (r.start, *c))
         .chain(
             fenced
                 .iter()
                 .filter(|(_, lang, _)| CALL_FENCES.contains(&lang.as_str()))
-                .map(|(_, _, c)| *c),
+                .map(|(r, _, c)| (r.start, *c)),
         )
-        .filter_map(|c| c.find(['{', '[']).map(|i| &c[i..]))
-        .any(|json| arguments_cut_off(json, ended_normally))
+        .filter(|(_, c)| {
+            c.find(['{', '['])
+                .is_some_and(|i| arguments_cut_off(&c[i..], ended_normally))
+        })
+        .map(|(start, _)| start)
+        .min()
+}
+
+/// The tool a cut-off call names, when its text got that far (`"name": "listFiles"`).
+pub fn cut_call_name(call_text: &str) -> Option<String> {
+    let at = call_text.find("\"name\"")? + "\"name\"".len();
+    let rest = call_text[at..].trim_start().strip_prefix(':')?.trim_start();
+    let rest = rest.strip_prefix('"')?;
+    let end = rest.find('"')?;
+    let name = &rest[..end];
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then(|| name.to_string())
 }
 
 /// Whether an answer has started repeating itself: its last characters are one unit of 20 to
@@ -964,17 +986,21 @@ impl StreamFilter {
     }
 
     /// At the end of the answer: what is left to show (the held text minus its calls and any
-    /// result block the model invented).
-    pub fn finish(&mut self) -> String {
+    /// result block the model invented). `ended_normally` (`finish_reason` `stop` or
+    /// `tool_calls`) says whether the held text may be whole; a call left unfinished (cut off
+    /// by max_tokens) is not shown either: it is no answer, and the turn says it was cut off.
+    pub fn finish(&mut self, ended_normally: bool) -> String {
         let held = std::mem::take(&mut self.pending);
         self.hold_all = false;
         self.in_code = false;
         let known: Vec<&str> = self.known.iter().map(String::as_str).collect();
         let parsed = parse_reply(&held, &known);
-        let shown = if parsed.calls.is_empty() {
-            held
-        } else {
+        let shown = if !parsed.calls.is_empty() {
             parsed.visible
+        } else if let Some(at) = first_cut_call(&held, ended_normally) {
+            held[..at].trim_end().to_string()
+        } else {
+            held
         };
         strip_invented_results(&shown)
     }
@@ -1362,7 +1388,7 @@ mod tests {
             f.feed("call>{\"name\": \"readFile\", \"arguments\": {}}</tool_call> bye"),
             ""
         );
-        assert_eq!(f.finish(), "bye");
+        assert_eq!(f.finish(true), "bye");
 
         // Markers that are not calls are released as soon as that is clear.
         let mut f = StreamFilter::new(&KNOWN);
@@ -1371,7 +1397,7 @@ mod tests {
         assert_eq!(f.feed("```rust\nfn f() {"), "```rust\nfn f() {");
         assert_eq!(f.feed(" \"x\": }\n``"), " \"x\": }\n");
         assert_eq!(f.feed("`\nafter"), "```\nafter");
-        assert_eq!(f.finish(), "");
+        assert_eq!(f.finish(true), "");
         let mut f = StreamFilter::new(&KNOWN);
         assert_eq!(f.feed("```python\ndef f():\n"), "```python\ndef f():\n");
         assert_eq!(f.feed("    return {'a': 1}\n"), "    return {'a': 1}\n");
@@ -1383,22 +1409,22 @@ mod tests {
         let mut f = StreamFilter::new(&KNOWN);
         assert_eq!(f.feed("a {\"b"), "a ");
         assert_eq!(f.feed("\": 1} c"), "{\"b\": 1} c");
-        assert_eq!(f.finish(), "");
+        assert_eq!(f.finish(true), "");
         let mut f = StreamFilter::new(&KNOWN);
         assert_eq!(f.feed("use {x} and {name: 1}"), "use {x} and ");
-        assert_eq!(f.finish(), "{name: 1}");
+        assert_eq!(f.finish(true), "{name: 1}");
 
         // An invented result block is held and dropped.
         let mut f = StreamFilter::new(&KNOWN);
         assert_eq!(f.feed("Done. <tool_res"), "Done. ");
         assert_eq!(f.feed("ult name=\"x\">made up</tool_result>"), "");
-        assert_eq!(f.finish(), "");
+        assert_eq!(f.finish(true), "");
 
         // A fenced call is held; its surrounding text is not lost.
         let mut f = StreamFilter::new(&KNOWN);
         let shown = f.feed("Reading.\n```json\n{\"name\": \"readFile\", \"arguments\": {}}\n```\n");
         assert_eq!(shown, "Reading.\n");
-        assert_eq!(f.finish(), "");
+        assert_eq!(f.finish(true), "");
     }
 
     #[test]
