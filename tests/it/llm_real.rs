@@ -753,15 +753,13 @@ async fn smollm2_call_cut_off_by_max_tokens_is_never_run() {
     );
 }
 
-/// Not in the tier's filters (`llm_real::smollm2_`): it fails until the chat layer is fixed.
 /// A prompt-mode call cut by max_tokens before its tool's name (SmolLM2 writes `"arguments"`
-/// first: `<tool_call>\n{"arguments":{"path":"`) is not recognised as a call at all, so the
-/// model is never told that its call was cut off and asked again, as a call cut after its name
-/// is (`smollm2_prompt_mode_listfiles_is_parsed_or_reported_not_made` at 96 tokens), and the
-/// unfinished markup is shown to the user as the answer.
+/// first: `<tool_call>\n{"arguments":{"path":"`): the model is told that its call was cut off
+/// and asked again, as for a call cut after its name, and the unfinished markup is not shown
+/// to the user as the answer (it was, before the chat layer learnt to recognise such a call).
 #[tokio::test]
-#[ignore = "needs fix: server/chat/src/agent.rs Turn::run treats a cut-off <tool_call> without a readable name as a plain cut-off answer (no call_cut_off retry)"]
-async fn needs_fix_smollm2_call_cut_before_its_name_is_retried() {
+#[ignore = "needs a llama-server serving SmolLM2 at NOCTUNE_LLAMA_SMOL_URL; run by tests/run-all.sh"]
+async fn smollm2_call_cut_before_its_name_is_retried() {
     let env = SmolEnv::new("cut-retry", "prompt", 12);
     env.seed_listfiles_history("cut");
     let turn = env.send("cut", ASK_FOR_CALL, &NoPrompter).await;
