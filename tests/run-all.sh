@@ -40,7 +40,7 @@ export NOCTUNE_FROM_RUN_ALL=1
 step "Rust tests (unit + integration: tests/it; the #[ignore = \"needs …\"] ones run below, once what they need is there)"
 cargo test --workspace --locked -- --test-threads="${NOCTUNE_TEST_THREADS:-2}"
 
-step "Real llama-server tier (llama.cpp's own server with a tiny random model; built once, cached)"
+step "Real llama-server tier (llama.cpp's own server with a tiny random model and the real SmolLM2-135M-Instruct; built once, cached)"
 ./tests/llm-real.sh # runs the ignored tests/it/llm_real.rs with NOCTUNE_LLAMA_URL set
 
 step "The README's run command on a fresh clone with no sibling folders: ./scripts/studio.sh opens Studio with the bundled demo model"
