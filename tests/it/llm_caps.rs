@@ -265,3 +265,43 @@ fn stand_in_template_renders_the_recorded_conversation_as_smollm2_does() {
     let tiny = tiny["prompt"].as_str().expect("a prompt");
     assert!(tiny.contains("<tools>") && tiny.contains("<tool_call>"));
 }
+
+#[tokio::test]
+async fn caps_are_asked_once_per_client_while_fresh_and_unknown_is_asked_again() {
+    let server = ScriptedLlm::start(Script::new());
+    let c = client(&server);
+    let first = c.server_capabilities().await.expect("caps");
+    let again = c.clone().server_capabilities().await.expect("caps");
+    assert_eq!(first, again);
+    assert_eq!(asked(&server), ["GET /props"], "one /props for both");
+
+    // A server that tells nothing is not remembered as such: it may be starting up.
+    let silent = ScriptedLlm::start(Script::new().without_props());
+    let c = client(&silent);
+    let _ = c.server_capabilities().await;
+    let _ = c.server_capabilities().await;
+    let props = asked(&silent).iter().filter(|p| *p == "GET /props").count();
+    assert!(props >= 1, "{:?}", asked(&silent));
+}
+
+#[tokio::test]
+async fn a_short_turn_sends_no_token_count_before_the_answer() {
+    use crate::chat_turns::ChatEnv;
+    use crate::support::llm_server::Reply;
+    use noctune_chat::agent::NoPrompter;
+    let env = ChatEnv::new([Reply::text(&["Hi."]), Reply::text(&["Again."])], "native");
+    env.send("s1", "hello", &NoPrompter).await;
+    env.send("s1", "and again", &NoPrompter).await;
+    let paths: Vec<String> = asked(&env.llm);
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.ends_with("/tokenize") || p.ends_with("/apply-template")),
+        "a prompt far below the window is not counted: {paths:?}"
+    );
+    assert_eq!(
+        paths.iter().filter(|p| p.ends_with("/props")).count(),
+        1,
+        "capabilities asked once for both turns: {paths:?}"
+    );
+}

@@ -576,7 +576,13 @@ impl Turn<'_, '_> {
                 self.build_request(session, mode, offer_tools, budget, on_event);
             let tools_tokens = request.tools.as_deref().map_or(0, context::estimate_tools);
             let mut counted = None;
-            if !recounted && self.caps.can_count_tokens() {
+            // Counting costs two round trips before the answer; it matters only near the
+            // window. The estimate undercounts dense text by up to ~2x (numbered code), so a
+            // prompt estimated under half the budget fits whatever the tokenizer.
+            let fits_for_sure = (estimated + tools_tokens) * 2
+                < Budget::for_window(self.context_window, self.deps.profile.max_tokens, 0)
+                    .prompt_tokens;
+            if !recounted && !fits_for_sure && self.caps.can_count_tokens() {
                 // The server's own count, when it can give one: our estimate may be far off
                 // for its tokenizer.
                 recounted = true;

@@ -102,7 +102,14 @@ struct Inner {
     /// `/apply-template` and `/tokenize`.
     root: String,
     http: reqwest::Client,
+    /// The last capabilities the server reported, and when: asked again only after
+    /// [`CAPS_FRESH_FOR`], so a turn does not pay a `/props` round trip before every answer.
+    caps: std::sync::Mutex<Option<(std::time::Instant, ServerCapabilities)>>,
 }
+
+/// How long reported capabilities are reused. A server restarted with another model or
+/// template is noticed within this time; answers in between go out as for the old one.
+const CAPS_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl LlmClient {
     /// Checks the endpoint and builds the HTTP client; sends nothing.
@@ -149,6 +156,7 @@ impl LlmClient {
                 base,
                 root,
                 http,
+                caps: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -315,8 +323,25 @@ impl LlmClient {
     /// A server without these endpoints is no error: its capabilities are just unknown
     /// ([`ServerCapabilities::unknown`]). Errors are only for a server that cannot be asked at
     /// all ([`LlmError::Unreachable`], [`LlmError::Timeout`] after a few seconds), which a caller
-    /// may treat as unknown too: the chat request itself then reports the problem.
+    /// may treat as unknown too: the chat request itself then reports the problem. What the
+    /// server reported is reused for 30 s (`CAPS_FRESH_FOR`) by this client and its clones.
     pub async fn server_capabilities(&self) -> Result<ServerCapabilities, LlmError> {
+        if let Some((at, caps)) = self.inner.caps.lock().ok().and_then(|c| c.clone())
+            && at.elapsed() < CAPS_FRESH_FOR
+        {
+            return Ok(caps);
+        }
+        let caps = self.ask_capabilities().await?;
+        // Only what the server said is kept: "unknown" (it told us nothing) is asked again.
+        if caps != ServerCapabilities::unknown()
+            && let Ok(mut slot) = self.inner.caps.lock()
+        {
+            *slot = Some((std::time::Instant::now(), caps.clone()));
+        }
+        Ok(caps)
+    }
+
+    async fn ask_capabilities(&self) -> Result<ServerCapabilities, LlmError> {
         let props = self.inner.http.get(self.root_url("props"));
         let (status, body) = self.small_request(props, CAPS_TIMEOUT).await?;
         if (200..300).contains(&status) {
