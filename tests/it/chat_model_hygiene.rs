@@ -381,3 +381,46 @@ async fn requests_fit_the_servers_smaller_window_from_the_first_round() {
         again.notices()
     );
 }
+
+#[tokio::test]
+async fn auto_in_a_2k_context_describes_the_tools_in_the_prompt_instead_of_native_schemas() {
+    // The native schemas of the file tools are ~1,400+ tokens: most of a 2k window.
+    let script = Script::new()
+        .reply(Reply::text(&["Hello."]))
+        .reply(Reply::text(&["Again."]));
+    let env = ChatEnv::with(script, "auto", 2048, &[]);
+    let turn = env.send("s1", "hi", &NoPrompter).await;
+    assert_eq!(
+        turn.summary.tool_mode,
+        ModeUsed::Prompt,
+        "{:?}",
+        turn.events
+    );
+    assert!(
+        turn.notices()
+            .iter()
+            .any(|n| n.contains("native tool schemas") && n.contains("2048-token context")),
+        "{:?}",
+        turn.notices()
+    );
+    let req = &env.llm.requests()[0];
+    assert!(req.get("tools").is_none(), "no native tools: {req:#}");
+    assert!(
+        system_text(req).contains("<tool_call>"),
+        "the prompt protocol is in the system prompt"
+    );
+    // A big window keeps native tools.
+    let big = ChatEnv::with(
+        Script::new().reply(Reply::text(&["Hi."])),
+        "auto",
+        32768,
+        &[],
+    );
+    let turn = big.send("s1", "hi", &NoPrompter).await;
+    assert_eq!(
+        turn.summary.tool_mode,
+        ModeUsed::Native,
+        "{:?}",
+        turn.events
+    );
+}

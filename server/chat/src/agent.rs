@@ -315,7 +315,38 @@ impl Turn<'_, '_> {
             }
         }
         self.fit_to_server_window(&caps, session, on_event);
+        self.prefer_prompt_tools_in_a_small_window(session, on_event);
         self.caps = caps;
+    }
+
+    /// `auto` with a small context: native tool schemas cost ~1,400-1,900 tokens (6-11 tools),
+    /// most of a 2k window, where the prompt protocol describes the same tools in ~400. Using
+    /// them would leave the conversation almost no room, so `auto` takes the prompt protocol.
+    fn prefer_prompt_tools_in_a_small_window(&self, session: &mut Session, on_event: Sink<'_>) {
+        if self.deps.profile.tool_mode != ToolMode::Auto
+            || session.prompt_tools
+            || self.deps.tools.is_empty()
+        {
+            return;
+        }
+        let specs: Vec<ToolSpec> = self
+            .deps
+            .tools
+            .iter()
+            .map(|t| ToolSpec::function(t.name(), t.description(), t.parameters()))
+            .collect();
+        let native = context::estimate_tools(&specs);
+        let window = self.context_window as usize;
+        if native * 3 <= window {
+            return;
+        }
+        let why = format!(
+            "the native tool schemas (~{native} tokens) would take most of the {window}-token \
+             context; tools are described in the prompt instead (~400 tokens)"
+        );
+        session.prompt_tools = true;
+        session.fallback_reason = Some(why.clone());
+        on_event(ChatEvent::Notice { message: why });
     }
 
     /// Fits requests to the smaller of the profile's window and the server's: a profile that

@@ -768,17 +768,24 @@ pub fn protocol_prompt(tools: &[ToolSpec]) -> String {
          \"readFile\", \"arguments\": {\"path\": \"src/a.py\"}}\n</tool_call>\nThe result \
          comes in the next message. Never write a <tool_result> yourself.\nTools:\n",
     );
+    // The descriptions share a budget, so a long tool list (Studio's 11 tools) still fits the
+    // ~400 tokens a 2k-context model can spare for it: each gets at most 70 characters, fewer
+    // when there are many tools, never under 40 (a name and signature alone say too little).
+    let per_tool = (DESCRIPTIONS_BUDGET / tools.len().max(1)).clamp(40, 70);
     for t in tools {
         let f = &t.function;
         out.push_str(&format!(
             "- {}({}): {}\n",
             f.name,
             compact_signature(&f.parameters),
-            first_sentence(&f.description, 70)
+            first_sentence(&f.description, per_tool)
         ));
     }
     out
 }
+
+/// Characters of tool descriptions in the protocol prompt, shared by all tools.
+const DESCRIPTIONS_BUDGET: usize = 540;
 
 /// `path, start_line?:int` from a JSON schema: required arguments first, types other than
 /// string named.
@@ -825,7 +832,12 @@ fn first_sentence(text: &str, max: usize) -> String {
     let s = text[..end].trim_end_matches('.');
     let cut = noctune_core::text::prefix_chars(s, max);
     if cut.len() < s.len() {
-        format!("{}…", cut.trim_end())
+        // At a word's end, so the model does not read a made-up word.
+        let at_word = match cut.rfind(' ') {
+            Some(i) if i >= cut.len() / 2 => &cut[..i],
+            _ => cut,
+        };
+        format!("{}…", at_word.trim_end().trim_end_matches([',', ';', ':']))
     } else {
         cut.to_string()
     }
