@@ -755,8 +755,26 @@ pub fn repeats_itself(text: &str) -> bool {
             }
         }
     }
-    false
+    same_line_repeated(text)
 }
+
+/// The short loop the unit rule above lets through: one non-blank line, too short or too
+/// plain for it (SmolLM2's `# \n# \n…`), repeated line after line. An answer that ends in
+/// [`SAME_LINES`] identical lines says nothing new.
+fn same_line_repeated(text: &str) -> bool {
+    // Whole lines only: the last one may still be growing.
+    let Some(end) = text.rfind('\n') else {
+        return false;
+    };
+    let mut lines = text[..end].rsplit('\n');
+    let Some(last) = lines.next().filter(|l| !l.trim().is_empty()) else {
+        return false;
+    };
+    lines.take(SAME_LINES - 1).filter(|l| *l == last).count() == SAME_LINES - 1
+}
+
+/// How many identical lines in a row end an answer that loops.
+const SAME_LINES: usize = 12;
 
 /// The part of the system prompt that teaches prompt-mode calls.
 ///
@@ -1143,6 +1161,18 @@ mod tests {
         let parsed = parse_reply(text, &KNOWN);
         assert_eq!(parsed.calls.len(), 1, "{text:?} -> {parsed:?}");
         parsed.calls.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_short_line_repeated_is_a_loop_but_varied_or_blank_lines_are_not() {
+        assert!(repeats_itself(&"# \n".repeat(40)));
+        assert!(repeats_itself(&format!("Here:\n{}", "x = 1\n".repeat(12))));
+        assert!(!repeats_itself(&format!("Here:\n{}", "x = 1\n".repeat(11))));
+        assert!(!repeats_itself(&"\n".repeat(40)));
+        let varied: String = (0..40).map(|i| format!("x{i} = {i}\n")).collect();
+        assert!(!repeats_itself(&varied));
+        // The unfinished last line does not count.
+        assert!(!repeats_itself(&format!("{}# ", "# \n".repeat(11))));
     }
 
     #[test]
