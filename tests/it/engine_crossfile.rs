@@ -232,3 +232,37 @@ fn an_import_that_already_failed_at_the_base_is_not_blamed_on_the_patchset() {
     let branch = done["branch"].as_str().unwrap();
     assert!(!repo.read_at(branch, "pkg/extra.py").contains("import os"));
 }
+
+/// requests 2.32.3's `tests/compat.py` binds `StringIO` in a `try` and its `except` for
+/// `tests/test_utils.py` (`from .compat import StringIO`, a relative import inside a test
+/// package). Removing one of the two bindings changes what the importer gets: it was
+/// auto-approved at risk 12, and only the import check caught it.
+#[test]
+fn a_re_export_used_by_a_relative_import_inside_the_tests_package_is_not_auto_approved() {
+    let repo = FixtureRepo::new(
+        "reexport",
+        &[
+            ("tests/__init__.py", ""),
+            // Python 2's module, else io: ruff's F401 fix turns the second import into
+            // `pass`, so on Python 3 the name is no longer bound, though the first binding
+            // (that never succeeds) is still in the text.
+            (
+                "tests/compat.py",
+                "try:\n    import StringIO\nexcept ImportError:\n    import io as StringIO\n",
+            ),
+            (
+                "tests/test_buffers.py",
+                "from .compat import StringIO\n\n\ndef test_buffer():\n    assert StringIO.StringIO().read() == \"\"\n",
+            ),
+        ],
+    );
+    let nt = Noctune::new();
+    let (_run_id, approvals) = start(&repo, &nt);
+    let compat = by_file(&approvals, "tests/compat.py");
+    assert_eq!(compat["status"], "pending", "{compat:#}");
+    let reason = compat["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("tests.compat.StringIO is imported by tests/test_buffers.py:1"),
+        "{reason}"
+    );
+}

@@ -101,6 +101,10 @@ pub struct FileFacts {
     /// Module-level names (imports, `def`, `class`, assignments, `type` aliases, also inside
     /// top-level `if`/`try`/`with`/`for`/`while`) → the 1-based line that first binds them.
     pub defined: BTreeMap<String, u32>,
+    /// How many statements bind each of `defined`'s names: `try: import X` / `except: import
+    /// io as X` binds `X` twice, and an edit that drops one of them changes what an importer
+    /// gets even though the name is still bound somewhere in the text.
+    pub bindings: BTreeMap<String, u32>,
     /// The string entries of `__all__` when the module sets it (assigned, `+=`, `extend`,
     /// `append`).
     pub all: Option<BTreeSet<String>>,
@@ -287,6 +291,7 @@ fn named_children<'t>(n: Node<'t>) -> Vec<Node<'t>> {
 fn define(f: &mut FileFacts, name: &str, at: u32) {
     if !name.is_empty() {
         f.defined.entry(name.to_string()).or_insert(at);
+        *f.bindings.entry(name.to_string()).or_insert(0) += 1;
     }
 }
 
@@ -1029,18 +1034,22 @@ fn parse_all(
     })
 }
 
-/// Module-level names the edit removes or renames: bound before and not after, or listed in
-/// `__all__` before and not after (a name still listed but no longer bound is removed too).
+/// Module-level names the edit removes or renames: bound before and not after (or by fewer
+/// statements after: one of alternative bindings dropped), or listed in `__all__` before and
+/// not after (a name still listed but no longer bound is removed too).
 pub fn removed_names(before: &FileFacts, after: &FileFacts) -> Vec<String> {
     let empty = BTreeSet::new();
     let (all_before, all_after) = (
         before.all.as_ref().unwrap_or(&empty),
         after.all.as_ref().unwrap_or(&empty),
     );
-    let unbound = before
-        .defined
-        .keys()
-        .filter(|n| !after.defined.contains_key(*n));
+    // Unbound, or bound by fewer statements than before (one branch of a try/except or an
+    // if/else of alternatives removed).
+    let unbound = before.defined.keys().filter(|n| {
+        !after.defined.contains_key(*n)
+            || after.bindings.get(*n).copied().unwrap_or(0)
+                < before.bindings.get(*n).copied().unwrap_or(0)
+    });
     let unlisted = all_before.iter().filter(|n| !all_after.contains(*n));
     unbound
         .chain(unlisted)
@@ -1133,6 +1142,16 @@ mod tests {
 
     /// The batch answer is the one-at-a-time answer, edit by edit and in order (whatever
     /// chunk a thread got).
+    #[test]
+    fn dropping_one_of_two_alternative_bindings_removes_the_name() {
+        let before = "try:\n    import StringIO\nexcept ImportError:\n    import io as StringIO\n";
+        let after = "try:\n    import StringIO\nexcept ImportError:\n    pass\n";
+        assert_eq!(removed_names_of(before, after), ["StringIO"]);
+        // Reordering or reformatting keeps both.
+        let swapped = "try:\n    import io as StringIO\nexcept ImportError:\n    import StringIO\n";
+        assert!(removed_names_of(before, swapped).is_empty());
+    }
+
     #[test]
     fn removed_names_of_many_edits_are_each_edits_own_in_order() {
         let mut pairs: Vec<(String, String)> = Vec::new();
