@@ -248,10 +248,7 @@ pub fn recycle_worktree(
         let target = wt
             .find_commit(head.id())
             .map_err(ctx("find HEAD commit in the worktree"))?;
-        let mut cb = git2::build::CheckoutBuilder::new();
-        cb.force().remove_untracked(true).remove_ignored(true);
-        wt.checkout_tree(target.as_object(), Some(&mut cb))
-            .map_err(ctx("check out the new branch"))?;
+        reset_worktree_to(&wt, &target)?;
         wt.set_head(&format!("refs/heads/{branch}"))
             .map_err(ctx(format!("switch to {branch}")))?;
     }
@@ -269,6 +266,124 @@ pub fn recycle_worktree(
         });
     }
     Ok(wt)
+}
+
+/// Makes `wt`'s files and index exactly `target`'s tree (untracked and ignored files removed),
+/// writing only what differs: the paths its HEAD and `target` differ in, plus whatever the
+/// worktree has dirty, staged, untracked or ignored against its HEAD. A forced checkout of the
+/// whole tree costs seconds on a large repository (it re-hashes every file whose index stat
+/// data is racy); a status scan and a tree-to-tree diff do not.
+fn reset_worktree_to(wt: &Repository, target: &git2::Commit) -> Result<()> {
+    let full = || {
+        let mut cb = git2::build::CheckoutBuilder::new();
+        cb.force().remove_untracked(true).remove_ignored(true);
+        wt.checkout_tree(target.as_object(), Some(&mut cb))
+            .map_err(ctx("check out the new branch"))
+    };
+    let target_tree = target.tree().map_err(ctx("read the new base's tree"))?;
+    let (Ok(old_tree), Some(workdir)) = (wt.head().and_then(|h| h.peel_to_tree()), wt.workdir())
+    else {
+        return full();
+    };
+    let workdir = workdir.to_path_buf();
+    let mut idx = wt.index().map_err(ctx("index"))?;
+    // A conflicted index is rare and odd: let the full checkout deal with it.
+    if idx.has_conflicts() {
+        return full();
+    }
+    let mut tracked: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let diff = wt
+        .diff_tree_to_tree(Some(&old_tree), Some(&target_tree), None)
+        .map_err(ctx("diff the worktree's HEAD against the new base"))?;
+    for d in diff.deltas() {
+        for f in [d.old_file(), d.new_file()] {
+            if let Some(p) = f.path().and_then(Path::to_str) {
+                tracked.insert(p.to_string());
+            }
+        }
+    }
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(false)
+        .include_ignored(true)
+        .recurse_ignored_dirs(false)
+        .renames_head_to_index(false)
+        .renames_index_to_workdir(false);
+    let statuses = wt.statuses(Some(&mut opts)).map_err(ctx("status"))?;
+    let mut stray: Vec<String> = Vec::new();
+    for s in statuses.iter() {
+        let st = s.status();
+        let Ok(p) = s.path().map(str::to_string) else {
+            // A path that is not UTF-8: only the full checkout can be trusted with it.
+            return full();
+        };
+        if st.is_empty() || st == git2::Status::CURRENT {
+            continue;
+        }
+        if st.intersects(git2::Status::WT_NEW | git2::Status::IGNORED)
+            && !st.intersects(
+                git2::Status::INDEX_NEW
+                    | git2::Status::INDEX_MODIFIED
+                    | git2::Status::INDEX_DELETED
+                    | git2::Status::INDEX_TYPECHANGE
+                    | git2::Status::INDEX_RENAMED,
+            )
+        {
+            stray.push(p);
+        } else {
+            tracked.insert(p);
+        }
+    }
+    // Untracked and ignored entries (a folder is listed once, as `dir/`) go first, so the
+    // checkout below can put the new base's files where they were.
+    for p in &stray {
+        let at = workdir.join(p.trim_end_matches('/'));
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&at)?,
+            Ok(_) => std::fs::remove_file(&at)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut cb = git2::build::CheckoutBuilder::new();
+    cb.force().disable_pathspec_match(true);
+    let mut any = false;
+    for p in &tracked {
+        if target_tree.get_path(Path::new(p)).is_ok() {
+            cb.path(p);
+            any = true;
+        } else {
+            match std::fs::symlink_metadata(workdir.join(p)) {
+                Ok(m) if m.is_dir() => std::fs::remove_dir_all(workdir.join(p))?,
+                Ok(_) => std::fs::remove_file(workdir.join(p))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+            remove_empty_parents(&workdir, p);
+        }
+    }
+    if any {
+        wt.checkout_tree(target_tree.as_object(), Some(&mut cb))
+            .map_err(ctx("check out the new base's changed files"))?;
+    }
+    // The index is the new base's tree exactly (staged leftovers dropped); entries whose
+    // content did not change keep their stat data, so the next status stays cheap.
+    idx.read(true).map_err(ctx("re-read index"))?;
+    idx.read_tree(&target_tree).map_err(ctx("reset index"))?;
+    idx.write().map_err(ctx("write index"))?;
+    Ok(())
+}
+
+/// Removes the folders above `rel` that its removal left empty (git tracks no folders; an
+/// empty one left behind would still be a Python namespace package).
+fn remove_empty_parents(workdir: &Path, rel: &str) {
+    let mut p = Path::new(rel).parent();
+    while let Some(dir) = p.filter(|d| !d.as_os_str().is_empty()) {
+        if std::fs::remove_dir(workdir.join(dir)).is_err() {
+            break;
+        }
+        p = dir.parent();
+    }
 }
 
 /// Paths (repo-relative, `/`-separated) that differ between the working tree and HEAD,
@@ -562,6 +677,113 @@ mod tests {
         assert_eq!(read_blob(&repo, &missing).unwrap(), None);
         assert!(drop_ref(&repo, name).unwrap());
         assert!(!drop_ref(&repo, name).unwrap());
+    }
+
+    fn write(root: &Path, rel: &str, body: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+
+    /// Everything in `root` but `.git`, as (path, content), sorted.
+    fn files(root: &Path) -> Vec<(String, String)> {
+        fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                if e.file_name() == ".git" {
+                    continue;
+                }
+                let rel = e
+                    .path()
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                if e.file_type().unwrap().is_dir() {
+                    out.push((format!("{rel}/"), String::new()));
+                    walk(root, &e.path(), out);
+                } else {
+                    out.push((rel, std::fs::read_to_string(e.path()).unwrap()));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(root, root, &mut out);
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_recycled_dirty_worktree_is_exactly_the_new_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let repo = Repository::init(&root).unwrap();
+        let sig = Signature::now("t", "t@example.com").unwrap();
+        write(&root, ".gitignore", "*.pyc\nbuild/\n");
+        write(&root, "keep.py", "keep = 1\n");
+        write(&root, "pkg/changed.py", "v = 'base'\n");
+        write(&root, "pkg/gone_later.py", "g = 1\n");
+        write(&root, "edited.py", "e = 1\n");
+        write(&root, "deleted.py", "d = 1\n");
+        write(&root, "staged.py", "s = 1\n");
+        let mut idx = repo.index().unwrap();
+        idx.add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        idx.write().unwrap();
+        let tree = repo.find_tree(idx.write_tree().unwrap()).unwrap();
+        let base = repo
+            .commit(Some("HEAD"), &sig, &sig, "base", &tree, &[])
+            .unwrap();
+        let base = base.to_string();
+        let want = files(&root);
+
+        // The previous run: its branch changed, added and deleted files, then was left dirty.
+        let old = dir.path().join("wts/old");
+        let wt = ensure_worktree(&repo, "old", &old, "run-old", &base).unwrap();
+        write(&old, "pkg/changed.py", "v = 'fixed'\n");
+        write(&old, "pkg/new_on_branch.py", "n = 1\n");
+        std::fs::remove_file(old.join("pkg/gone_later.py")).unwrap();
+        commit_paths(
+            &wt,
+            &[
+                "pkg/changed.py".into(),
+                "pkg/new_on_branch.py".into(),
+                "pkg/gone_later.py".into(),
+            ],
+            "fix",
+        )
+        .unwrap();
+        write(&old, "edited.py", "e = 'dirty'\n");
+        std::fs::remove_file(old.join("deleted.py")).unwrap();
+        write(&old, "staged.py", "s = 'staged'\n");
+        write(&old, "staged_new.py", "sn = 1\n");
+        let mut widx = wt.index().unwrap();
+        widx.add_path(Path::new("staged.py")).unwrap();
+        widx.add_path(Path::new("staged_new.py")).unwrap();
+        widx.write().unwrap();
+        write(&old, "untracked.py", "u = 1\n");
+        write(&old, "newdir/deep/u.py", "u = 1\n");
+        write(&old, "pkg/cache.pyc", "junk");
+        write(&old, "build/out.txt", "junk");
+        drop(wt);
+
+        let to = dir.path().join("wts/new");
+        let wt = recycle_worktree(&repo, &old, &to, "run-new", &base).unwrap();
+        assert_eq!(
+            files(&to),
+            want,
+            "the files are the new base's, nothing more"
+        );
+        let mut opts = git2::StatusOptions::new();
+        opts.include_untracked(true).include_ignored(true);
+        let dirty: Vec<String> = wt
+            .statuses(Some(&mut opts))
+            .unwrap()
+            .iter()
+            .map(|s| format!("{:?} {}", s.status(), s.path().unwrap_or("")))
+            .collect();
+        assert!(dirty.is_empty(), "clean, index included: {dirty:?}");
+        assert_eq!(head_branch(&wt).as_deref(), Some("run-new"));
+        assert_eq!(head_sha(&wt).unwrap(), base);
     }
 
     #[test]
