@@ -49,6 +49,10 @@ const NATIVE_WITHOUT_TOOLS: &str = "tool_mode is native but the model's chat tem
 /// `finish_reason` of an answer stopped because it repeated itself.
 const REPETITION: &str = "repetition";
 
+/// A context this small (tokens) is a small local model's: `auto` prefers the prompt protocol
+/// there when native tool schemas would take over a third of it.
+const SMALL_WINDOW: usize = 4096;
+
 /// What a surface sees of a turn, in order. Serialised as `{"type": "delta", ...}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -319,9 +323,10 @@ impl Turn<'_, '_> {
         self.caps = caps;
     }
 
-    /// `auto` with a small context: native tool schemas cost ~1,400-1,900 tokens (6-11 tools),
-    /// most of a 2k window, where the prompt protocol describes the same tools in ~400. Using
-    /// them would leave the conversation almost no room, so `auto` takes the prompt protocol.
+    /// `auto` with a small context (≤ [`SMALL_WINDOW`]): native tool schemas cost ~1,400-1,900
+    /// tokens (6-11 tools), most of a 2k window, where the prompt protocol describes the same
+    /// tools in ~400. Using them would leave the conversation almost no room, so `auto` takes
+    /// the prompt protocol.
     fn prefer_prompt_tools_in_a_small_window(&self, session: &mut Session, on_event: Sink<'_>) {
         if self.deps.profile.tool_mode != ToolMode::Auto
             || session.prompt_tools
@@ -337,7 +342,9 @@ impl Turn<'_, '_> {
             .collect();
         let native = context::estimate_tools(&specs);
         let window = self.context_window as usize;
-        if native * 3 <= window {
+        // Only small windows: a model given 8k or more is a capable one, and native calls
+        // are what it does best, even when many tools (an MCP server's) take a third of it.
+        if window > SMALL_WINDOW || native * 3 <= window {
             return;
         }
         let why = format!(
