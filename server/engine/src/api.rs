@@ -4,7 +4,7 @@
 use super::events::{EventLog, read_events};
 use super::paths::{RunPaths, ensure_cache_dir};
 use super::process;
-use super::records::{full_ingest, load_decision, load_plan, load_requests};
+use super::records::{full_ingest, load_decision, load_plan, load_request, load_requests};
 use super::runfile::{self, RunFileError};
 use noctune_core::approval::Tampered;
 use noctune_core::event::EventPayload;
@@ -426,14 +426,12 @@ pub fn decide(
             what: "its decisions can no longer change anything; start a new run".into(),
         });
     }
-    let reqs = load_requests(&paths)?;
-    let req =
-        reqs.iter()
-            .find(|r| r.approval_id == id)
-            .ok_or_else(|| EngineError::UnknownApproval {
-                run_id: run_id.into(),
-                approval_id: approval_id.into(),
-            })?;
+    // Its own file only (the id was checked to be hex above, so it names a file in the
+    // approvals folder): reading all of them made deciding n approvals cost n² reads.
+    let req = &load_request(&paths, id.as_str()).ok_or_else(|| EngineError::UnknownApproval {
+        run_id: run_id.into(),
+        approval_id: approval_id.into(),
+    })?;
     // What is decided is the content the id names, checked now: a request changed since it
     // was shown is refused rather than decided.
     let bound = req
