@@ -21,8 +21,8 @@ mod runs;
 mod schema;
 
 pub use error::StoreError;
-pub use schema::MIGRATIONS;
 pub use grants::{GRANT_ACTIONS, GRANT_SCOPES, GrantRecord};
+pub use schema::MIGRATIONS;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::ffi::OsString;
