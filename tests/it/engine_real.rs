@@ -1,7 +1,7 @@
 //! Findings of the real-project tier (`scripts/real-projects.sh`: lint_fix on the sdists of
 //! attrs, requests, flask, rich and Django), each reproduced on a fixture repository of our own.
 
-use crate::support::cli::Noctune;
+use crate::support::cli::{Noctune, Ran};
 use crate::support::repo::FixtureRepo;
 use serde_json::Value;
 
@@ -17,6 +17,20 @@ fn auto_pack(name: &str, globs: &str) -> String {
 
 fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["type"] == kind).collect()
+}
+
+/// `noctune run --pack PACK` on `repo` to its end; what it printed, and the run's record.
+fn run_pack(nt: &Noctune, repo: &FixtureRepo, pack: &str) -> (Ran, Value) {
+    let ran = nt.run(&[
+        "run",
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "--pack",
+        pack,
+    ]);
+    let runs = nt.run(&["runs", "--json"]).ok().json();
+    let rec = nt.status(runs[0]["run_id"].as_str().unwrap());
+    (ran, rec)
 }
 
 /// A lint fix (F401 drops `import sys` from shapes/util/helpers.py) that this test sees.
@@ -43,20 +57,12 @@ fn a_test_module_that_cannot_be_imported_on_base_does_not_switch_the_other_tests
         ],
     );
     let nt = Noctune::new();
-    let ran = nt.run(&[
-        "run",
-        "--repo",
-        repo.path().to_str().unwrap(),
-        "--pack",
-        "lint_util",
-    ]);
+    let (ran, rec) = run_pack(&nt, &repo, "lint_util");
     assert_eq!(
         ran.code, 3,
         "the one patchset breaks a test that passes on base: {}\n{}",
         ran.stdout, ran.stderr
     );
-    let runs = nt.run(&["runs", "--json"]).ok().json();
-    let rec = nt.status(runs[0]["run_id"].as_str().unwrap());
     assert_eq!(rec["commits"], 0);
     assert_eq!(rec["reason"], "every patchset regressed pytest");
     let events = nt.events(rec["run_id"].as_str().unwrap());
@@ -98,16 +104,8 @@ fn one_bad_edit_in_a_patchset_of_several_files_is_rolled_back_alone() {
         ],
     );
     let nt = Noctune::new();
-    let ran = nt.run(&[
-        "run",
-        "--repo",
-        repo.path().to_str().unwrap(),
-        "--pack",
-        "lint_pkg",
-    ]);
+    let (ran, rec) = run_pack(&nt, &repo, "lint_pkg");
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
-    let runs = nt.run(&["runs", "--json"]).ok().json();
-    let rec = nt.status(runs[0]["run_id"].as_str().unwrap());
     let events = nt.events(rec["run_id"].as_str().unwrap());
     let first = &of_type(&events, "patchset_planned")[0]["payload"];
     let all = first["files"].as_array().unwrap().len();
@@ -217,16 +215,8 @@ fn a_unittest_runner_that_fails_on_base_still_catches_a_regression_per_test() {
         ],
     );
     let nt = Noctune::new();
-    let ran = nt.run(&[
-        "run",
-        "--repo",
-        repo.path().to_str().unwrap(),
-        "--pack",
-        "lint_unit",
-    ]);
+    let (ran, rec) = run_pack(&nt, &repo, "lint_unit");
     assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
-    let runs = nt.run(&["runs", "--json"]).ok().json();
-    let rec = nt.status(runs[0]["run_id"].as_str().unwrap());
     assert_eq!(rec["reason"], "every patchset regressed unit", "{rec:#}");
     let events = nt.events(rec["run_id"].as_str().unwrap());
     let base = &of_type(&events, "check_baseline")[0]["payload"];
