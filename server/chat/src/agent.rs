@@ -249,6 +249,12 @@ pub async fn run_turn(
     summary
 }
 
+/// Whether an answer ended as the model meant it to (`stop`, `tool_calls`) rather than being
+/// cut off (`length`) or ending without a reason: only then may its text hold whole calls.
+fn ended_normally(finish_reason: Option<&str>) -> bool {
+    matches!(finish_reason, Some("stop" | "tool_calls"))
+}
+
 /// The message as sent: the user's text plus where they are.
 fn user_content(message: &str, context: &TurnContext) -> String {
     let mut out = message.to_string();
@@ -328,23 +334,18 @@ impl Turn<'_, '_> {
     /// tools in ~400. Using them would leave the conversation almost no room, so `auto` takes
     /// the prompt protocol.
     fn prefer_prompt_tools_in_a_small_window(&self, session: &mut Session, on_event: Sink<'_>) {
-        if self.deps.profile.tool_mode != ToolMode::Auto
-            || session.prompt_tools
-            || self.deps.tools.is_empty()
-        {
-            return;
-        }
-        let specs: Vec<ToolSpec> = self
-            .deps
-            .tools
-            .iter()
-            .map(|t| ToolSpec::function(t.name(), t.description(), t.parameters()))
-            .collect();
-        let native = context::estimate_tools(&specs);
         let window = self.context_window as usize;
         // Only small windows: a model given 8k or more is a capable one, and native calls
         // are what it does best, even when many tools (an MCP server's) take a third of it.
-        if window > SMALL_WINDOW || native * 3 <= window {
+        if self.deps.profile.tool_mode != ToolMode::Auto
+            || session.prompt_tools
+            || self.deps.tools.is_empty()
+            || window > SMALL_WINDOW
+        {
+            return;
+        }
+        let native = context::estimate_tools(&self.tool_specs());
+        if native * 3 <= window {
             return;
         }
         let why = format!(
@@ -390,6 +391,16 @@ impl Turn<'_, '_> {
             ToolMode::Auto if session.prompt_tools => ModeUsed::Prompt,
             ToolMode::Auto => ModeUsed::Native,
         }
+    }
+
+    /// The turn's tools as the model is told of them (native schemas; the prompt protocol
+    /// is written from the same specs).
+    fn tool_specs(&self) -> Vec<ToolSpec> {
+        self.deps
+            .tools
+            .iter()
+            .map(|t| ToolSpec::function(t.name(), t.description(), t.parameters()))
+            .collect()
     }
 
     fn known_names(&self) -> Vec<&'static str> {
@@ -460,10 +471,7 @@ impl Turn<'_, '_> {
                     }
                 } else if let Some(at) = prompt_tools::first_cut_call(
                     &outcome.content,
-                    matches!(
-                        outcome.finish_reason.as_deref(),
-                        Some("stop" | "tool_calls")
-                    ),
+                    ended_normally(outcome.finish_reason.as_deref()),
                 ) {
                     // A call cut off before it could be read (often before its name): not an
                     // answer, and not to be run. It is recorded as the call it began, so the
@@ -488,10 +496,7 @@ impl Turn<'_, '_> {
             // A call is run only when its text is whole: never from an answer cut off by
             // max_tokens (its arguments would be "repaired" into something the model never
             // meant, e.g. a writeFile that drops half a file).
-            let ended_normally = matches!(
-                outcome.finish_reason.as_deref(),
-                Some("stop" | "tool_calls")
-            );
+            let ended_normally = ended_normally(outcome.finish_reason.as_deref());
             let cut_off = !calls.is_empty()
                 && (outcome.finish_reason.as_deref() == Some("length")
                     || outcome.tool_calls.iter().any(|c| {
@@ -680,10 +685,10 @@ impl Turn<'_, '_> {
                 }
             };
             if let Some(f) = filter.as_mut() {
-                let ended_normally = result.as_ref().is_ok_and(|o| {
-                    matches!(o.finish_reason.as_deref(), Some("stop" | "tool_calls"))
-                });
-                let rest = f.finish(ended_normally);
+                let whole = result
+                    .as_ref()
+                    .is_ok_and(|o| ended_normally(o.finish_reason.as_deref()));
+                let rest = f.finish(whole);
                 if !rest.is_empty() && (result.is_ok() || looped) {
                     on_event(ChatEvent::Delta { text: rest });
                 }
@@ -748,12 +753,7 @@ impl Turn<'_, '_> {
         budget: Option<Budget>,
         on_event: Sink<'_>,
     ) -> (ChatRequest, Budget, usize) {
-        let specs: Vec<ToolSpec> = self
-            .deps
-            .tools
-            .iter()
-            .map(|t| ToolSpec::function(t.name(), t.description(), t.parameters()))
-            .collect();
+        let specs = self.tool_specs();
         let native = mode == ModeUsed::Native && offer_tools;
         let mut system = system_prompt(&self.deps.tool_ctx.repo_root, self.deps.overview);
         if mode == ModeUsed::Prompt && offer_tools {
