@@ -25,6 +25,7 @@ command -v ruff >/dev/null || { echo "ruff is not on PATH after pip install; add
 need_apt=()
 command -v git >/dev/null || need_apt+=(git)
 command -v cmake >/dev/null || need_apt+=(cmake)      # builds the real llama-server once (tests/llm-real.sh)
+command -v g++ >/dev/null || need_apt+=(g++)          # the same build
 command -v curl >/dev/null || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
