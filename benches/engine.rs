@@ -468,6 +468,11 @@ fn bench(name: &str, describe: &str, make: fn(&Path)) {
             println!("    {secs:8.3} s  {from} -> {to}");
         }
     }
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        // For a look at the runs' own records (worker.log with NOCTUNE_LOG=debug) afterwards.
+        let kept = work.keep();
+        println!("  kept the repository and its runs in {}", kept.display());
+    }
 }
 
 fn main() {

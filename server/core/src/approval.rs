@@ -512,7 +512,23 @@ pub fn verify_decision(
             got: d.approval_id.to_string(),
         });
     }
-    let verified = req.verify(blobs)?;
+    decision_matches(req, d, req.verify(blobs)?)
+}
+
+/// [`verify_decision`] for a request already checked: `verified` is what
+/// [`ApprovalRequest::verify`] returned for this very request (a caller that checked an
+/// identical request before may reuse that answer instead of loading its blobs again).
+pub fn decision_matches(
+    req: &ApprovalRequest,
+    d: &ApprovalDecision,
+    verified: Verified,
+) -> Result<Verified, DecisionError> {
+    if d.approval_id != req.approval_id {
+        return Err(DecisionError::WrongApproval {
+            expected: req.approval_id.to_string(),
+            got: d.approval_id.to_string(),
+        });
+    }
     if d.file_path.is_none() && d.before_sha256.is_none() && d.after_sha256.is_none() {
         return Ok(verified);
     }
@@ -562,7 +578,22 @@ impl ApprovedEdit {
         d: &ApprovalDecision,
         blobs: &dyn BlobSource,
     ) -> Result<ApprovedEdit, DecisionError> {
-        let verified = verify_decision(req, d, blobs)?;
+        if d.approval_id != req.approval_id {
+            return Err(DecisionError::WrongApproval {
+                expected: req.approval_id.to_string(),
+                got: d.approval_id.to_string(),
+            });
+        }
+        Self::from_decision_verified(req, d, req.verify(blobs)?)
+    }
+
+    /// [`ApprovedEdit::from_decision`] for a request already checked (see [`decision_matches`]).
+    pub fn from_decision_verified(
+        req: &ApprovalRequest,
+        d: &ApprovalDecision,
+        verified: Verified,
+    ) -> Result<ApprovedEdit, DecisionError> {
+        let verified = decision_matches(req, d, verified)?;
         if d.decision != Decision::Approve {
             return Err(DecisionError::Rejected(req.approval_id.to_string()));
         }
@@ -583,6 +614,18 @@ impl ApprovedEdit {
         blobs: &dyn BlobSource,
     ) -> Result<ApprovedEdit, DecisionError> {
         let verified = req.verify(blobs)?;
+        Self::from_verdict_verified(req, verified, pack, in_allowed_globs, tests_available)
+    }
+
+    /// [`ApprovedEdit::from_verdict`] for a request already checked: `verified` is what
+    /// [`ApprovalRequest::verify`] returned for this very request.
+    pub fn from_verdict_verified(
+        req: &ApprovalRequest,
+        verified: Verified,
+        pack: &PolicyPack,
+        in_allowed_globs: bool,
+        tests_available: bool,
+    ) -> Result<ApprovedEdit, DecisionError> {
         let facts = EditFacts::of(&verified.proposal);
         match police(pack, in_allowed_globs, &facts, tests_available) {
             // The pack of the run, not the one the request names.

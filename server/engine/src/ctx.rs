@@ -41,6 +41,8 @@ pub struct RunCtx {
     pub profile: ModelProfile,
     pub wt: git2::Repository,
     pub store: AuditStore,
+    /// The requests this worker has checked, so it checks each once ([`VerifiedMemo`]).
+    pub verified: super::verified::VerifiedMemo,
     events: EventLog,
     pending_db: Vec<Event>,
     pending_approvals: Vec<ApprovalRequest>,
@@ -80,6 +82,7 @@ impl RunCtx {
             profile,
             wt,
             store,
+            verified: Default::default(),
             events,
             pending_db: Vec::new(),
             pending_approvals: Vec::new(),

@@ -38,44 +38,83 @@ pub fn python_parse_errors(
 
 /// Batch parse check of files on disk with ruff's parser (fast: parallel, no bytecode), for
 /// the command proposer's many edits. Returns the first syntax error per repo-relative path.
+/// Independent of the project's ruff configuration (`--isolated`): the fallback for when
+/// [`ruff_lint`] cannot run with it.
 pub fn ruff_parse_errors(
     dir: &Path,
     files: &[String],
 ) -> Result<BTreeMap<String, String>, GateUnavailable> {
     let mut errors = BTreeMap::new();
     for (rel, f) in ruff_findings(dir, &["--isolated", "--select", "E9"], files)? {
-        let row = f
-            .pointer("/location/row")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0);
-        let msg = f
-            .get("message")
-            .and_then(|v| v.as_str())
-            .unwrap_or("syntax error");
-        errors
-            .entry(rel)
-            .or_insert_with(|| format!("line {row}: {msg}"));
+        errors.entry(rel).or_insert_with(|| syntax_error_text(&f));
     }
     Ok(errors)
 }
 
-/// Ruff's findings per file (code → count) for files on disk, with the project's own ruff
-/// configuration: one batch run for many files.
+/// What one `ruff check` of files on disk found, with the project's own ruff configuration.
+#[derive(Debug, Default)]
+pub struct Lint {
+    /// Finding code -> count, per file (every file asked about has an entry).
+    pub counts: BTreeMap<String, BTreeMap<String, usize>>,
+    /// The first syntax error per file that does not parse: ruff reports those whatever
+    /// rules are selected, so one run is both the parse gate and the lint gate.
+    pub syntax: BTreeMap<String, String>,
+}
+
+impl Lint {
+    /// Whether ruff found anything at all in `file`.
+    pub fn has_findings(&self, file: &str) -> bool {
+        self.counts.get(file).is_some_and(|c| !c.is_empty())
+    }
+}
+
+/// Ruff's findings for files on disk, with the project's own ruff configuration: one batch
+/// run for many files.
+pub fn ruff_lint(dir: &Path, files: &[String]) -> Result<Lint, GateUnavailable> {
+    let mut lint = Lint {
+        counts: files.iter().map(|f| (f.clone(), BTreeMap::new())).collect(),
+        syntax: BTreeMap::new(),
+    };
+    for (rel, f) in ruff_findings(dir, &["--no-fix"], files)? {
+        let code = f.get("code").and_then(|c| c.as_str());
+        // `invalid-syntax` since ruff 0.12; no code at all before it.
+        let code = match code {
+            None | Some("invalid-syntax") | Some("E999") => {
+                lint.syntax
+                    .entry(rel.clone())
+                    .or_insert_with(|| syntax_error_text(&f));
+                "syntax"
+            }
+            Some(c) => c,
+        };
+        *lint
+            .counts
+            .entry(rel)
+            .or_default()
+            .entry(code.to_string())
+            .or_insert(0) += 1;
+    }
+    Ok(lint)
+}
+
+/// Ruff's findings per file (code -> count) for files on disk ([`ruff_lint`]'s counts).
 pub fn ruff_lint_counts(
     dir: &Path,
     files: &[String],
 ) -> Result<BTreeMap<String, BTreeMap<String, usize>>, GateUnavailable> {
-    let mut out: BTreeMap<String, BTreeMap<String, usize>> =
-        files.iter().map(|f| (f.clone(), BTreeMap::new())).collect();
-    for (rel, f) in ruff_findings(dir, &["--no-fix"], files)? {
-        let code = f
-            .get("code")
-            .and_then(|c| c.as_str())
-            .unwrap_or("syntax")
-            .to_string();
-        *out.entry(rel).or_default().entry(code).or_insert(0) += 1;
-    }
-    Ok(out)
+    ruff_lint(dir, files).map(|l| l.counts)
+}
+
+fn syntax_error_text(f: &serde_json::Value) -> String {
+    let row = f
+        .pointer("/location/row")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    let msg = f
+        .get("message")
+        .and_then(|v| v.as_str())
+        .unwrap_or("syntax error");
+    format!("line {row}: {msg}")
 }
 
 /// Runs `ruff check <extra> --output-format json` on `files` in `dir`; returns each finding

@@ -18,6 +18,7 @@ pub mod runfile;
 pub mod storage;
 pub mod symbols;
 pub mod tools;
+pub mod verified;
 pub mod worker;
 
 pub use api::{ApprovalView, EngineError, StartRequest, Started};

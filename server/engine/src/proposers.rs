@@ -103,22 +103,27 @@ fn command(
         Some(only) => changed.into_iter().filter(|p| only.contains(p)).collect(),
         None => changed,
     };
-    // Gate: a fixer's output must still parse (checked on disk, in one batch, before restoring).
+    // Gates on the fixed files, checked on disk in one batch before restoring: the output must
+    // still parse, and it may not add lint findings. One ruff run with the project's rules
+    // answers both (ruff reports syntax errors whatever is selected); when it cannot run with
+    // that configuration, the parse gate still runs on ruff's own defaults.
     let py: Vec<String> = changed
         .iter()
         .filter(|p| super::pyindex::is_python(p))
         .cloned()
         .collect();
-    let parse_errors = match gates::ruff_parse_errors(&ctx.worktree_path(), &py) {
-        Ok(errors) => errors,
-        Err(gates::GateUnavailable::Missing(why)) => {
-            ctx.emit(warn(format!("parse gate skipped: {why}")))?;
-            BTreeMap::new()
-        }
+    let lint_after = gates::ruff_lint(&ctx.worktree_path(), &py);
+    lap("lint (and parse) of the fixed files");
+    let parse_errors = match &lint_after {
+        Ok(lint) => lint.syntax.clone(),
+        Err(_) => match gates::ruff_parse_errors(&ctx.worktree_path(), &py) {
+            Ok(errors) => errors,
+            Err(gates::GateUnavailable::Missing(why)) => {
+                ctx.emit(warn(format!("parse gate skipped: {why}")))?;
+                BTreeMap::new()
+            }
+        },
     };
-    lap("parse gate");
-    let lint_after = gates::ruff_lint_counts(&ctx.worktree_path(), &py);
-    lap("lint of the fixed files");
     let mut proposals = Vec::new();
     let wt_root = ctx.worktree_path();
     // HEAD's tree is read once for all the pre-images (not once per file).
@@ -126,9 +131,10 @@ fn command(
     for (path, before) in changed.iter().zip(befores) {
         let after = std::fs::read(wt_root.join(path));
         // Roll the worktree back by hand: we hold the pre-image already, and a forced checkout
-        // of hundreds of paths costs more than writing them.
+        // of hundreds of paths costs more than writing them. In place, not by rename: the
+        // worktree is the run's own, and a worker that dies here finds it reset on restart.
         match &before {
-            Some(b) => noctune_util::fsx::write_atomic_unsynced(&wt_root.join(path), b)?,
+            Some(b) => std::fs::write(wt_root.join(path), b)?,
             None => {
                 let _ = std::fs::remove_file(wt_root.join(path));
             }
@@ -165,39 +171,45 @@ fn command(
             major_bump: false,
         });
     }
-    // Gate: the edit may not add lint findings (the project's ruff rules, before vs after;
-    // the worktree holds the pre-images again now).
-    let proposed_py: Vec<String> = proposals
-        .iter()
-        .map(|p| p.file_path.clone())
-        .filter(|p| super::pyindex::is_python(p))
-        .collect();
+    // Gate: the edit may not add lint findings (the project's ruff rules, before vs after).
+    // A file without findings after the edit cannot have gained any, so only the others are
+    // linted again as they were (the worktree holds the pre-images again now).
     lap("pre-images restored");
-    let lint_before = gates::ruff_lint_counts(&wt_root, &proposed_py);
-    lap("lint of the pre-images");
-    match (lint_after, lint_before) {
-        (Ok(after), Ok(before)) => {
-            let empty = BTreeMap::new();
-            let mut dropped = Vec::new();
-            for path in &proposed_py {
-                let new = gates::new_findings(
-                    before.get(path).unwrap_or(&empty),
-                    after.get(path).unwrap_or(&empty),
-                );
-                if !new.is_empty() {
-                    ctx.emit(EventPayload::EditDropped {
-                        file: path.clone(),
-                        reason: format!("the edit adds lint findings {}", new.join(", ")),
-                        gate: Some(Gate::Lint),
-                        symbol: None,
-                    })?;
-                    dropped.push(path.clone());
+    match lint_after {
+        Ok(after) => {
+            let again: Vec<String> = proposals
+                .iter()
+                .map(|p| p.file_path.clone())
+                .filter(|p| super::pyindex::is_python(p) && after.has_findings(p))
+                .collect();
+            match gates::ruff_lint_counts(&wt_root, &again) {
+                Ok(before) => {
+                    lap("lint of the pre-images with findings after");
+                    let empty = BTreeMap::new();
+                    let mut dropped = Vec::new();
+                    for path in &again {
+                        let new = gates::new_findings(
+                            before.get(path).unwrap_or(&empty),
+                            after.counts.get(path).unwrap_or(&empty),
+                        );
+                        if !new.is_empty() {
+                            ctx.emit(EventPayload::EditDropped {
+                                file: path.clone(),
+                                reason: format!("the edit adds lint findings {}", new.join(", ")),
+                                gate: Some(Gate::Lint),
+                                symbol: None,
+                            })?;
+                            dropped.push(path.clone());
+                        }
+                    }
+                    proposals.retain(|p| !dropped.contains(&p.file_path));
+                }
+                Err(gates::GateUnavailable::Missing(why)) => {
+                    ctx.emit(warn(format!("lint gate skipped: {why}")))?;
                 }
             }
-            proposals.retain(|p| !dropped.contains(&p.file_path));
         }
-        (Err(gates::GateUnavailable::Missing(why)), _)
-        | (_, Err(gates::GateUnavailable::Missing(why))) => {
+        Err(gates::GateUnavailable::Missing(why)) => {
             ctx.emit(warn(format!("lint gate skipped: {why}")))?;
         }
     }

@@ -11,7 +11,7 @@ use super::proposers;
 use super::records::{full_ingest, load_decision, load_plan, load_request, load_requests};
 use super::runfile;
 use super::storage::GitBlobs;
-use noctune_core::approval::verify_decision;
+use noctune_core::approval::decision_matches;
 use noctune_core::event::EventPayload;
 use noctune_core::patchset::{CheckReport, CheckVerdict, judge};
 use noctune_core::{
@@ -286,6 +286,7 @@ fn police_and_record(ctx: &mut RunCtx, p: Proposal) -> Result<Option<String>, Ha
         fsx::write_atomic_unsynced(&path, &fsx::json_bytes(&req)?)?;
     }
     ctx.record_approval(req.clone());
+    ctx.verified.proposed(&req, p);
     if auto {
         ctx.emit(EventPayload::AutoApproved {
             approval_id: id.to_string(),
@@ -351,7 +352,7 @@ fn wait_for_decisions(ctx: &mut RunCtx) -> Result<(), Halt> {
     // Every request is checked before the run waits on it (also what a resume finds), so a
     // changed one fails the run now instead of waiting for a decision that will be refused.
     for r in &reqs {
-        if let Err(e) = r.verify(&GitBlobs(&ctx.wt)) {
+        if let Err(e) = ctx.verified.verify(r, &GitBlobs(&ctx.wt)) {
             return Err(tampered(ctx, r, &e.to_string()));
         }
     }
@@ -399,7 +400,12 @@ fn wait_for_decisions(ctx: &mut RunCtx) -> Result<(), Halt> {
             }
             match load_decision(&ctx.paths, &id) {
                 Some(d) => {
-                    if let Err(e) = verify_decision(&r, &d, &GitBlobs(&ctx.wt)) {
+                    let checked = ctx
+                        .verified
+                        .verify(&r, &GitBlobs(&ctx.wt))
+                        .map_err(DecisionError::from)
+                        .and_then(|v| decision_matches(&r, &d, v));
+                    if let Err(e) = checked {
                         return Err(tampered(ctx, &r, &e.to_string()));
                     }
                     if announced.insert(id) {
@@ -444,20 +450,29 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
     let reqs = load_requests(&ctx.paths)?;
     let mut approved: Vec<ApprovedEdit> = Vec::new();
     for r in &reqs {
-        let edit = if r.auto_approved {
-            let in_globs = ctx.in_globs(&r.file_path);
-            ApprovedEdit::from_verdict(
-                r,
-                &ctx.pack,
-                in_globs,
-                ctx.tests_available(),
-                &GitBlobs(&ctx.wt),
-            )
+        let decision = if r.auto_approved {
+            None
         } else {
             match load_decision(&ctx.paths, r.approval_id.as_str()) {
-                Some(d) => ApprovedEdit::from_decision(r, &d, &GitBlobs(&ctx.wt)),
+                Some(d) => Some(d),
                 None => continue,
             }
+        };
+        let verified = ctx
+            .verified
+            .verify(r, &GitBlobs(&ctx.wt))
+            .map_err(DecisionError::from);
+        let edit = match decision {
+            None => verified.and_then(|v| {
+                ApprovedEdit::from_verdict_verified(
+                    r,
+                    v,
+                    &ctx.pack,
+                    ctx.in_globs(&r.file_path),
+                    ctx.tests_available(),
+                )
+            }),
+            Some(d) => verified.and_then(|v| ApprovedEdit::from_decision_verified(r, &d, v)),
         };
         let edit = if r.auto_approved {
             super::crossfile::still_auto_approved(ctx, edit)?
