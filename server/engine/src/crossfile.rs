@@ -137,38 +137,88 @@ fn removed_names_used_elsewhere(ctx: &RunCtx, p: &Proposal) -> Result<Vec<String
 /// Answers the cross-file gate's first question for all of `proposals` at once, on every
 /// core, before they are policed one by one: an edit that removes no module-level name uses
 /// nothing of another file's, and that answer goes into the cache [`edit_facts`] reads. The
-/// edits that do remove one are left to [`edit_facts`] (they need the index).
+/// edits that do remove one are left to [`edit_facts`] (they need the index). Edits already
+/// answered (by a [`Prefetch`] the proposer started) are not parsed again.
 pub fn prefetch(ctx: &RunCtx, proposals: &[Proposal]) -> Result<(), Halt> {
-    let python: Vec<&Proposal> = proposals
-        .iter()
-        .filter(|p| pyindex::is_python(&p.file_path))
-        .collect();
-    if python.is_empty() {
-        return Ok(());
-    }
-    let pairs: Vec<(&str, &str)> = python
-        .iter()
-        .map(|p| (p.before.as_str(), p.after.as_str()))
-        .collect();
-    let t = std::time::Instant::now();
-    let Some(removed) = pyindex::removed_names_many(&pairs) else {
-        return Ok(());
-    };
-    tracing::debug!(
-        edits = pairs.len(),
-        elapsed_ms = t.elapsed().as_millis() as u64,
-        "names the edits remove, found in parallel"
-    );
     let head = noctune_git::head_sha(&ctx.wt).map_err(Halt::from_display)?;
     let root = ctx.worktree_path();
-    let mut cache = REMOVED.lock().unwrap_or_else(|e| e.into_inner());
-    let (state, map) = cache.get_or_insert_with(Default::default);
-    for (p, names) in python.iter().zip(removed) {
-        if names.is_empty() {
-            map.insert(facts_key(state, &root, &head, p), Vec::new());
+    let todo: Vec<(String, String, String)> = {
+        let mut cache = REMOVED.lock().unwrap_or_else(|e| e.into_inner());
+        let (state, map) = cache.get_or_insert_with(Default::default);
+        proposals
+            .iter()
+            .filter(|p| pyindex::is_python(&p.file_path))
+            .filter(|p| !map.contains_key(&facts_key(state, &root, &head, p)))
+            .map(|p| (p.file_path.clone(), p.before.clone(), p.after.clone()))
+            .collect()
+    };
+    Prefetch::start(ctx, todo)?.finish();
+    Ok(())
+}
+
+/// [`prefetch`] on a thread of its own, so a proposer can go on with its other gates (which
+/// mostly wait for ruff) while the edits it has are parsed.
+pub struct Prefetch {
+    key: (PathBuf, String),
+    work: Option<std::thread::JoinHandle<Vec<((String, String, String), Vec<String>)>>>,
+}
+
+impl Prefetch {
+    /// Starts on `(path, before, after)` of each edit (non-Python ones are left out).
+    pub fn start(ctx: &RunCtx, edits: Vec<(String, String, String)>) -> Result<Prefetch, Halt> {
+        let head = noctune_git::head_sha(&ctx.wt).map_err(Halt::from_display)?;
+        let key = (ctx.worktree_path(), head);
+        let edits: Vec<_> = edits
+            .into_iter()
+            .filter(|(path, ..)| pyindex::is_python(path))
+            .collect();
+        if edits.is_empty() {
+            return Ok(Prefetch { key, work: None });
+        }
+        let work = std::thread::Builder::new()
+            .name("prefetch".into())
+            .spawn(move || {
+                let t = std::time::Instant::now();
+                let pairs: Vec<(&str, &str)> = edits
+                    .iter()
+                    .map(|(_, b, a)| (b.as_str(), a.as_str()))
+                    .collect();
+                let Some(removed) = pyindex::removed_names_many(&pairs) else {
+                    return Vec::new();
+                };
+                tracing::debug!(
+                    edits = pairs.len(),
+                    elapsed_ms = t.elapsed().as_millis() as u64,
+                    "names the edits remove, found in parallel"
+                );
+                drop(pairs);
+                edits.into_iter().zip(removed).collect()
+            })?;
+        Ok(Prefetch {
+            key,
+            work: Some(work),
+        })
+    }
+
+    /// Waits for the answers and puts the edits that remove nothing into the cache. A thread
+    /// that panicked answers nothing: those edits are asked one by one, as without it.
+    pub fn finish(self) {
+        let Some(work) = self.work else { return };
+        let Ok(found) = work.join() else { return };
+        let (root, head) = self.key;
+        let mut cache = REMOVED.lock().unwrap_or_else(|e| e.into_inner());
+        let (state, map) = cache.get_or_insert_with(Default::default);
+        for ((file_path, before, after), names) in found {
+            if names.is_empty() {
+                let mut h = state.build_hasher();
+                (&before, &after).hash(&mut h);
+                map.insert(
+                    (root.clone(), head.clone(), file_path, h.finish()),
+                    Vec::new(),
+                );
+            }
         }
     }
-    Ok(())
 }
 
 /// An edit [`ApprovedEdit::from_verdict`] let through, judged again with this gate's facts.

@@ -43,6 +43,8 @@ pub struct RunCtx {
     pub store: AuditStore,
     /// The requests this worker has checked, so it checks each once ([`VerifiedMemo`]).
     pub verified: super::verified::VerifiedMemo,
+    /// The worktree was made or recycled by this worker, so it is known to be clean.
+    pub worktree_fresh: bool,
     events: EventLog,
     pending_db: Vec<Event>,
     pending_approvals: Vec<ApprovalRequest>,
@@ -83,6 +85,7 @@ impl RunCtx {
             wt,
             store,
             verified: Default::default(),
+            worktree_fresh: false,
             events,
             pending_db: Vec::new(),
             pending_approvals: Vec::new(),

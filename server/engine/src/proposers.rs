@@ -103,6 +103,33 @@ fn command(
         Some(only) => changed.into_iter().filter(|p| only.contains(p)).collect(),
         None => changed,
     };
+    let wt_root = ctx.worktree_path();
+    // Both sides of every change, read before any gate: HEAD's tree once for all the
+    // pre-images (not once per file), the fixed files from disk.
+    let befores = head_blobs(&ctx.wt, &changed).map_err(Halt::from_display)?;
+    let afters: Vec<std::io::Result<Vec<u8>>> = changed
+        .iter()
+        .map(|p| std::fs::read(wt_root.join(p)))
+        .collect();
+    let texts = |b: &Option<Vec<u8>>, a: &[u8]| {
+        (
+            String::from_utf8_lossy(b.as_deref().unwrap_or_default()).into_owned(),
+            String::from_utf8_lossy(a).into_owned(),
+        )
+    };
+    // The cross-file gate's parse of each edit runs beside the ruff gates below.
+    let prefetch = super::crossfile::Prefetch::start(
+        ctx,
+        changed
+            .iter()
+            .zip(befores.iter().zip(&afters))
+            .filter_map(|(path, (b, a))| {
+                let (before, after) = texts(b, a.as_ref().ok()?);
+                (before != after).then(|| (path.clone(), before, after))
+            })
+            .collect(),
+    )?;
+    lap("both sides read");
     // Gates on the fixed files, checked on disk in one batch before restoring: the output must
     // still parse, and it may not add lint findings. One ruff run with the project's rules
     // answers both (ruff reports syntax errors whatever is selected); when it cannot run with
@@ -125,11 +152,7 @@ fn command(
         },
     };
     let mut proposals = Vec::new();
-    let wt_root = ctx.worktree_path();
-    // HEAD's tree is read once for all the pre-images (not once per file).
-    let befores = head_blobs(&ctx.wt, &changed).map_err(Halt::from_display)?;
-    for (path, before) in changed.iter().zip(befores) {
-        let after = std::fs::read(wt_root.join(path));
+    for ((path, before), after) in changed.iter().zip(befores).zip(afters) {
         // Roll the worktree back by hand: we hold the pre-image already, and a forced checkout
         // of hundreds of paths costs more than writing them. In place, not by rename: the
         // worktree is the run's own, and a worker that dies here finds it reset on restart.
@@ -157,8 +180,7 @@ fn command(
             })?;
             continue;
         }
-        let before = String::from_utf8_lossy(&before.unwrap_or_default()).into_owned();
-        let after = String::from_utf8_lossy(&after).into_owned();
+        let (before, after) = texts(&before, &after);
         if before == after {
             continue;
         }
@@ -213,6 +235,8 @@ fn command(
             ctx.emit(warn(format!("lint gate skipped: {why}")))?;
         }
     }
+    prefetch.finish();
+    lap("cross-file parse joined");
     for p in &proposals {
         ctx.emit(EventPayload::EditProposed {
             file: p.file_path.clone(),

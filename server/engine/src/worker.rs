@@ -125,6 +125,9 @@ fn setup(
     let globs = compile_globs(&pack.allowed_globs).map_err(Halt::Fail)?;
     let t = std::time::Instant::now();
     let repo = noctune_git::open_repo(&repo_root).map_err(Halt::from_display)?;
+    // A worktree made or recycled just now is exactly the base commit; one that was already
+    // there (a resumed run) may hold whatever an interrupted worker left half-applied.
+    let existed = paths.worktree().join(".git").exists();
     let wt = match recycle_done_worktree(&repo, paths, &rec.branch, &rec.head_sha) {
         Some(wt) => wt,
         None => noctune_git::ensure_worktree(
@@ -140,16 +143,9 @@ fn setup(
         elapsed_ms = t.elapsed().as_millis() as u64,
         "worktree ready"
     );
-    Ok(RunCtx::new(
-        paths.clone(),
-        cfg,
-        pack,
-        profile,
-        wt,
-        store,
-        events,
-        globs,
-    ))
+    let mut ctx = RunCtx::new(paths.clone(), cfg, pack, profile, wt, store, events, globs);
+    ctx.worktree_fresh = !existed;
+    Ok(ctx)
 }
 
 /// Takes over the worktree of a finished (`done`) run, if there is one, instead of checking out
@@ -198,7 +194,9 @@ fn execute(ctx: &mut RunCtx) -> Result<(), Halt> {
     // Whatever an interrupted worker left half-applied is undone: the worktree starts at the
     // branch's last commit, so recorded patchsets can be re-applied cleanly.
     let t = std::time::Instant::now();
-    noctune_git::ensure_clean(&ctx.wt).map_err(Halt::from_display)?;
+    if !ctx.worktree_fresh {
+        noctune_git::ensure_clean(&ctx.wt).map_err(Halt::from_display)?;
+    }
     tracing::debug!(
         elapsed_ms = t.elapsed().as_millis() as u64,
         "worktree checked clean"
