@@ -19,7 +19,10 @@
 //! Printed: the whole run against the direct fixers (target <= 1.5x), the run's time outside
 //! its tools against the tools' own time (from the `tool_finished` events), and where the
 //! run's own time went, by step, from the event timestamps (`BENCH_PROFILE=1` adds the longest
-//! gaps between two events). `NOCTUNE_BENCH_BIN` measures another build of `noctune`.
+//! gaps between two events). `NOCTUNE_BENCH_BIN` measures another build of `noctune`;
+//! `BENCH_KEEP=1` keeps the repository and its runs (with `NOCTUNE_LOG=debug`, each run's
+//! `worker.log` has the time of every step of its harvest). Round 1 checks out a new worktree;
+//! the later rounds recycle the previous run's, as a user's second run does.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
