@@ -779,7 +779,23 @@ async fn smollm2_call_cut_before_its_name_is_retried() {
         "{:?}",
         turn.notices()
     );
-    assert!(chats.len() >= 2, "the model was asked again");
+    assert!(
+        chats.len() >= 2,
+        "the model was asked again; the turn ended with {:?}, notices {:?}, after {} exchange(s) \
+         ({:?}); {:?}",
+        turn.text(),
+        turn.notices(),
+        chats.len(),
+        env.tap
+            .exchanges()
+            .iter()
+            .map(|e| format!(
+                "{} {} {} complete={}",
+                e.method, e.path, e.status, e.complete
+            ))
+            .collect::<Vec<_>>(),
+        turn.summary
+    );
     assert!(
         chats[1]
             .request_body

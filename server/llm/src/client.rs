@@ -207,13 +207,14 @@ impl LlmClient {
             tools = req.tools.as_ref().map_or(0, Vec::len),
             "model request"
         );
-        let request = self
-            .inner
-            .http
-            .post(self.url("chat/completions"))
-            .header(header::ACCEPT, "text/event-stream")
-            .json(&body)
-            .send();
+        let post = || {
+            self.inner
+                .http
+                .post(self.url("chat/completions"))
+                .header(header::ACCEPT, "text/event-stream")
+                .json(&body)
+        };
+        let request = send_retrying_closed(post(), || Some(post()));
         let response = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(LlmError::Cancelled),
@@ -443,7 +444,9 @@ impl LlmClient {
             request_timeout: timeout,
             idle_timeout: timeout,
         };
-        let response = match tokio::time::timeout_at(limits.deadline, request.send()).await {
+        let again = request.try_clone();
+        let sent = send_retrying_closed(request, move || again);
+        let response = match tokio::time::timeout_at(limits.deadline, sent).await {
             Err(_) => {
                 return Err(LlmError::Timeout {
                     after: timeout,
@@ -588,6 +591,57 @@ mod tests {
         is_send(&count);
     }
 
+    /// A server that closes the first connection under a request without answering (as one
+    /// closing an idle keep-alive connection does) and answers on the next: the request is
+    /// sent again, once, and succeeds. `closes` connections are closed that way.
+    fn closing_server(closes: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/v1", listener.local_addr().expect("addr"));
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                if n < closes {
+                    continue; // dropped: closed without a byte of answer
+                }
+                let body = r#"{"data":[{"id":"m1"}]}"#;
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn a_request_whose_connection_closes_before_an_answer_is_sent_again_once() {
+        let (url, seen) = closing_server(1);
+        let client = LlmClient::new(LlmEndpoint::new(&url, "m")).expect("valid");
+        let models = client
+            .list_models()
+            .await
+            .expect("answered on the second connection");
+        assert_eq!(models, vec!["m1".to_string()]);
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+        // Only once: a server that keeps closing is reported, not asked forever.
+        let (url, seen) = closing_server(usize::MAX);
+        let client = LlmClient::new(LlmEndpoint::new(&url, "m")).expect("valid");
+        let err = client.list_models().await.expect_err("never answered");
+        assert!(matches!(err, LlmError::Unreachable { .. }), "{err:?}");
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
     #[test]
     fn loopback_hosts() {
         let check = |u: &str| is_loopback(&reqwest::Url::parse(u).expect("url"));
@@ -597,4 +651,40 @@ mod tests {
         assert!(!check("https://api.example.com/v1"));
         assert!(!check("http://10.0.0.2:8080/v1"));
     }
+}
+
+/// Sends `request`; when the connection it went out on turns out to be closed before any
+/// answer came, sends it once more (`again`) on a new one. A server closes an idle keep-alive
+/// connection whenever it likes, and a request the pool hands that connection at the same
+/// moment fails with "connection closed before message completed" (hyper's
+/// `IncompleteMessage`) though nothing reached the server's handler; llama-server did so
+/// under about one chat request in four after a streamed answer, in our SmolLM2 tier.
+async fn send_retrying_closed(
+    request: reqwest::RequestBuilder,
+    again: impl FnOnce() -> Option<reqwest::RequestBuilder>,
+) -> reqwest::Result<reqwest::Response> {
+    match request.send().await {
+        Err(e) if closed_before_answer(&e) => match again() {
+            Some(retry) => {
+                tracing::debug!(
+                    "the model server closed the connection under a request; sending it again"
+                );
+                retry.send().await
+            }
+            None => Err(e),
+        },
+        other => other,
+    }
+}
+
+/// Whether `e` is a connection that closed before the server answered at all.
+fn closed_before_answer(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            return h.is_incomplete_message();
+        }
+        source = s.source();
+    }
+    false
 }
