@@ -11,7 +11,7 @@ use noctune_core::event::{EventPayload, LogLevel};
 use noctune_core::{ApprovedEdit, DecisionError, EditFacts, Proposal, Verdict, police};
 use std::collections::BTreeMap;
 use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -87,13 +87,22 @@ type FactsKey = (PathBuf, String, String, u64);
 static REMOVED: Mutex<Option<(RandomState, BTreeMap<FactsKey, Vec<String>>)>> = Mutex::new(None);
 
 fn facts_key(state: &RandomState, root: &Path, head: &str, p: &Proposal) -> FactsKey {
-    let mut h = state.build_hasher();
-    (&p.before, &p.after).hash(&mut h);
+    texts_key(state, root, head, &p.file_path, &p.before, &p.after)
+}
+
+fn texts_key(
+    state: &RandomState,
+    root: &Path,
+    head: &str,
+    path: &str,
+    before: &str,
+    after: &str,
+) -> FactsKey {
     (
         root.to_path_buf(),
         head.to_string(),
-        p.file_path.clone(),
-        h.finish(),
+        path.to_string(),
+        state.hash_one((before, after)),
     )
 }
 
@@ -142,7 +151,7 @@ fn removed_names_used_elsewhere(ctx: &RunCtx, p: &Proposal) -> Result<Vec<String
 pub fn prefetch(ctx: &RunCtx, proposals: &[Proposal]) -> Result<(), Halt> {
     let head = noctune_git::head_sha(&ctx.wt).map_err(Halt::from_display)?;
     let root = ctx.worktree_path();
-    let todo: Vec<(String, String, String)> = {
+    let todo: Vec<EditTexts> = {
         let mut cache = REMOVED.lock().unwrap_or_else(|e| e.into_inner());
         let (state, map) = cache.get_or_insert_with(Default::default);
         proposals
@@ -156,16 +165,21 @@ pub fn prefetch(ctx: &RunCtx, proposals: &[Proposal]) -> Result<(), Halt> {
     Ok(())
 }
 
+/// An edit's path, pre-image and post-image.
+type EditTexts = (String, String, String);
+/// The module-level names an edit removes.
+type RemovedNames = Vec<String>;
+
 /// [`prefetch`] on a thread of its own, so a proposer can go on with its other gates (which
 /// mostly wait for ruff) while the edits it has are parsed.
 pub struct Prefetch {
     key: (PathBuf, String),
-    work: Option<std::thread::JoinHandle<Vec<((String, String, String), Vec<String>)>>>,
+    work: Option<std::thread::JoinHandle<Vec<(EditTexts, RemovedNames)>>>,
 }
 
 impl Prefetch {
     /// Starts on `(path, before, after)` of each edit (non-Python ones are left out).
-    pub fn start(ctx: &RunCtx, edits: Vec<(String, String, String)>) -> Result<Prefetch, Halt> {
+    pub fn start(ctx: &RunCtx, edits: Vec<EditTexts>) -> Result<Prefetch, Halt> {
         let head = noctune_git::head_sha(&ctx.wt).map_err(Halt::from_display)?;
         let key = (ctx.worktree_path(), head);
         let edits: Vec<_> = edits
@@ -210,10 +224,8 @@ impl Prefetch {
         let (state, map) = cache.get_or_insert_with(Default::default);
         for ((file_path, before, after), names) in found {
             if names.is_empty() {
-                let mut h = state.build_hasher();
-                (&before, &after).hash(&mut h);
                 map.insert(
-                    (root.clone(), head.clone(), file_path, h.finish()),
+                    texts_key(state, &root, &head, &file_path, &before, &after),
                     Vec::new(),
                 );
             }

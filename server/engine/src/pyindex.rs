@@ -1275,7 +1275,10 @@ mod tests {
         }
     }
 
-    fn layout(n: Node) -> Vec<(String, usize, usize, (usize, usize), (usize, usize))> {
+    /// A node's kind, byte range, and start and end (row, column).
+    type Placed = (String, usize, usize, (usize, usize), (usize, usize));
+
+    fn layout(n: Node) -> Vec<Placed> {
         let mut out = Vec::new();
         let mut stack = vec![n];
         while let Some(n) = stack.pop() {

@@ -544,6 +544,42 @@ fn is_loopback(url: &reqwest::Url) -> bool {
     }
 }
 
+/// Sends `request`; when the connection it went out on turns out to be closed before any
+/// answer came, sends it once more (`again`) on a new one. A server closes an idle keep-alive
+/// connection whenever it likes, and a request the pool hands that connection at the same
+/// moment fails with "connection closed before message completed" (hyper's
+/// `IncompleteMessage`) though nothing reached the server's handler; llama-server did so
+/// under about one chat request in four after a streamed answer, in our SmolLM2 tier.
+async fn send_retrying_closed(
+    request: reqwest::RequestBuilder,
+    again: impl FnOnce() -> Option<reqwest::RequestBuilder>,
+) -> reqwest::Result<reqwest::Response> {
+    match request.send().await {
+        Err(e) if closed_before_answer(&e) => match again() {
+            Some(retry) => {
+                tracing::debug!(
+                    "the model server closed the connection under a request; sending it again"
+                );
+                retry.send().await
+            }
+            None => Err(e),
+        },
+        other => other,
+    }
+}
+
+/// Whether `e` is a connection that closed before the server answered at all.
+fn closed_before_answer(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            return h.is_incomplete_message();
+        }
+        source = s.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -651,40 +687,4 @@ mod tests {
         assert!(!check("https://api.example.com/v1"));
         assert!(!check("http://10.0.0.2:8080/v1"));
     }
-}
-
-/// Sends `request`; when the connection it went out on turns out to be closed before any
-/// answer came, sends it once more (`again`) on a new one. A server closes an idle keep-alive
-/// connection whenever it likes, and a request the pool hands that connection at the same
-/// moment fails with "connection closed before message completed" (hyper's
-/// `IncompleteMessage`) though nothing reached the server's handler; llama-server did so
-/// under about one chat request in four after a streamed answer, in our SmolLM2 tier.
-async fn send_retrying_closed(
-    request: reqwest::RequestBuilder,
-    again: impl FnOnce() -> Option<reqwest::RequestBuilder>,
-) -> reqwest::Result<reqwest::Response> {
-    match request.send().await {
-        Err(e) if closed_before_answer(&e) => match again() {
-            Some(retry) => {
-                tracing::debug!(
-                    "the model server closed the connection under a request; sending it again"
-                );
-                retry.send().await
-            }
-            None => Err(e),
-        },
-        other => other,
-    }
-}
-
-/// Whether `e` is a connection that closed before the server answered at all.
-fn closed_before_answer(e: &reqwest::Error) -> bool {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            return h.is_incomplete_message();
-        }
-        source = s.source();
-    }
-    false
 }
