@@ -28,6 +28,39 @@ pub fn store_edit(repo: &git2::Repository, p: &Proposal) -> noctune_git::Result<
     })
 }
 
+/// [`store_edit`] of each of `edits`, in order, on as many threads as there are cores (up to
+/// 4), each with its own handle on the object store of the repository at `repo`: compressing
+/// the post-images of a large run's edits is most of the time it takes to record them.
+pub fn store_edits(repo: &Path, edits: &[&Proposal]) -> noctune_git::Result<Vec<StoredEdit>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4);
+    let chunk = edits.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = edits
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    let repo = noctune_git::open_repo(repo)?;
+                    part.iter().map(|p| store_edit(&repo, p)).collect()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(edits.len());
+        for part in parts {
+            let stored: noctune_git::Result<Vec<StoredEdit>> = part.join().unwrap_or_else(|_| {
+                Err(noctune_git::GitError::Git {
+                    context: "store the edits' texts".into(),
+                    source: git2::Error::from_str("a thread panicked"),
+                })
+            });
+            out.extend(stored?);
+        }
+        Ok(out)
+    })
+}
+
 /// Adds every blob `reqs` name to the run's ref (idempotent; writes only when one is new).
 pub fn keep_reachable(
     repo: &git2::Repository,

@@ -16,8 +16,8 @@ use noctune_core::event::EventPayload;
 use noctune_core::patchset::{CheckReport, CheckVerdict, judge};
 use noctune_core::{
     ApprovalRequest, ApprovedEdit, DecisionError, EditFacts, EventKind, GroupInput, PatchsetStatus,
-    PlannedPatchset, Proposal, RecordedEdit, RunRecord, RunStatus, Verdict, approval_id,
-    group_into_patchsets, police, unified_diff,
+    PlannedPatchset, Proposal, RecordedEdit, RunRecord, RunStatus, StoredEdit, Verdict,
+    approval_id, group_into_patchsets, police, unified_diff,
 };
 use noctune_store::AuditStore;
 use noctune_util::{fsx, time};
@@ -209,13 +209,7 @@ fn execute(ctx: &mut RunCtx) -> Result<(), Halt> {
         ctx.set_stage("propose")?;
         let proposals = proposers::propose(ctx, None)?;
         super::crossfile::prefetch(ctx, &proposals)?;
-        let mut ids = Vec::new();
-        for p in proposals {
-            ctx.check_stop()?;
-            if let Some(id) = police_and_record(ctx, p)? {
-                ids.push(id);
-            }
-        }
+        let ids = police_and_record(ctx, proposals)?;
         fsx::sync_filesystem(&ctx.paths.approvals_dir())?;
         fsx::write_json_atomic(
             &ctx.paths.proposals_done(),
@@ -232,12 +226,41 @@ fn execute(ctx: &mut RunCtx) -> Result<(), Halt> {
     }
 }
 
-/// Polices one proposal and records it. Returns the approval id when it is (auto-)approvable.
-fn police_and_record(ctx: &mut RunCtx, p: Proposal) -> Result<Option<String>, Halt> {
+/// An edit the pack's rules let through, to be recorded: auto-approved or waiting for a
+/// decision.
+struct Approvable {
+    proposal: Proposal,
+    lines_changed: u32,
+    risk: u8,
+    auto: bool,
+    reason: String,
+}
+
+/// Polices each proposal and records the ones that may be approved; their approval ids, in
+/// order. The texts of all of them are written to the object store at once, in parallel.
+fn police_and_record(ctx: &mut RunCtx, proposals: Vec<Proposal>) -> Result<Vec<String>, Halt> {
+    let mut approvable = Vec::new();
+    for p in proposals {
+        ctx.check_stop()?;
+        if let Some(a) = police_one(ctx, p)? {
+            approvable.push(a);
+        }
+    }
+    let edits: Vec<&Proposal> = approvable.iter().map(|a| &a.proposal).collect();
+    let stored =
+        super::storage::store_edits(&ctx.worktree_path(), &edits).map_err(Halt::from_display)?;
+    approvable
+        .into_iter()
+        .zip(stored)
+        .map(|(a, s)| record(ctx, a, s))
+        .collect()
+}
+
+/// Polices one proposal: `None` (with the event that says why) when it may not be applied.
+fn police_one(ctx: &mut RunCtx, p: Proposal) -> Result<Option<Approvable>, Halt> {
     let facts = super::crossfile::edit_facts(ctx, &p)?;
     let in_globs = ctx.in_globs(&p.file_path);
     let verdict = police(&ctx.pack, in_globs, &facts, ctx.tests_available());
-    let id = approval_id(&ctx.pack.name, &p);
     let (risk, auto, reason) = match &verdict {
         Verdict::PolicyViolation { reason } => {
             ctx.emit(EventPayload::PolicyViolation {
@@ -262,8 +285,27 @@ fn police_and_record(ctx: &mut RunCtx, p: Proposal) -> Result<Option<String>, Ha
             format!("risk {risk} within the pack's auto_approve rules"),
         ),
     };
-    // The texts go to the object store; the request keeps the diff and their blob ids.
-    let stored = super::storage::store_edit(&ctx.wt, &p).map_err(Halt::from_display)?;
+    Ok(Some(Approvable {
+        proposal: p,
+        lines_changed: facts.lines_changed(),
+        risk,
+        auto,
+        reason,
+    }))
+}
+
+/// Writes the approval request of `a` (its texts are in the object store as `stored`) and
+/// says it is auto-approved or waits for a decision. Returns its approval id.
+fn record(ctx: &mut RunCtx, a: Approvable, stored: StoredEdit) -> Result<String, Halt> {
+    let Approvable {
+        proposal: p,
+        lines_changed,
+        risk,
+        auto,
+        reason,
+    } = a;
+    let id = approval_id(&ctx.pack.name, &p);
+    // The texts are in the object store; the request keeps the diff and their blob ids.
     let req = ApprovalRequest {
         approval_id: id.clone(),
         run_id: ctx.paths.run_id.clone(),
@@ -274,7 +316,7 @@ fn police_and_record(ctx: &mut RunCtx, p: Proposal) -> Result<Option<String>, Ha
         risk_score: risk,
         reason: reason.clone(),
         diff: unified_diff(&p.file_path, &p.before, &p.after),
-        lines_changed: facts.lines_changed(),
+        lines_changed,
         auto_approved: auto,
         content: RecordedEdit::Stored(stored),
     };
@@ -304,7 +346,7 @@ fn police_and_record(ctx: &mut RunCtx, p: Proposal) -> Result<Option<String>, Ha
             decide,
         })?;
     }
-    Ok(Some(id.to_string()))
+    Ok(id.to_string())
 }
 
 fn announced_decisions(ctx: &RunCtx) -> BTreeSet<String> {
@@ -592,9 +634,7 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
                 })?;
             }
             let fresh_props = proposers::propose(ctx, Some(&stale))?;
-            for p in fresh_props {
-                police_and_record(ctx, p)?;
-            }
+            police_and_record(ctx, fresh_props)?;
             fsx::sync_filesystem(&ctx.paths.approvals_dir())?;
             plan.patchsets[i].status = PatchsetStatus::Failed;
             plan.patchsets[i].reason =
