@@ -31,6 +31,7 @@ use std::time::{Duration, SystemTime};
 
 /// Entry point of `noctune worker --run-dir DIR`.
 pub fn run_worker(run_dir: &Path) -> anyhow::Result<()> {
+    noctune_git::read_objects_as_git_does();
     let run_dir = std::fs::canonicalize(run_dir)
         .map_err(|e| anyhow::anyhow!("--run-dir {}: {e}", run_dir.display()))?;
     let rec: RunRecord = serde_json::from_slice(&std::fs::read(run_dir.join("state/run.json"))?)?;
