@@ -71,9 +71,31 @@ fn python_blobs(wt: &git2::Repository) -> Result<Vec<(String, Option<String>)>, 
 /// The facts `police` judges an edit by: [`EditFacts::of`] the edit, and who else uses the
 /// module-level names it removes.
 pub fn edit_facts(ctx: &RunCtx, p: &Proposal) -> Result<EditFacts, Halt> {
-    let mut facts = EditFacts::of(p);
+    let mut facts = diff_facts(p);
     facts.removed_names_used_elsewhere = removed_names_used_elsewhere_cached(ctx, p)?;
     Ok(facts)
+}
+
+/// [`EditFacts::of`] an edit (a line diff of its texts), once per edit: the worker asks when
+/// it polices an edit, again when it commits it and when it groups it into a patchset. Keyed
+/// like [`REMOVED`], by the path and a keyed hash of both texts.
+pub fn diff_facts(p: &Proposal) -> EditFacts {
+    type Facts = std::collections::HashMap<(String, u64), EditFacts>;
+    static FACTS: Mutex<Option<(RandomState, Facts)>> = Mutex::new(None);
+    let key = {
+        let mut cache = FACTS.lock().unwrap_or_else(|e| e.into_inner());
+        let (state, map) = cache.get_or_insert_with(Default::default);
+        let key = (p.file_path.clone(), state.hash_one((&p.before, &p.after)));
+        if let Some(f) = map.get(&key) {
+            return f.clone();
+        }
+        key
+    };
+    let facts = EditFacts::of(p);
+    let mut cache = FACTS.lock().unwrap_or_else(|e| e.into_inner());
+    let (_, map) = cache.get_or_insert_with(Default::default);
+    map.insert(key, facts.clone());
+    facts
 }
 
 /// What [`removed_names_used_elsewhere`] found, per (worktree, HEAD, edit). The worker asks

@@ -28,28 +28,36 @@ pub fn store_edit(repo: &git2::Repository, p: &Proposal) -> noctune_git::Result<
     })
 }
 
-/// [`store_edit`] of each of `edits`, in order, on as many threads as there are cores (up to
-/// 4), each with its own handle on the object store of the repository at `repo`: compressing
-/// the post-images of a large run's edits is most of the time it takes to record them.
-pub fn store_edits(repo: &Path, edits: &[&Proposal]) -> noctune_git::Result<Vec<StoredEdit>> {
+/// [`store_edit`] of each of `edits`, in order, with `also` of it, on as many threads as there
+/// are cores (up to 4), each with its own handle on the object store of the repository at
+/// `repo`: compressing the post-images of a large run's edits (and diffing them, for `also`)
+/// is most of the time it takes to record them.
+pub fn store_edits<X: Send>(
+    repo: &Path,
+    edits: &[&Proposal],
+    also: impl Fn(&Proposal) -> X + Sync,
+) -> noctune_git::Result<Vec<(StoredEdit, X)>> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .clamp(1, 4);
     let chunk = edits.len().div_ceil(threads).max(1);
+    let also = &also;
     std::thread::scope(|s| {
         let parts: Vec<_> = edits
             .chunks(chunk)
             .map(|part| {
                 s.spawn(move || {
                     let repo = noctune_git::open_repo(repo)?;
-                    part.iter().map(|p| store_edit(&repo, p)).collect()
+                    part.iter()
+                        .map(|p| Ok((store_edit(&repo, p)?, also(p))))
+                        .collect::<noctune_git::Result<Vec<_>>>()
                 })
             })
             .collect();
         let mut out = Vec::with_capacity(edits.len());
         for part in parts {
-            let stored: noctune_git::Result<Vec<StoredEdit>> = part.join().unwrap_or_else(|_| {
+            let stored = part.join().unwrap_or_else(|_| {
                 Err(noctune_git::GitError::Git {
                     context: "store the edits' texts".into(),
                     source: git2::Error::from_str("a thread panicked"),

@@ -18,9 +18,9 @@ pub struct VerifiedMemo {
 }
 
 impl VerifiedMemo {
-    /// Enters a request this worker just wrote for `proposal`.
-    pub fn proposed(&mut self, req: &ApprovalRequest, proposal: Proposal) {
-        let binding = EditBinding::of(&proposal);
+    /// Enters a request this worker just wrote for `proposal` (`binding` is
+    /// `EditBinding::of(&proposal)`, computed by the caller beside the request's other parts).
+    pub fn proposed(&mut self, req: &ApprovalRequest, proposal: Proposal, binding: EditBinding) {
         let verified = Verified { proposal, binding };
         self.checked
             .insert(req.approval_id.to_string(), (req.clone(), verified));

@@ -11,13 +11,13 @@ use super::proposers;
 use super::records::{full_ingest, load_decision, load_plan, load_request, load_requests};
 use super::runfile;
 use super::storage::GitBlobs;
-use noctune_core::approval::decision_matches;
+use noctune_core::approval::{EditBinding, decision_matches};
 use noctune_core::event::EventPayload;
 use noctune_core::patchset::{CheckReport, CheckVerdict, judge};
 use noctune_core::{
-    ApprovalRequest, ApprovedEdit, DecisionError, EditFacts, EventKind, GroupInput, PatchsetStatus,
-    PlannedPatchset, Proposal, RecordedEdit, RunRecord, RunStatus, StoredEdit, Verdict,
-    approval_id, group_into_patchsets, police, unified_diff,
+    ApprovalId, ApprovalRequest, ApprovedEdit, DecisionError, EventKind, GroupInput,
+    PatchsetStatus, PlannedPatchset, Proposal, RecordedEdit, RunRecord, RunStatus, StoredEdit,
+    Verdict, approval_id, group_into_patchsets, police, unified_diff,
 };
 use noctune_store::AuditStore;
 use noctune_util::{fsx, time};
@@ -248,13 +248,25 @@ fn police_and_record(ctx: &mut RunCtx, proposals: Vec<Proposal>) -> Result<Vec<S
         }
     }
     let edits: Vec<&Proposal> = approvable.iter().map(|a| &a.proposal).collect();
-    let stored =
-        super::storage::store_edits(&ctx.worktree_path(), &edits).map_err(Halt::from_display)?;
+    let pack = ctx.pack.name.clone();
+    let prepared = super::storage::store_edits(&ctx.worktree_path(), &edits, |p| Prepared {
+        approval_id: approval_id(&pack, p),
+        diff: unified_diff(&p.file_path, &p.before, &p.after),
+        binding: EditBinding::of(p),
+    })
+    .map_err(Halt::from_display)?;
     approvable
         .into_iter()
-        .zip(stored)
-        .map(|(a, s)| record(ctx, a, s))
+        .zip(prepared)
+        .map(|(a, (stored, prepared))| record(ctx, a, stored, prepared))
         .collect()
+}
+
+/// What a request is made of besides the edit, computed beside the writing of its texts.
+struct Prepared {
+    approval_id: ApprovalId,
+    diff: String,
+    binding: EditBinding,
 }
 
 /// Polices one proposal: `None` (with the event that says why) when it may not be applied.
@@ -297,7 +309,12 @@ fn police_one(ctx: &mut RunCtx, p: Proposal) -> Result<Option<Approvable>, Halt>
 
 /// Writes the approval request of `a` (its texts are in the object store as `stored`) and
 /// says it is auto-approved or waits for a decision. Returns its approval id.
-fn record(ctx: &mut RunCtx, a: Approvable, stored: StoredEdit) -> Result<String, Halt> {
+fn record(
+    ctx: &mut RunCtx,
+    a: Approvable,
+    stored: StoredEdit,
+    prepared: Prepared,
+) -> Result<String, Halt> {
     let Approvable {
         proposal: p,
         lines_changed,
@@ -305,7 +322,11 @@ fn record(ctx: &mut RunCtx, a: Approvable, stored: StoredEdit) -> Result<String,
         auto,
         reason,
     } = a;
-    let id = approval_id(&ctx.pack.name, &p);
+    let Prepared {
+        approval_id: id,
+        diff,
+        binding,
+    } = prepared;
     // The texts are in the object store; the request keeps the diff and their blob ids.
     let req = ApprovalRequest {
         approval_id: id.clone(),
@@ -316,7 +337,7 @@ fn record(ctx: &mut RunCtx, a: Approvable, stored: StoredEdit) -> Result<String,
         symbol: p.symbol.clone(),
         risk_score: risk,
         reason: reason.clone(),
-        diff: unified_diff(&p.file_path, &p.before, &p.after),
+        diff,
         lines_changed,
         auto_approved: auto,
         content: RecordedEdit::Stored(stored),
@@ -327,7 +348,7 @@ fn record(ctx: &mut RunCtx, a: Approvable, stored: StoredEdit) -> Result<String,
         fsx::write_atomic_unsynced(&path, &fsx::json_bytes(&req)?)?;
     }
     ctx.record_approval(req.clone());
-    ctx.verified.proposed(&req, p);
+    ctx.verified.proposed(&req, p, binding);
     if auto {
         ctx.emit(EventPayload::AutoApproved {
             approval_id: id.to_string(),
@@ -554,7 +575,7 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
                 .iter()
                 .map(|e| GroupInput {
                     file_path: e.proposal().file_path.clone(),
-                    lines_changed: EditFacts::of(e.proposal()).lines_changed(),
+                    lines_changed: super::crossfile::diff_facts(e.proposal()).lines_changed(),
                 })
                 .collect();
             let room = ctx
