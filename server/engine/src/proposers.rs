@@ -193,43 +193,21 @@ fn command(
             major_bump: false,
         });
     }
-    // Gate: the edit may not add lint findings (the project's ruff rules, before vs after).
-    // A file without findings after the edit cannot have gained any, so only the others are
-    // linted again as they were (the worktree holds the pre-images again now).
+    // Gate: the edit may not add lint findings (the project's ruff rules, before vs after;
+    // the worktree holds the pre-images again now).
     lap("pre-images restored");
-    match lint_after {
-        Ok(after) => {
-            let again: Vec<String> = proposals
-                .iter()
-                .map(|p| p.file_path.clone())
-                .filter(|p| super::pyindex::is_python(p) && after.has_findings(p))
-                .collect();
-            match gates::ruff_lint_counts(&wt_root, &again) {
-                Ok(before) => {
-                    lap("lint of the pre-images with findings after");
-                    let empty = BTreeMap::new();
-                    let mut dropped = Vec::new();
-                    for path in &again {
-                        let new = gates::new_findings(
-                            before.get(path).unwrap_or(&empty),
-                            after.counts.get(path).unwrap_or(&empty),
-                        );
-                        if !new.is_empty() {
-                            ctx.emit(EventPayload::EditDropped {
-                                file: path.clone(),
-                                reason: format!("the edit adds lint findings {}", new.join(", ")),
-                                gate: Some(Gate::Lint),
-                                symbol: None,
-                            })?;
-                            dropped.push(path.clone());
-                        }
-                    }
-                    proposals.retain(|p| !dropped.contains(&p.file_path));
-                }
-                Err(gates::GateUnavailable::Missing(why)) => {
-                    ctx.emit(warn(format!("lint gate skipped: {why}")))?;
-                }
+    match lint_after.and_then(|after| lint_regressions(&wt_root, &after, &proposals)) {
+        Ok(adding) => {
+            lap("lint of the pre-images with findings after");
+            for (path, new) in &adding {
+                ctx.emit(EventPayload::EditDropped {
+                    file: path.clone(),
+                    reason: format!("the edit adds lint findings {}", new.join(", ")),
+                    gate: Some(Gate::Lint),
+                    symbol: None,
+                })?;
             }
+            proposals.retain(|p| !adding.iter().any(|(path, _)| *path == p.file_path));
         }
         Err(gates::GateUnavailable::Missing(why)) => {
             ctx.emit(warn(format!("lint gate skipped: {why}")))?;
@@ -247,6 +225,33 @@ fn command(
         })?;
     }
     Ok(proposals)
+}
+
+/// The proposed Python files whose edit adds lint findings, with the findings it adds:
+/// `after` against a lint of the worktree (which holds the pre-images). A file without
+/// findings after the edit cannot have gained any, so only the others are linted again.
+fn lint_regressions(
+    wt_root: &std::path::Path,
+    after: &gates::Lint,
+    proposals: &[Proposal],
+) -> Result<Vec<(String, Vec<String>)>, gates::GateUnavailable> {
+    let again: Vec<String> = proposals
+        .iter()
+        .map(|p| p.file_path.clone())
+        .filter(|p| super::pyindex::is_python(p) && after.has_findings(p))
+        .collect();
+    let before = gates::ruff_lint_counts(wt_root, &again)?;
+    let empty = BTreeMap::new();
+    Ok(again
+        .into_iter()
+        .filter_map(|path| {
+            let new = gates::new_findings(
+                before.get(&path).unwrap_or(&empty),
+                after.counts.get(&path).unwrap_or(&empty),
+            );
+            (!new.is_empty()).then_some((path, new))
+        })
+        .collect())
 }
 
 /// The content of each of `paths` in HEAD, `None` for a path HEAD does not have.

@@ -273,29 +273,11 @@ fn removed_names_with(parser: &mut Parser, before: &str, after: &str) -> Vec<Str
 /// there are cores (up to 4): the first question the cross-file gate asks of every edit of a
 /// run. `None` if a thread panicked (the caller then asks one edit at a time).
 pub fn removed_names_many(pairs: &[(&str, &str)]) -> Option<Vec<Vec<String>>> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 4);
-    let chunk = pairs.len().div_ceil(threads).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = pairs
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    let mut parser = python_parser();
-                    part.iter()
-                        .map(|(before, after)| removed_names_with(&mut parser, before, after))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(pairs.len());
-        for h in handles {
-            out.extend(h.join().ok()?);
-        }
-        Some(out)
+    noctune_util::par::map_in_chunks(pairs, python_parser, |parser, (before, after)| {
+        removed_names_with(parser, before, after)
     })
+    .into_iter()
+    .collect()
 }
 
 fn facts_with(parser: &mut Parser, src: &str, package: Option<&str>) -> FileFacts {
@@ -1042,33 +1024,13 @@ fn parse_all(
     items: &[(usize, Option<String>)],
     read: impl Fn(usize) -> Option<String> + Sync,
 ) -> Vec<(usize, Option<FileFacts>)> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 4);
-    let chunk = items.len().div_ceil(threads).max(1);
-    let read = &read;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    let mut parser = python_parser();
-                    part.iter()
-                        .map(|(i, package)| {
-                            let facts = read(*i)
-                                .map(|src| facts_with(&mut parser, &src, package.as_deref()));
-                            (*i, facts)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
+    noctune_util::par::map_in_chunks(items, python_parser, |parser, (i, package)| {
+        let facts = read(*i).map(|src| facts_with(parser, &src, package.as_deref()));
+        (*i, facts)
     })
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Module-level names the edit removes or renames: bound before and not after (or by fewer

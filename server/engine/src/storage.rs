@@ -37,36 +37,23 @@ pub fn store_edits<X: Send>(
     edits: &[&Proposal],
     also: impl Fn(&Proposal) -> X + Sync,
 ) -> noctune_git::Result<Vec<(StoredEdit, X)>> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 4);
-    let chunk = edits.len().div_ceil(threads).max(1);
-    let also = &also;
-    std::thread::scope(|s| {
-        let parts: Vec<_> = edits
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    let repo = noctune_git::open_repo(repo)?;
-                    part.iter()
-                        .map(|p| Ok((store_edit(&repo, p)?, also(p))))
-                        .collect::<noctune_git::Result<Vec<_>>>()
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(edits.len());
-        for part in parts {
-            let stored = part.join().unwrap_or_else(|_| {
-                Err(noctune_git::GitError::Git {
-                    context: "store the edits' texts".into(),
-                    source: git2::Error::from_str("a thread panicked"),
-                })
-            });
-            out.extend(stored?);
-        }
-        Ok(out)
+    let open = || noctune_git::open_repo(repo).map_err(|e| e.to_string());
+    noctune_util::par::map_in_chunks(edits, open, |repo, p| {
+        let repo = repo
+            .as_ref()
+            .map_err(|e| std::io::Error::other(e.clone()))?;
+        Ok((store_edit(repo, p)?, also(p)))
     })
+    .into_iter()
+    .map(|answer| {
+        answer.unwrap_or_else(|| {
+            Err(noctune_git::GitError::Git {
+                context: "store the edits' texts".into(),
+                source: git2::Error::from_str("a thread panicked"),
+            })
+        })
+    })
+    .collect()
 }
 
 /// Adds every blob `reqs` name to the run's ref (idempotent; writes only when one is new).

@@ -4,4 +4,5 @@
 pub mod cache;
 pub mod fsx;
 pub mod logging;
+pub mod par;
 pub mod time;
