@@ -266,3 +266,35 @@ fn a_re_export_used_by_a_relative_import_inside_the_tests_package_is_not_auto_ap
         "{reason}"
     );
 }
+
+#[test]
+fn a_second_run_on_the_same_commit_still_holds_the_re_export_for_a_person() {
+    // The second run's answers come from the gate memo (the removed names by the edit's blob
+    // ids): a name the memo says is removed is still looked up among the other files.
+    let repo = FixtureRepo::new("reexport", &[]);
+    let nt = Noctune::new();
+    for round in ["first", "second"] {
+        let (run_id, approvals) = start(&repo, &nt);
+        let compat = by_file(&approvals, "pkg/compat.py");
+        assert_eq!(compat["status"], "pending", "{round} run: {compat:#}");
+        assert!(
+            compat["reason"]
+                .as_str()
+                .unwrap()
+                .contains("pkg.compat.helper is imported by pkg/api.py:1"),
+            "{round} run: {compat:#}"
+        );
+        let extra = by_file(&approvals, "pkg/extra.py");
+        assert_eq!(extra["status"], "auto_approved", "{round} run: {extra:#}");
+        let id = compat["approval_id"].as_str().unwrap();
+        nt.decide(&run_id, id, "reject", "pkg/api.py imports it")
+            .ok();
+        nt.wait_status(&run_id, "done", 120);
+    }
+    let memo = nt.db().parent().unwrap().join("gate-memo");
+    assert!(
+        memo.join("removed-names.json").is_file(),
+        "{}",
+        memo.display()
+    );
+}

@@ -228,3 +228,130 @@ auto_approve = { enabled = true, max_risk = 100, max_lines = 100 }
     );
     assert!(!repo.read_at(branch, "shapes/render.py").contains("broken"));
 }
+
+/// The dropped edits of a run: (file, gate).
+fn dropped(nt: &Noctune, run_id: &str) -> Vec<(String, String)> {
+    nt.events(run_id)
+        .iter()
+        .filter(|e| e["type"] == "edit_dropped")
+        .map(|e| {
+            (
+                e["payload"]["file"].as_str().unwrap().to_string(),
+                e["payload"]["gate"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_second_run_on_the_same_commit_gets_the_gates_answers_from_the_memo_and_a_new_commit_asks_ruff_again()
+ {
+    let cfg = r#"
+[tools.codemod]
+command = ["sh", "-c", "sed -i '1i import json' shapes/geometry.py && printf 'def broken(:\n' >> shapes/render.py && printf '\nTIMEOUT = 30\n' >> shapes/util/helpers.py"]
+stage = "fix"
+
+[policy_packs.codemod]
+allowed_globs = ["**/*.py"]
+tools_allowed = ["codemod"]
+proposer = { kind = "command", tools = ["codemod"] }
+auto_approve = { enabled = true, max_risk = 100, max_lines = 100 }
+"#;
+    let repo = FixtureRepo::new("pyproj", &[("noctune.toml", cfg)]);
+    let nt = Noctune::new();
+    // A `ruff` first on PATH that writes down each command line, then runs the real one.
+    let bin = tempfile::tempdir().unwrap();
+    let calls = bin.path().join("calls.log");
+    let real = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v ruff"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let wrapper = bin.path().join("ruff");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            calls.display(),
+            real.trim()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |nt: &Noctune| -> (String, Vec<String>) {
+        let _ = std::fs::remove_file(&calls);
+        let out = nt
+            .cmd()
+            .env("PATH", &path)
+            .args(["run", "--repo", repo.path().to_str().unwrap()])
+            .args(["--pack", "codemod", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.code().is_some(), "{out:?}");
+        // `--json` streams the events, then the run's record on the last line.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout.lines().last().unwrap_or_default();
+        let json: serde_json::Value =
+            serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        let run_id = json["run_id"].as_str().unwrap().to_string();
+        let lint_runs = std::fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("check"))
+            .map(str::to_string)
+            .collect();
+        (run_id, lint_runs)
+    };
+    let expected = vec![
+        ("shapes/render.py".to_string(), "parse".to_string()),
+        ("shapes/geometry.py".to_string(), "lint".to_string()),
+    ];
+    let (first, first_lints) = run(&nt);
+    assert_eq!(dropped(&nt, &first), expected);
+    assert_eq!(
+        first_lints.len(),
+        2,
+        "the fixed files, then the pre-images with findings: {first_lints:?}"
+    );
+    let (second, second_lints) = run(&nt);
+    assert_eq!(dropped(&nt, &second), expected, "the same answers");
+    assert_eq!(
+        second_lints,
+        Vec::<String>::new(),
+        "every answer came from the memo"
+    );
+    let branch = nt.status(&second)["branch"].as_str().unwrap().to_string();
+    assert!(
+        repo.read_at(&branch, "shapes/util/helpers.py")
+            .contains("TIMEOUT = 30")
+    );
+
+    // A commit that changes the project's ruff rules: the memo of the old commit says nothing
+    // about it, and ruff's new answer lets the unused import through.
+    let pyproject = repo.read("pyproject.toml").replace(
+        "select = [\"E4\", \"E7\", \"E9\", \"F\"]",
+        "select = [\"E4\", \"E7\", \"E9\", \"F\"]\nignore = [\"F401\"]",
+    );
+    std::fs::write(repo.path().join("pyproject.toml"), pyproject).unwrap();
+    crate::support::repo::commit_all(&repo.repo(), "ignore F401");
+    let (third, third_lints) = run(&nt);
+    assert_eq!(dropped(&nt, &third), expected[..1].to_vec());
+    assert!(!third_lints.is_empty(), "ruff asked again");
+    let branch = nt.status(&third)["branch"].as_str().unwrap().to_string();
+    assert!(
+        repo.read_at(&branch, "shapes/geometry.py")
+            .starts_with("import json\n")
+    );
+}

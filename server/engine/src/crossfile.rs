@@ -188,9 +188,9 @@ pub fn prefetch(ctx: &RunCtx, proposals: &[Proposal]) -> Result<(), Halt> {
 }
 
 /// An edit's path, pre-image and post-image.
-type EditTexts = (String, String, String);
+pub type EditTexts = (String, String, String);
 /// The module-level names an edit removes.
-type RemovedNames = Vec<String>;
+pub type RemovedNames = Vec<String>;
 
 /// [`prefetch`] on a thread of its own, so a proposer can go on with its other gates (which
 /// mostly wait for ruff) while the edits it has are parsed.
@@ -236,21 +236,41 @@ impl Prefetch {
         })
     }
 
-    /// Waits for the answers and puts the edits that remove nothing into the cache. A thread
-    /// that panicked answers nothing: those edits are asked one by one, as without it.
-    pub fn finish(self) {
-        let Some(work) = self.work else { return };
-        let Ok(found) = work.join() else { return };
+    /// Waits for the answers and puts the edits that remove nothing into the cache; returns
+    /// every edit with the names it removes, in the order they were given. A thread that
+    /// panicked answers nothing: those edits are asked one by one, as without it.
+    pub fn finish(self) -> Vec<(EditTexts, RemovedNames)> {
+        let Some(work) = self.work else {
+            return Vec::new();
+        };
+        let Ok(found) = work.join() else {
+            return Vec::new();
+        };
         let (root, head) = self.key;
-        let mut cache = REMOVED.lock().unwrap_or_else(|e| e.into_inner());
-        let (state, map) = cache.get_or_insert_with(Default::default);
-        for ((file_path, before, after), names) in found {
-            if names.is_empty() {
-                map.insert(
-                    texts_key(state, &root, &head, &file_path, &before, &after),
-                    Vec::new(),
-                );
-            }
+        remember_removed(&root, &head, &found);
+        found
+    }
+}
+
+/// Answers of the cross-file gate's first question found elsewhere (the gate memo, for an
+/// edit's texts by their blob ids) for the cache [`edit_facts`] reads.
+pub fn known_removed(ctx: &RunCtx, found: &[(EditTexts, RemovedNames)]) -> Result<(), Halt> {
+    let head = noctune_git::head_sha(&ctx.wt).map_err(Halt::from_display)?;
+    remember_removed(&ctx.worktree_path(), &head, found);
+    Ok(())
+}
+
+/// Only an edit that removes nothing is answered whole: one that removes a name still needs
+/// the index, to find who uses it.
+fn remember_removed(root: &Path, head: &str, found: &[(EditTexts, RemovedNames)]) {
+    let mut cache = REMOVED.lock().unwrap_or_else(|e| e.into_inner());
+    let (state, map) = cache.get_or_insert_with(Default::default);
+    for ((file_path, before, after), names) in found {
+        if names.is_empty() {
+            map.insert(
+                texts_key(state, root, head, file_path, before, after),
+                Vec::new(),
+            );
         }
     }
 }

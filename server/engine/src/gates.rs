@@ -1,6 +1,7 @@
 //! Gates: checks an edited file must pass before it may be proposed. Parse (Python's own
 //! compiler, one process for the whole batch) and lint (ruff: the edit may not add findings).
 
+use crate::gate_memo::{FileLint, LintMemo, lint_key};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -62,11 +63,22 @@ pub struct Lint {
 }
 
 impl Lint {
+    fn add(&mut self, path: &str, file: FileLint) {
+        self.counts.insert(path.to_string(), file.counts);
+        if let Some(e) = file.syntax {
+            self.syntax.insert(path.to_string(), e);
+        }
+    }
+
     /// Whether ruff found anything at all in `file`.
     pub fn has_findings(&self, file: &str) -> bool {
         self.counts.get(file).is_some_and(|c| !c.is_empty())
     }
 }
+
+/// The options of [`ruff_lint`]'s run (besides those of every gate run): what its answers
+/// depend on, for the memo.
+pub const LINT_FLAGS: &[&str] = &["--no-fix"];
 
 /// Ruff's findings for files on disk, with the project's own ruff configuration: one batch
 /// run for many files.
@@ -75,7 +87,7 @@ pub fn ruff_lint(dir: &Path, files: &[String]) -> Result<Lint, GateUnavailable> 
         counts: files.iter().map(|f| (f.clone(), BTreeMap::new())).collect(),
         syntax: BTreeMap::new(),
     };
-    for (rel, f) in ruff_findings(dir, &["--no-fix"], files)? {
+    for (rel, f) in ruff_findings(dir, LINT_FLAGS, files)? {
         let code = f.get("code").and_then(|c| c.as_str());
         // `invalid-syntax` since ruff 0.12; no code at all before it.
         let code = match code {
@@ -97,12 +109,35 @@ pub fn ruff_lint(dir: &Path, files: &[String]) -> Result<Lint, GateUnavailable> 
     Ok(lint)
 }
 
-/// Ruff's findings per file (code -> count) for files on disk ([`ruff_lint`]'s counts).
-pub fn ruff_lint_counts(
+/// [`ruff_lint`] of `files` (each with the blob id of its content on disk), asking ruff only
+/// about those `memo` has no answer for, and telling it ruff's answers.
+pub fn ruff_lint_memo(
     dir: &Path,
-    files: &[String],
-) -> Result<BTreeMap<String, BTreeMap<String, usize>>, GateUnavailable> {
-    ruff_lint(dir, files).map(|l| l.counts)
+    files: &[(String, git2::Oid)],
+    memo: &mut LintMemo,
+) -> Result<Lint, GateUnavailable> {
+    let mut lint = Lint::default();
+    let mut ask = Vec::new();
+    for (path, blob) in files {
+        match memo.get(&lint_key(path, blob)) {
+            Some(known) => lint.add(path, known),
+            None => ask.push((path, blob)),
+        }
+    }
+    if ask.is_empty() {
+        return Ok(lint);
+    }
+    let paths: Vec<String> = ask.iter().map(|(p, _)| (*p).clone()).collect();
+    let mut found = ruff_lint(dir, &paths)?;
+    for (path, blob) in ask {
+        let answer = FileLint {
+            counts: found.counts.remove(path).unwrap_or_default(),
+            syntax: found.syntax.remove(path),
+        };
+        memo.put(lint_key(path, blob), answer.clone());
+        lint.add(path, answer);
+    }
+    Ok(lint)
 }
 
 fn syntax_error_text(f: &serde_json::Value) -> String {

@@ -8,6 +8,7 @@ pub mod api;
 pub mod crossfile;
 pub mod ctx;
 pub mod events;
+pub mod gate_memo;
 pub mod gates;
 pub mod paths;
 pub mod process;

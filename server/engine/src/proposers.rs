@@ -2,6 +2,7 @@
 //! Each proposer leaves the worktree as it found it (clean at HEAD); proposals are values.
 
 use super::ctx::{Halt, RunCtx};
+use super::gate_memo;
 use super::gates;
 use super::symbols;
 use super::tools::{self, ToolOutcome};
@@ -105,59 +106,103 @@ fn command(
     };
     let wt_root = ctx.worktree_path();
     // Both sides of every change, read before any gate: HEAD's tree once for all the
-    // pre-images (not once per file), the fixed files from disk.
-    let befores = head_blobs(&ctx.wt, &changed).map_err(Halt::from_display)?;
+    // pre-images (not once per file), the fixed files from disk. Each side's blob id keys the
+    // gates' answers in the memo of earlier runs.
+    let (tree, befores) = head_blobs(&ctx.wt, &changed).map_err(Halt::from_display)?;
     let afters: Vec<std::io::Result<Vec<u8>>> = changed
         .iter()
         .map(|p| std::fs::read(wt_root.join(p)))
         .collect();
-    let texts = |b: &Option<Vec<u8>>, a: &[u8]| {
+    let after_ids: Vec<Option<git2::Oid>> = afters
+        .iter()
+        .map(|a| {
+            let a = a.as_ref().ok()?;
+            git2::Oid::hash_object(git2::ObjectType::Blob, a).ok()
+        })
+        .collect();
+    let texts = |b: &Option<(git2::Oid, Vec<u8>)>, a: &[u8]| {
         (
-            String::from_utf8_lossy(b.as_deref().unwrap_or_default()).into_owned(),
+            String::from_utf8_lossy(b.as_ref().map(|(_, b)| b.as_slice()).unwrap_or_default())
+                .into_owned(),
             String::from_utf8_lossy(a).into_owned(),
         )
     };
-    // The cross-file gate's parse of each edit runs beside the ruff gates below.
-    let prefetch = super::crossfile::Prefetch::start(
-        ctx,
-        changed
-            .iter()
-            .zip(befores.iter().zip(&afters))
-            .filter_map(|(path, (b, a))| {
-                let (before, after) = texts(b, a.as_ref().ok()?);
-                (before != after).then(|| (path.clone(), before, after))
-            })
-            .collect(),
-    )?;
     lap("both sides read");
+    let db = ctx.store.path().to_path_buf();
+    // The cross-file gate's parse of each edit runs beside the ruff gates below, for the edits
+    // the memo has no answer for.
+    let mut removed_memo = gate_memo::removed_names_memo(&db);
+    let mut known = Vec::new();
+    let mut ask = Vec::new();
+    for (i, path) in changed.iter().enumerate() {
+        let (Some(after), Some(after_id)) = (afters[i].as_ref().ok(), after_ids[i]) else {
+            continue;
+        };
+        let (before, after) = texts(&befores[i], after);
+        if before == after || !super::pyindex::is_python(path) {
+            continue;
+        }
+        let key = befores[i]
+            .as_ref()
+            .map(|(before_id, _)| gate_memo::edit_key(before_id, &after_id));
+        match key.as_deref().and_then(|k| removed_memo.get(k)) {
+            Some(names) => known.push(((path.clone(), before, after), names)),
+            None => ask.push((key, (path.clone(), before, after))),
+        }
+    }
+    super::crossfile::known_removed(ctx, &known)?;
+    drop(known);
+    let (ask_keys, ask): (Vec<Option<String>>, Vec<_>) = ask.into_iter().unzip();
+    let prefetch = super::crossfile::Prefetch::start(ctx, ask)?;
     // Gates on the fixed files, checked on disk in one batch before restoring: the output must
     // still parse, and it may not add lint findings. One ruff run with the project's rules
     // answers both (ruff reports syntax errors whatever is selected); when it cannot run with
     // that configuration, the parse gate still runs on ruff's own defaults.
-    let py: Vec<String> = changed
+    let mut lint_memo = gate_memo::lint_memo(&db, &tree, gates::LINT_FLAGS)
+        .unwrap_or_else(gate_memo::LintMemo::disabled);
+    // The memo's answers hold for the commit's files at any content, not for another set of
+    // files or another ruff configuration.
+    let same_files = changed
         .iter()
-        .filter(|p| super::pyindex::is_python(p))
-        .cloned()
+        .zip(befores.iter().zip(&afters))
+        .all(|(p, (b, a))| b.is_some() && a.is_ok() && !gate_memo::is_ruff_config(p));
+    let py: Vec<(String, git2::Oid)> = changed
+        .iter()
+        .zip(&after_ids)
+        .filter(|(p, _)| super::pyindex::is_python(p))
+        .filter_map(|(p, id)| Some((p.clone(), (*id)?)))
         .collect();
-    let lint_after = gates::ruff_lint(&ctx.worktree_path(), &py);
+    let lint_after = if same_files {
+        gates::ruff_lint_memo(&wt_root, &py, &mut lint_memo)
+    } else {
+        gates::ruff_lint_memo(&wt_root, &py, &mut gate_memo::LintMemo::disabled())
+    };
     lap("lint (and parse) of the fixed files");
     let parse_errors = match &lint_after {
         Ok(lint) => lint.syntax.clone(),
-        Err(_) => match gates::ruff_parse_errors(&ctx.worktree_path(), &py) {
-            Ok(errors) => errors,
-            Err(gates::GateUnavailable::Missing(why)) => {
-                ctx.emit(warn(format!("parse gate skipped: {why}")))?;
-                BTreeMap::new()
+        Err(_) => {
+            let py: Vec<String> = py.iter().map(|(p, _)| p.clone()).collect();
+            match gates::ruff_parse_errors(&wt_root, &py) {
+                Ok(errors) => errors,
+                Err(gates::GateUnavailable::Missing(why)) => {
+                    ctx.emit(warn(format!("parse gate skipped: {why}")))?;
+                    BTreeMap::new()
+                }
             }
-        },
+        }
     };
+    let before_ids: BTreeMap<String, git2::Oid> = changed
+        .iter()
+        .zip(&befores)
+        .filter_map(|(p, b)| Some((p.clone(), b.as_ref()?.0)))
+        .collect();
     let mut proposals = Vec::new();
     for ((path, before), after) in changed.iter().zip(befores).zip(afters) {
         // Roll the worktree back by hand: we hold the pre-image already, and a forced checkout
         // of hundreds of paths costs more than writing them. In place, not by rename: the
         // worktree is the run's own, and a worker that dies here finds it reset on restart.
         match &before {
-            Some(b) => std::fs::write(wt_root.join(path), b)?,
+            Some((_, b)) => std::fs::write(wt_root.join(path), b)?,
             None => {
                 let _ = std::fs::remove_file(wt_root.join(path));
             }
@@ -196,7 +241,10 @@ fn command(
     // Gate: the edit may not add lint findings (the project's ruff rules, before vs after;
     // the worktree holds the pre-images again now).
     lap("pre-images restored");
-    match lint_after.and_then(|after| lint_regressions(&wt_root, &after, &proposals)) {
+    let regressions = lint_after.and_then(|after| {
+        lint_regressions(&wt_root, &after, &proposals, &before_ids, &mut lint_memo)
+    });
+    match regressions {
         Ok(adding) => {
             lap("lint of the pre-images with findings after");
             for (path, new) in &adding {
@@ -213,8 +261,15 @@ fn command(
             ctx.emit(warn(format!("lint gate skipped: {why}")))?;
         }
     }
-    prefetch.finish();
+    let parsed = prefetch.finish();
     lap("cross-file parse joined");
+    for (key, (_, names)) in ask_keys.into_iter().zip(parsed) {
+        if let Some(key) = key {
+            removed_memo.put(key, names);
+        }
+    }
+    removed_memo.save();
+    lint_memo.save();
     for p in &proposals {
         ctx.emit(EventPayload::EditProposed {
             file: p.file_path.clone(),
@@ -234,13 +289,20 @@ fn lint_regressions(
     wt_root: &std::path::Path,
     after: &gates::Lint,
     proposals: &[Proposal],
+    before_ids: &BTreeMap<String, git2::Oid>,
+    memo: &mut gate_memo::LintMemo,
 ) -> Result<Vec<(String, Vec<String>)>, gates::GateUnavailable> {
     let again: Vec<String> = proposals
         .iter()
         .map(|p| p.file_path.clone())
         .filter(|p| super::pyindex::is_python(p) && after.has_findings(p))
         .collect();
-    let before = gates::ruff_lint_counts(wt_root, &again)?;
+    // A file HEAD does not have had no findings: all of its findings are new.
+    let at_head: Vec<(String, git2::Oid)> = again
+        .iter()
+        .filter_map(|p| Some((p.clone(), *before_ids.get(p)?)))
+        .collect();
+    let before = gates::ruff_lint_memo(wt_root, &at_head, memo)?.counts;
     let empty = BTreeMap::new();
     Ok(again
         .into_iter()
@@ -254,19 +316,23 @@ fn lint_regressions(
         .collect())
 }
 
-/// The content of each of `paths` in HEAD, `None` for a path HEAD does not have.
-fn head_blobs(
-    wt: &git2::Repository,
-    paths: &[String],
-) -> Result<Vec<Option<Vec<u8>>>, git2::Error> {
+/// HEAD's tree id, and the blob id and content of each of `paths` in it (`None` for a path
+/// HEAD does not have).
+type HeadBlobs = (git2::Oid, Vec<Option<(git2::Oid, Vec<u8>)>>);
+
+fn head_blobs(wt: &git2::Repository, paths: &[String]) -> Result<HeadBlobs, git2::Error> {
     let tree = wt.head()?.peel_to_tree()?;
-    paths
+    let blobs = paths
         .iter()
         .map(|p| match tree.get_path(std::path::Path::new(p)) {
-            Ok(entry) => Ok(entry.to_object(wt)?.as_blob().map(|b| b.content().to_vec())),
+            Ok(entry) => Ok(entry
+                .to_object(wt)?
+                .as_blob()
+                .map(|b| (b.id(), b.content().to_vec()))),
             Err(_) => Ok(None),
         })
-        .collect()
+        .collect::<Result<_, git2::Error>>()?;
+    Ok((tree.id(), blobs))
 }
 
 fn scope_files(

@@ -1,0 +1,337 @@
+//! The gates' answers kept between runs, keyed by what they depend on: a second run on the
+//! same commit asks ruff and the parser about the same texts again, and on a large tree those
+//! answers are most of the run's own time (Django: about 1.7 CPU-seconds of 4.6).
+//!
+//! Two memos, each one JSON file beside the audit DB (outside the repository: a cloned
+//! repository cannot ship answers, and no chat tool can write them):
+//! - the module-level names an edit removes: a pure function of the two texts, keyed by their
+//!   git blob ids, bound to this parser (the source of `pyindex.rs`, the grammar's version);
+//! - ruff's findings in a file: they depend on the file's content and path, ruff's version and
+//!   settings, and which files exist (isort's first-party detection, `INP001`). A memo is bound
+//!   to ruff's `--version`, the tree of the commit the worktree is at (every tracked file,
+//!   every ruff configuration in it), the user's own ruff configuration and the gate's flags,
+//!   and keyed by path and blob id. The caller asks it only while the worktree holds that
+//!   tree's files, or the same files with other content (see [`LintMemo`]).
+//!
+//! A memo that cannot be read (missing, corrupt, another version) is empty, one that cannot
+//! be written is left as it was: either way the gate asks ruff or the parser, as without it.
+
+use noctune_util::fsx;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// The memos' format; a file of another version is not read.
+const FORMAT: u32 = 1;
+/// A memo keeps at most this many entries: past it, only the last run's entries are kept.
+const MAX_ENTRIES: usize = 50_000;
+/// Lint memos kept (one per commit and ruff setup); the least recently used go first.
+const MAX_LINT_MEMOS: usize = 8;
+
+#[derive(Serialize, Deserialize)]
+struct MemoFile<V> {
+    format: u32,
+    /// What every answer in it depends on besides its key, in words (see the module doc).
+    context: String,
+    entries: HashMap<String, V>,
+}
+
+/// Answers by key, read from one file and written back with what this run asked and learnt.
+pub struct Memo<V> {
+    path: Option<PathBuf>,
+    context: String,
+    stored: HashMap<String, V>,
+    /// Hits and new answers of this run: kept whatever the size limit.
+    used: HashMap<String, V>,
+    learnt: usize,
+}
+
+impl<V: Clone + Serialize + DeserializeOwned> Memo<V> {
+    fn open(path: Option<PathBuf>, context: String) -> Memo<V> {
+        let stored = path
+            .as_deref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|bytes| serde_json::from_slice::<MemoFile<V>>(&bytes).ok())
+            .filter(|f| f.format == FORMAT && f.context == context)
+            .map(|f| f.entries)
+            .unwrap_or_default();
+        Memo {
+            path,
+            context,
+            stored,
+            used: HashMap::new(),
+            learnt: 0,
+        }
+    }
+
+    /// A memo that remembers nothing and is never written.
+    pub fn disabled() -> Memo<V> {
+        Memo {
+            path: None,
+            context: String::new(),
+            stored: HashMap::new(),
+            used: HashMap::new(),
+            learnt: 0,
+        }
+    }
+
+    pub fn get(&mut self, key: &str) -> Option<V> {
+        if let Some(v) = self.used.get(key) {
+            return Some(v.clone());
+        }
+        let v = self.stored.remove(key)?;
+        self.used.insert(key.to_string(), v.clone());
+        Some(v)
+    }
+
+    pub fn put(&mut self, key: String, value: V) {
+        self.learnt += 1;
+        self.used.insert(key, value);
+    }
+
+    /// Writes the memo back if this run learnt anything (atomically: a concurrent run's
+    /// write is replaced whole, never mixed). Failure is logged; the memo is only a memo.
+    pub fn save(self) {
+        let Some(path) = self.path else { return };
+        if self.learnt == 0 {
+            return;
+        }
+        let mut entries = self.used;
+        if entries.len() + self.stored.len() <= MAX_ENTRIES {
+            entries.extend(self.stored);
+        }
+        let file = MemoFile {
+            format: FORMAT,
+            context: self.context,
+            entries,
+        };
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| fsx::write_atomic_unsynced(&path, &fsx::json_bytes(&file)?));
+        if let Err(e) = written {
+            tracing::debug!(path = %path.display(), "gate memo not written: {e}");
+        }
+    }
+}
+
+/// Where the memos live: beside the audit DB at `db`.
+fn memo_dir(db: &Path) -> Option<PathBuf> {
+    Some(db.parent()?.join("gate-memo"))
+}
+
+fn sha256_hex(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    format!("{:x}", h.finalize())
+}
+
+/// The key of an edit's answers: its two texts' blob ids.
+pub fn edit_key(before: &git2::Oid, after: &git2::Oid) -> String {
+    format!("{before}{after}")
+}
+
+/// The module-level names each edit removes, by [`edit_key`].
+pub type RemovedNamesMemo = Memo<Vec<String>>;
+
+/// Opens the memo of removed names, bound to this parser: the source that decides what a
+/// module-level name is, and the grammar it parses with.
+pub fn removed_names_memo(db: &Path) -> RemovedNamesMemo {
+    let language: tree_sitter::Language = tree_sitter_python::LANGUAGE.into();
+    let grammar = language
+        .metadata()
+        .map(|m| {
+            format!(
+                "{}.{}.{}",
+                m.major_version, m.minor_version, m.patch_version
+            )
+        })
+        .unwrap_or_else(|| format!("abi {}", language.abi_version()));
+    let parser = sha256_hex(&[include_bytes!("pyindex.rs")]);
+    let context = format!(
+        "removed module-level names; noctune {}; pyindex.rs sha256 {parser}; tree-sitter-python {grammar}",
+        env!("CARGO_PKG_VERSION")
+    );
+    Memo::open(memo_dir(db).map(|d| d.join("removed-names.json")), context)
+}
+
+/// Ruff's answer for one file: finding code -> count, and its first syntax error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileLint {
+    pub counts: BTreeMap<String, usize>,
+    pub syntax: Option<String>,
+}
+
+/// Ruff's answers by `"<blob id> <path>"` ([`lint_key`]) for one commit's tree and one ruff
+/// setup. Valid while the worktree holds that tree's files, with any of them at other content:
+/// a file's findings depend on its own content and on which files exist, not on what the
+/// others hold. So the caller does not ask while a file is added or removed, or a ruff
+/// configuration differs from the commit's.
+pub type LintMemo = Memo<FileLint>;
+
+pub fn lint_key(path: &str, blob: &git2::Oid) -> String {
+    format!("{blob} {path}")
+}
+
+/// The file names ruff reads its settings from.
+pub const RUFF_CONFIG_NAMES: [&str; 3] = ["pyproject.toml", "ruff.toml", ".ruff.toml"];
+
+pub fn is_ruff_config(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    RUFF_CONFIG_NAMES.contains(&name)
+}
+
+/// Opens the lint memo for the worktree at the commit whose tree is `tree`, with the gate's
+/// ruff flags `flags`. `None` when ruff's version cannot be read (then the gate's own ruff run
+/// says what is wrong).
+pub fn lint_memo(db: &Path, tree: &git2::Oid, flags: &[&str]) -> Option<LintMemo> {
+    let out = std::process::Command::new("ruff")
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let user = user_ruff_config();
+    let context = format!(
+        "ruff findings; {version}; flags {flags:?}; tree {tree}; user config sha256 {user}"
+    );
+    let dir = memo_dir(db)?;
+    let name = format!("lint-{}.json", &sha256_hex(&[context.as_bytes()])[..16]);
+    prune_lint_memos(&dir, &name);
+    Some(Memo::open(Some(dir.join(name)), context))
+}
+
+/// The user's own ruff configuration (used for files no project configuration covers): its
+/// files' contents, hashed.
+fn user_ruff_config() -> String {
+    let mut dirs = Vec::new();
+    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        dirs.push(PathBuf::from(x).join("ruff"));
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        dirs.push(PathBuf::from(home).join(".config").join("ruff"));
+    }
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    for d in dirs {
+        for name in RUFF_CONFIG_NAMES {
+            let p = d.join(name);
+            if let Ok(bytes) = std::fs::read(&p) {
+                parts.push(p.display().to_string().into_bytes());
+                parts.push(bytes);
+            }
+        }
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+    sha256_hex(&refs)
+}
+
+/// Keeps the newest [`MAX_LINT_MEMOS`] lint memos (by modification time), besides `keep`.
+fn prune_lint_memos(dir: &Path, keep: &str) {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut memos: Vec<(std::time::SystemTime, PathBuf)> = read
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("lint-") && name.ends_with(".json") && name != keep
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    if memos.len() < MAX_LINT_MEMOS {
+        return;
+    }
+    memos.sort();
+    for (_, p) in &memos[..=memos.len() - MAX_LINT_MEMOS] {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_memo_answers_what_it_was_told_in_a_later_run_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        let mut m: Memo<Vec<String>> = Memo::open(Some(path.clone()), "ctx".into());
+        assert_eq!(m.get("a"), None);
+        m.put("a".into(), vec!["x".into()]);
+        m.save();
+        let mut again: Memo<Vec<String>> = Memo::open(Some(path.clone()), "ctx".into());
+        assert_eq!(again.get("a"), Some(vec!["x".to_string()]));
+        assert_eq!(again.get("b"), None);
+        // Another context (another ruff, another commit) sees nothing of it.
+        let mut other: Memo<Vec<String>> = Memo::open(Some(path.clone()), "other".into());
+        assert_eq!(other.get("a"), None);
+    }
+
+    #[test]
+    fn a_corrupt_memo_is_empty_and_is_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        std::fs::write(
+            &path,
+            b"{\"format\": 1, \"context\": \"ctx\", \"entries\": {\"a\": [",
+        )
+        .unwrap();
+        let mut m: Memo<Vec<String>> = Memo::open(Some(path.clone()), "ctx".into());
+        assert_eq!(m.get("a"), None);
+        m.put("b".into(), Vec::new());
+        m.save();
+        let mut again: Memo<Vec<String>> = Memo::open(Some(path), "ctx".into());
+        assert_eq!(again.get("b"), Some(Vec::new()));
+    }
+
+    #[test]
+    fn a_memo_past_its_size_keeps_the_last_runs_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        let mut m: Memo<u8> = Memo::open(Some(path.clone()), "ctx".into());
+        for i in 0..MAX_ENTRIES {
+            m.put(format!("old{i}"), 0);
+        }
+        m.save();
+        let mut m: Memo<u8> = Memo::open(Some(path.clone()), "ctx".into());
+        assert_eq!(m.get("old7"), Some(0));
+        m.put("new".into(), 1);
+        m.save();
+        let mut m: Memo<u8> = Memo::open(Some(path), "ctx".into());
+        assert_eq!(m.get("new"), Some(1));
+        assert_eq!(m.get("old7"), Some(0), "asked by the last run: kept");
+        assert_eq!(m.get("old8"), None, "not asked: dropped past the limit");
+    }
+
+    #[test]
+    fn only_the_newest_lint_memos_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..MAX_LINT_MEMOS + 3 {
+            std::fs::write(dir.path().join(format!("lint-{i:02}.json")), b"{}").unwrap();
+            let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(i as u64);
+            std::fs::File::options()
+                .write(true)
+                .open(dir.path().join(format!("lint-{i:02}.json")))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        prune_lint_memos(dir.path(), "lint-new.json");
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        // Room for the one about to be written.
+        assert_eq!(left.len(), MAX_LINT_MEMOS - 1);
+        assert_eq!(left[0], format!("lint-{:02}.json", 4));
+    }
+}
