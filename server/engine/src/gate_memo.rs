@@ -9,8 +9,8 @@
 //! - ruff's findings in a file: they depend on the file's content and path, ruff's version and
 //!   settings, and which files exist (isort's first-party detection, `INP001`). A memo is bound
 //!   to ruff's `--version`, the tree of the commit the worktree is at (every tracked file,
-//!   every ruff configuration in it), the user's own ruff configuration and the gate's flags,
-//!   and keyed by path and blob id. The caller asks it only while the worktree holds that
+//!   every ruff configuration in it), the ruff configurations above the worktree and the
+//!   user's own, and the gate's flags, and keyed by path and blob id. The caller asks it only while the worktree holds that
 //!   tree's files, or the same files with other content (see [`LintMemo`]).
 //!
 //! A memo that cannot be read (missing, corrupt, another version) is empty, one that cannot
@@ -185,21 +185,48 @@ pub fn is_ruff_config(path: &str) -> bool {
     RUFF_CONFIG_NAMES.contains(&name)
 }
 
+/// `ruff --version` as the gates' ruff runs would see it (in the worktree: a version manager's
+/// shim picks the ruff by the folder it runs in), asked in the background: through such a
+/// shim it takes about 70 ms, which the caller spends on other work meanwhile.
+pub struct RuffVersion(Option<std::process::Child>);
+
+impl RuffVersion {
+    pub fn ask(dir: &Path) -> RuffVersion {
+        RuffVersion(
+            std::process::Command::new("ruff")
+                .arg("--version")
+                .current_dir(dir)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .ok(),
+        )
+    }
+
+    fn answer(self) -> Option<String> {
+        let out = self.0?.wait_with_output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
 /// Opens the lint memo for the worktree at the commit whose tree is `tree`, with the gate's
 /// ruff flags `flags`. `None` when ruff's version cannot be read (then the gate's own ruff run
 /// says what is wrong).
-pub fn lint_memo(db: &Path, tree: &git2::Oid, flags: &[&str]) -> Option<LintMemo> {
-    let out = std::process::Command::new("ruff")
-        .arg("--version")
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())?;
-    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let user = user_ruff_config();
+pub fn lint_memo(
+    db: &Path,
+    worktree: &Path,
+    ruff: RuffVersion,
+    tree: &git2::Oid,
+    flags: &[&str],
+) -> Option<LintMemo> {
+    let version = ruff.answer()?;
+    let outside = outside_ruff_configs(worktree);
     let context = format!(
-        "ruff findings; {version}; flags {flags:?}; tree {tree}; user config sha256 {user}"
+        "ruff findings; {version}; flags {flags:?}; tree {tree}; \
+         configurations outside the tree sha256 {outside}"
     );
     let dir = memo_dir(db)?;
     let name = format!("lint-{}.json", &sha256_hex(&[context.as_bytes()])[..16]);
@@ -207,10 +234,16 @@ pub fn lint_memo(db: &Path, tree: &git2::Oid, flags: &[&str]) -> Option<LintMemo
     Some(Memo::open(Some(dir.join(name)), context))
 }
 
-/// The user's own ruff configuration (used for files no project configuration covers): its
-/// files' contents, hashed.
-fn user_ruff_config() -> String {
-    let mut dirs = Vec::new();
+/// The ruff configurations that are not in the commit's tree and may still apply to its files,
+/// hashed with their paths: those in the folders above the worktree (ruff looks upwards for the
+/// nearest one with ruff settings, past a `pyproject.toml` without them; the worktree lives in
+/// the user's repository, whose files may differ from the commit's), and the user's own.
+fn outside_ruff_configs(worktree: &Path) -> String {
+    let mut dirs: Vec<PathBuf> = worktree
+        .ancestors()
+        .skip(1)
+        .map(Path::to_path_buf)
+        .collect();
     if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
         dirs.push(PathBuf::from(x).join("ruff"));
     }
@@ -308,6 +341,24 @@ mod tests {
         assert_eq!(m.get("new"), Some(1));
         assert_eq!(m.get("old7"), Some(0), "asked by the last run: kept");
         assert_eq!(m.get("old8"), None, "not asked: dropped past the limit");
+    }
+
+    #[test]
+    fn a_ruff_configuration_above_the_worktree_is_part_of_the_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let wt = dir.path().join("repo/.noctune_cache/worktrees/run");
+        std::fs::create_dir_all(&wt).unwrap();
+        let none = outside_ruff_configs(&wt);
+        // The user's checkout (the worktree's grandparent's parent) gains ruff settings.
+        std::fs::write(dir.path().join("repo/ruff.toml"), "line-length = 10\n").unwrap();
+        let one = outside_ruff_configs(&wt);
+        assert_ne!(none, one);
+        std::fs::write(dir.path().join("repo/ruff.toml"), "line-length = 20\n").unwrap();
+        assert_ne!(one, outside_ruff_configs(&wt));
+        // One in the worktree itself is the commit's, and the tree id covers it.
+        let two = outside_ruff_configs(&wt);
+        std::fs::write(wt.join("ruff.toml"), "line-length = 30\n").unwrap();
+        assert_eq!(outside_ruff_configs(&wt), two);
     }
 
     #[test]

@@ -98,6 +98,7 @@ fn command(
             "harvest: {what}"
         );
     };
+    let ruff_version = gate_memo::RuffVersion::ask(&ctx.worktree_path());
     let changed = noctune_git::changed_files(&ctx.wt).map_err(Halt::from_display)?;
     lap("status");
     let changed: Vec<String> = match only {
@@ -158,7 +159,7 @@ fn command(
     // still parse, and it may not add lint findings. One ruff run with the project's rules
     // answers both (ruff reports syntax errors whatever is selected); when it cannot run with
     // that configuration, the parse gate still runs on ruff's own defaults.
-    let mut lint_memo = gate_memo::lint_memo(&db, &tree, gates::LINT_FLAGS)
+    let mut lint_memo = gate_memo::lint_memo(&db, &wt_root, ruff_version, &tree, gates::LINT_FLAGS)
         .unwrap_or_else(gate_memo::LintMemo::disabled);
     // The memo's answers hold for the commit's files at any content, not for another set of
     // files or another ruff configuration.
