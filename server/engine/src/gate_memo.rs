@@ -10,7 +10,7 @@
 //!   settings, and which files exist (isort's first-party detection, `INP001`). A memo is bound
 //!   to ruff's `--version`, the tree of the commit the worktree is at (every tracked file,
 //!   every ruff configuration in it), the ruff configurations above the worktree and the
-//!   user's own, and the gate's flags, and keyed by path and blob id. The caller asks it only while the worktree holds that
+//!   user's own, the `RUFF_*` variables and the gate's flags, and keyed by path and blob id. The caller asks it only while the worktree holds that
 //!   tree's files, or the same files with other content (see [`LintMemo`]).
 //!
 //! A memo that cannot be read (missing, corrupt, another version) is empty, one that cannot
@@ -224,9 +224,16 @@ pub fn lint_memo(
 ) -> Option<LintMemo> {
     let version = ruff.answer()?;
     let outside = outside_ruff_configs(worktree);
+    // Ruff reads a few settings from its own variables (`RUFF_*`); the gate passes every option
+    // it relies on, but a variable we do not know of must not carry an answer across.
+    let mut env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into_owned())))
+        .filter(|(k, _)| k.starts_with("RUFF_"))
+        .collect();
+    env.sort();
     let context = format!(
         "ruff findings; {version}; flags {flags:?}; tree {tree}; \
-         configurations outside the tree sha256 {outside}"
+         configurations outside the tree sha256 {outside}; environment {env:?}"
     );
     let dir = memo_dir(db)?;
     let name = format!("lint-{}.json", &sha256_hex(&[context.as_bytes()])[..16]);
