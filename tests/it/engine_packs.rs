@@ -179,9 +179,9 @@ fn typing_pass_rewrites_chosen_symbols_and_drops_a_reply_that_is_not_valid_code(
     assert_eq!(model.requests().len(), 5);
 }
 
-#[test]
-fn gates_drop_fixer_edits_that_do_not_parse_or_add_lint_findings() {
-    let cfg = r#"
+/// A fixer that adds an unused import to one file (a lint finding), breaks another's syntax
+/// and makes a clean edit to a third.
+const CODEMOD: &str = r#"
 [tools.codemod]
 command = ["sh", "-c", "sed -i '1i import json' shapes/geometry.py && printf 'def broken(:\n' >> shapes/render.py && printf '\nTIMEOUT = 30\n' >> shapes/util/helpers.py"]
 stage = "fix"
@@ -192,28 +192,21 @@ tools_allowed = ["codemod"]
 proposer = { kind = "command", tools = ["codemod"] }
 auto_approve = { enabled = true, max_risk = 100, max_lines = 100 }
 "#;
-    let repo = FixtureRepo::new("pyproj", &[("noctune.toml", cfg)]);
+
+#[test]
+fn gates_drop_fixer_edits_that_do_not_parse_or_add_lint_findings() {
+    let repo = FixtureRepo::new("pyproj", &[("noctune.toml", CODEMOD)]);
     let nt = Noctune::new();
     let run_id = nt.start(&repo.path(), "codemod");
     let done = nt.wait_status(&run_id, "done", 60);
-    let events = nt.events(&run_id);
-    let dropped: Vec<(String, String)> = events
-        .iter()
-        .filter(|e| e["type"] == "edit_dropped")
-        .map(|e| {
-            (
-                e["payload"]["file"].as_str().unwrap().to_string(),
-                e["payload"]["gate"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
     assert_eq!(
-        dropped,
+        dropped(&nt, &run_id),
         vec![
             ("shapes/render.py".to_string(), "parse".to_string()),
             ("shapes/geometry.py".to_string(), "lint".to_string())
         ],
-        "{events:#?}"
+        "{:#?}",
+        nt.events(&run_id)
     );
     let branch = done["branch"].as_str().unwrap();
     assert!(
@@ -246,18 +239,7 @@ fn dropped(nt: &Noctune, run_id: &str) -> Vec<(String, String)> {
 #[test]
 fn a_second_run_on_the_same_commit_gets_the_gates_answers_from_the_memo_and_a_new_commit_asks_ruff_again()
  {
-    let cfg = r#"
-[tools.codemod]
-command = ["sh", "-c", "sed -i '1i import json' shapes/geometry.py && printf 'def broken(:\n' >> shapes/render.py && printf '\nTIMEOUT = 30\n' >> shapes/util/helpers.py"]
-stage = "fix"
-
-[policy_packs.codemod]
-allowed_globs = ["**/*.py"]
-tools_allowed = ["codemod"]
-proposer = { kind = "command", tools = ["codemod"] }
-auto_approve = { enabled = true, max_risk = 100, max_lines = 100 }
-"#;
-    let repo = FixtureRepo::new("pyproj", &[("noctune.toml", cfg)]);
+    let repo = FixtureRepo::new("pyproj", &[("noctune.toml", CODEMOD)]);
     let nt = Noctune::new();
     // A `ruff` first on PATH that writes down each command line, then runs the real one.
     let bin = tempfile::tempdir().unwrap();
