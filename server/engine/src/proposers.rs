@@ -203,7 +203,7 @@ fn command(
         // of hundreds of paths costs more than writing them. In place, not by rename: the
         // worktree is the run's own, and a worker that dies here finds it reset on restart.
         match &before {
-            Some((_, b)) => std::fs::write(wt_root.join(path), b)?,
+            Some((_, b)) => noctune_util::fsx::overwrite(&wt_root.join(path), b)?,
             None => {
                 let _ = std::fs::remove_file(wt_root.join(path));
             }

@@ -674,9 +674,10 @@ fn commit_patchsets(ctx: &mut RunCtx) -> Result<bool, Halt> {
         take_baselines(ctx, &mut baselines, &files, &pending_files)?;
         let imports = super::crossfile::import_baseline(ctx, &files)?;
         for e in &edits {
-            // The commit is the durable record; a crash before it is undone by restore_to_head.
+            // The commit is the durable record; a crash before it (a file half written
+            // included) is undone by restore_to_head, so in place is enough.
             let target = ctx.worktree_path().join(&e.proposal().file_path);
-            fsx::write_atomic_unsynced(&target, e.proposal().after.as_bytes())?;
+            fsx::overwrite(&target, e.proposal().after.as_bytes())?;
         }
         ctx.emit(EventPayload::PatchsetApplied {
             n: i + 1,

@@ -54,6 +54,24 @@ fn write_atomic_with(path: &Path, bytes: &[u8], durable: bool) -> std::io::Resul
     result
 }
 
+/// Replaces the content of the regular file at `path` in place (same inode: no new file and
+/// no rename, which on a large batch is most of the cost), never through a symlink: a path
+/// that is a symlink, or no file yet, is written by [`write_atomic_unsynced`] instead, which
+/// replaces the link itself. For files whose every reader can tell a half-written one (a run's
+/// worktree, which is reset to its commit after a crash): not atomic, not durable.
+pub fn overwrite(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = std::fs::File::options()
+        .write(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path);
+    match opened {
+        Ok(mut f) if f.metadata()?.is_file() => f.write_all(bytes),
+        _ => write_atomic_unsynced(path, bytes),
+    }
+}
+
 pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     write_atomic(path, &json_bytes(value)?)
 }
@@ -85,4 +103,34 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
         }
     }
     b
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn overwrite_replaces_a_symlink_instead_of_writing_through_it() {
+        let dir = std::env::temp_dir().join(format!(
+            "noctune-fsx-test-{}-{}",
+            std::process::id(),
+            super::unique()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let outside = dir.join("outside.txt");
+        std::fs::write(&outside, b"keep").unwrap();
+        let link = dir.join("link.py");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        super::overwrite(&link, b"new").unwrap();
+        assert_eq!(std::fs::read(&outside).unwrap(), b"keep");
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_file());
+        assert_eq!(std::fs::read(&link).unwrap(), b"new");
+        // A regular file keeps its inode; a missing one is created.
+        use std::os::unix::fs::MetadataExt;
+        let ino = std::fs::metadata(&link).unwrap().ino();
+        super::overwrite(&link, b"newer, and longer").unwrap();
+        assert_eq!(std::fs::metadata(&link).unwrap().ino(), ino);
+        assert_eq!(std::fs::read(&link).unwrap(), b"newer, and longer");
+        super::overwrite(&dir.join("fresh.py"), b"x").unwrap();
+        assert_eq!(std::fs::read(dir.join("fresh.py")).unwrap(), b"x");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
