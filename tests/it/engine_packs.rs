@@ -237,8 +237,7 @@ fn dropped(nt: &Noctune, run_id: &str) -> Vec<(String, String)> {
 }
 
 #[test]
-fn a_second_run_on_the_same_commit_gets_the_gates_answers_from_the_memo_and_a_new_commit_asks_ruff_again()
- {
+fn a_second_run_gets_the_gates_answers_from_the_memo_until_a_commit_changes_the_ruff_settings() {
     let repo = FixtureRepo::new("pyproj", &[("noctune.toml", CODEMOD)]);
     let nt = Noctune::new();
     // A `ruff` first on PATH that writes down each command line, then runs the real one.
@@ -319,6 +318,15 @@ fn a_second_run_on_the_same_commit_gets_the_gates_answers_from_the_memo_and_a_ne
         repo.read_at(&branch, "shapes/util/helpers.py")
             .contains("TIMEOUT = 30")
     );
+
+    // A commit that changes what a file holds, and no path and no ruff setting: every answer
+    // still holds (the memo is bound to the tree's layout, not to its every byte).
+    let readme = repo.read("README.md") + "\nMore words.\n";
+    std::fs::write(repo.path().join("README.md"), readme).unwrap();
+    crate::support::repo::commit_all(&repo.repo(), "words");
+    let (after_words, lints) = run(&nt);
+    assert_eq!(dropped(&nt, &after_words), expected);
+    assert_eq!(lints, Vec::<String>::new(), "the memo carries over");
 
     // A commit that changes the project's ruff rules: the memo of the old commit says nothing
     // about it, and ruff's new answer lets the unused import through.

@@ -6,12 +6,14 @@
 //! repository cannot ship answers, and no chat tool can write them):
 //! - the module-level names an edit removes: a pure function of the two texts, keyed by their
 //!   git blob ids, bound to this parser (the source of `pyindex.rs`, the grammar's version);
-//! - ruff's findings in a file: they depend on the file's content and path, ruff's version and
-//!   settings, and which files exist (isort's first-party detection, `INP001`). A memo is bound
-//!   to ruff's `--version`, the tree of the commit the worktree is at (every tracked file,
-//!   every ruff configuration in it), the ruff configurations above the worktree and the
-//!   user's own, the `RUFF_*` variables and the gate's flags, and keyed by path and blob id. The caller asks it only while the worktree holds that
-//!   tree's files, or the same files with other content (see [`LintMemo`]).
+//! - ruff's findings in a file: they depend on the file's content, path and mode, ruff's
+//!   version and settings, and which files exist (isort's first-party detection, `INP001`),
+//!   not on what the other files hold. A memo is bound to ruff's `--version`, the commit's
+//!   [`TreeLayout`] (every path and mode, every ruff configuration's content), the ruff
+//!   configurations above the worktree and the user's own, the `RUFF_*` variables and the
+//!   gate's flags, and keyed by path and blob id. So it carries over to a commit that only
+//!   changes file contents (the merge of a run's branch, say), and the caller asks it only
+//!   while the worktree holds the commit's files, at any content (see [`LintMemo`]).
 //!
 //! A memo that cannot be read (missing, corrupt, another version) is empty, one that cannot
 //! be written is left as it was: either way the gate asks ruff or the parser, as without it.
@@ -166,10 +168,10 @@ pub struct FileLint {
     pub syntax: Option<String>,
 }
 
-/// Ruff's answers by `"<blob id> <path>"` ([`lint_key`]) for one commit's tree and one ruff
-/// setup. Valid while the worktree holds that tree's files, with any of them at other content:
-/// a file's findings depend on its own content and on which files exist, not on what the
-/// others hold. So the caller does not ask while a file is added or removed, or a ruff
+/// Ruff's answers by `"<blob id> <path>"` ([`lint_key`]) for one [`TreeLayout`] and one ruff
+/// setup. Valid while the worktree holds that layout's files, with any of them at other
+/// content: a file's findings depend on its own content and on which files exist, not on what
+/// the others hold. So the caller does not ask while a file is added or removed, or a ruff
 /// configuration differs from the commit's.
 pub type LintMemo = Memo<FileLint>;
 
@@ -212,14 +214,58 @@ impl RuffVersion {
     }
 }
 
-/// Opens the lint memo for the worktree at the commit whose tree is `tree`, with the gate's
+/// What of a commit's tree ruff's answer for one of its files depends on besides the file:
+/// every path with its mode (which files exist; `EXE001` reads the executable bit) and every
+/// ruff configuration with its content. A configuration that `extend`s another file (which may
+/// have any name) binds the memo to the whole tree instead.
+pub struct TreeLayout(String);
+
+impl TreeLayout {
+    pub fn of(repo: &git2::Repository, tree: &git2::Tree) -> Result<TreeLayout, git2::Error> {
+        let mut h = Sha256::new();
+        let mut configs = Vec::new();
+        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            let name = entry.name_bytes();
+            h.update(dir.as_bytes());
+            h.update(name);
+            h.update(entry.filemode().to_le_bytes());
+            h.update(b"\0");
+            if entry.kind() == Some(git2::ObjectType::Blob)
+                && RUFF_CONFIG_NAMES.iter().any(|n| n.as_bytes() == name)
+            {
+                configs.push(entry.id());
+            }
+            git2::TreeWalkResult::Ok
+        })?;
+        for id in configs {
+            let blob = repo.find_blob(id)?;
+            if extends_another_file(&String::from_utf8_lossy(blob.content())) {
+                return Ok(TreeLayout(format!("tree {}", tree.id())));
+            }
+            h.update(id.as_bytes());
+        }
+        Ok(TreeLayout(format!("layout sha256 {:x}", h.finalize())))
+    }
+}
+
+/// Whether a ruff configuration names another one to read (`extend = "..."`, top level or in
+/// `[tool.ruff]`; `extend-select` and the like are settings, not files).
+fn extends_another_file(toml: &str) -> bool {
+    toml.lines().any(|l| {
+        l.trim_start()
+            .strip_prefix("extend")
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    })
+}
+
+/// Opens the lint memo for the worktree at a commit of layout `layout`, with the gate's
 /// ruff flags `flags`. `None` when ruff's version cannot be read (then the gate's own ruff run
 /// says what is wrong).
 pub fn lint_memo(
     db: &Path,
     worktree: &Path,
     ruff: RuffVersion,
-    tree: &git2::Oid,
+    layout: &TreeLayout,
     flags: &[&str],
 ) -> Option<LintMemo> {
     let version = ruff.answer()?;
@@ -232,8 +278,9 @@ pub fn lint_memo(
         .collect();
     env.sort();
     let context = format!(
-        "ruff findings; {version}; flags {flags:?}; tree {tree}; \
-         configurations outside the tree sha256 {outside}; environment {env:?}"
+        "ruff findings; {version}; flags {flags:?}; {}; \
+         configurations outside the tree sha256 {outside}; environment {env:?}",
+        layout.0
     );
     let dir = memo_dir(db)?;
     let name = format!("lint-{}.json", &sha256_hex(&[context.as_bytes()])[..16]);
@@ -366,6 +413,47 @@ mod tests {
         let two = outside_ruff_configs(&wt);
         std::fs::write(wt.join("ruff.toml"), "line-length = 30\n").unwrap();
         assert_eq!(outside_ruff_configs(&wt), two);
+    }
+
+    #[test]
+    fn a_layout_changes_with_a_path_a_mode_or_a_configuration_not_with_a_files_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        let layout = |files: &[(&str, &str, i32)]| {
+            let mut b = repo.treebuilder(None).unwrap();
+            for (name, content, mode) in files {
+                let id = repo.blob(content.as_bytes()).unwrap();
+                b.insert(name, id, *mode).unwrap();
+            }
+            let tree = repo.find_tree(b.write().unwrap()).unwrap();
+            TreeLayout::of(&repo, &tree).unwrap().0
+        };
+        let base = layout(&[("a.py", "x = 1\n", 0o100644), ("ruff.toml", "", 0o100644)]);
+        assert_eq!(
+            base,
+            layout(&[("a.py", "x = 2\n", 0o100644), ("ruff.toml", "", 0o100644)]),
+            "another content of a.py"
+        );
+        for other in [
+            layout(&[("b.py", "x = 1\n", 0o100644), ("ruff.toml", "", 0o100644)]),
+            layout(&[("a.py", "x = 1\n", 0o100755), ("ruff.toml", "", 0o100644)]),
+            layout(&[
+                ("a.py", "x = 1\n", 0o100644),
+                ("ruff.toml", "line-length = 9\n", 0o100644),
+            ]),
+            layout(&[("a.py", "x = 1\n", 0o100644)]),
+        ] {
+            assert_ne!(base, other);
+        }
+        let extends = layout(&[
+            ("a.py", "x = 1\n", 0o100644),
+            ("ruff.toml", "extend = \"base.toml\"\n", 0o100644),
+        ]);
+        assert!(extends.starts_with("tree "), "{extends}");
+        assert!(!extends_another_file("extend-select = [\"I\"]\n"));
+        assert!(extends_another_file(
+            "[tool.ruff]\n  extend  = \"../base.toml\"\n"
+        ));
     }
 
     #[test]

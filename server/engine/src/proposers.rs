@@ -110,6 +110,8 @@ fn command(
     // pre-images (not once per file), the fixed files from disk. Each side's blob id keys the
     // gates' answers in the memo of earlier runs.
     let (tree, befores) = head_blobs(&ctx.wt, &changed).map_err(Halt::from_display)?;
+    let layout = gate_memo::TreeLayout::of(&ctx.wt, &tree).ok();
+    drop(tree);
     let afters: Vec<std::io::Result<Vec<u8>>> = changed
         .iter()
         .map(|p| std::fs::read(wt_root.join(p)))
@@ -159,7 +161,11 @@ fn command(
     // still parse, and it may not add lint findings. One ruff run with the project's rules
     // answers both (ruff reports syntax errors whatever is selected); when it cannot run with
     // that configuration, the parse gate still runs on ruff's own defaults.
-    let mut lint_memo = gate_memo::lint_memo(&db, &wt_root, ruff_version, &tree, gates::LINT_FLAGS)
+    let mut lint_memo = layout
+        .as_ref()
+        .and_then(|layout| {
+            gate_memo::lint_memo(&db, &wt_root, ruff_version, &layout, gates::LINT_FLAGS)
+        })
         .unwrap_or_else(gate_memo::LintMemo::disabled);
     // The memo's answers hold for the commit's files at any content, not for another set of
     // files or another ruff configuration.
@@ -317,11 +323,14 @@ fn lint_regressions(
         .collect())
 }
 
-/// HEAD's tree id, and the blob id and content of each of `paths` in it (`None` for a path
+/// HEAD's tree, and the blob id and content of each of `paths` in it (`None` for a path
 /// HEAD does not have).
-type HeadBlobs = (git2::Oid, Vec<Option<(git2::Oid, Vec<u8>)>>);
+type HeadBlobs<'r> = (git2::Tree<'r>, Vec<Option<(git2::Oid, Vec<u8>)>>);
 
-fn head_blobs(wt: &git2::Repository, paths: &[String]) -> Result<HeadBlobs, git2::Error> {
+fn head_blobs<'r>(
+    wt: &'r git2::Repository,
+    paths: &[String],
+) -> Result<HeadBlobs<'r>, git2::Error> {
     let tree = wt.head()?.peel_to_tree()?;
     let blobs = paths
         .iter()
@@ -333,7 +342,7 @@ fn head_blobs(wt: &git2::Repository, paths: &[String]) -> Result<HeadBlobs, git2
             Err(_) => Ok(None),
         })
         .collect::<Result<_, git2::Error>>()?;
-    Ok((tree.id(), blobs))
+    Ok((tree, blobs))
 }
 
 fn scope_files(

@@ -240,6 +240,13 @@ struct Approvable {
 /// Polices each proposal and records the ones that may be approved; their approval ids, in
 /// order. The texts of all of them are written to the object store at once, in parallel.
 fn police_and_record(ctx: &mut RunCtx, proposals: Vec<Proposal>) -> Result<Vec<String>, Halt> {
+    let t = std::time::Instant::now();
+    let lap = |what: &str| {
+        tracing::debug!(
+            elapsed_ms = t.elapsed().as_millis() as u64,
+            "record: {what}"
+        );
+    };
     let mut approvable = Vec::new();
     for p in proposals {
         ctx.check_stop()?;
@@ -247,6 +254,7 @@ fn police_and_record(ctx: &mut RunCtx, proposals: Vec<Proposal>) -> Result<Vec<S
             approvable.push(a);
         }
     }
+    lap("policed");
     let edits: Vec<&Proposal> = approvable.iter().map(|a| &a.proposal).collect();
     let pack = ctx.pack.name.clone();
     let prepared = super::storage::store_edits(&ctx.worktree_path(), &edits, |p| Prepared {
@@ -255,11 +263,14 @@ fn police_and_record(ctx: &mut RunCtx, proposals: Vec<Proposal>) -> Result<Vec<S
         binding: EditBinding::of(p),
     })
     .map_err(Halt::from_display)?;
-    approvable
+    lap("texts stored");
+    let ids = approvable
         .into_iter()
         .zip(prepared)
         .map(|(a, (stored, prepared))| record(ctx, a, stored, prepared))
-        .collect()
+        .collect();
+    lap("requests written");
+    ids
 }
 
 /// What a request is made of besides the edit, computed beside the writing of its texts.
