@@ -164,7 +164,7 @@ fn command(
     let mut lint_memo = layout
         .as_ref()
         .and_then(|layout| {
-            gate_memo::lint_memo(&db, &wt_root, ruff_version, &layout, gates::LINT_FLAGS)
+            gate_memo::lint_memo(&db, &wt_root, ruff_version, layout, gates::LINT_FLAGS)
         })
         .unwrap_or_else(gate_memo::LintMemo::disabled);
     // The memo's answers hold for the commit's files at any content, not for another set of
