@@ -9,8 +9,8 @@ use super::tools::ToolOutcome;
 use noctune_config::{ToolDef, ToolStage};
 use noctune_core::event::{EventPayload, LogLevel};
 use noctune_core::{ApprovedEdit, DecisionError, EditFacts, Proposal, Verdict, police};
-use std::collections::BTreeMap;
 use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -108,6 +108,67 @@ type FactsKey = (PathBuf, String, String, u64);
 
 static REMOVED: Mutex<Option<(RandomState, BTreeMap<FactsKey, Vec<String>>)>> = Mutex::new(None);
 
+/// The names an edit removes, for the edits that remove some (keyed like [`REMOVED`]): the
+/// answer of the gate's first question, so that neither [`prefetch`] nor the second question
+/// parses the edit again for it.
+static RAW_REMOVED: Mutex<Option<(RandomState, BTreeMap<FactsKey, Vec<String>>)>> =
+    Mutex::new(None);
+
+fn raw_removed(root: &Path, head: &str, p: &Proposal) -> Option<Vec<String>> {
+    let mut cache = RAW_REMOVED.lock().unwrap_or_else(|e| e.into_inner());
+    let (state, map) = cache.get_or_insert_with(Default::default);
+    map.get(&facts_key(state, root, head, p)).cloned()
+}
+
+/// The index for the gate's second question, who uses a name an edit removes from a module:
+/// built from every path (a file's module name depends on which folders are packages) but
+/// parsing only the files that could use a module whose name ends in one of its leaves
+/// ([`pyindex::could_use`]); the others have no uses of those modules, so the answer is the
+/// whole index's. Per worktree and HEAD, grown when a module with another leaf is asked about.
+static USES: Mutex<Option<(PathBuf, String, BTreeSet<String>, Arc<PyIndex>)>> = Mutex::new(None);
+
+fn uses_index(ctx: &RunCtx, leaves: &BTreeSet<String>) -> Result<Arc<PyIndex>, Halt> {
+    let head = noctune_git::head_sha(&ctx.wt).map_err(Halt::from_display)?;
+    let root = ctx.worktree_path();
+    // The whole index, when something else built it already, answers as well.
+    if let Some((r, h, idx)) = INDEX.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+        && *r == root
+        && *h == head
+    {
+        return Ok(idx.clone());
+    }
+    let mut cache = USES.lock().unwrap_or_else(|e| e.into_inner());
+    let mut wanted = leaves.clone();
+    if let Some((r, h, have, idx)) = cache.as_ref()
+        && *r == root
+        && *h == head
+    {
+        if leaves.is_subset(have) {
+            return Ok(idx.clone());
+        }
+        wanted.extend(have.iter().cloned());
+    }
+    let t = std::time::Instant::now();
+    let files = python_blobs(&ctx.wt).map_err(Halt::from_display)?;
+    let idx = Arc::new(PyIndex::build_reusing(
+        files,
+        |p| {
+            std::fs::read_to_string(root.join(p))
+                .ok()
+                .filter(|src| pyindex::could_use(src, &wanted))
+        },
+        None,
+    ));
+    tracing::debug!(
+        files = idx.len(),
+        leaves = wanted.len(),
+        elapsed_ms = t.elapsed().as_millis() as u64,
+        "python module index for the uses of the edited modules built"
+    );
+    *cache = Some((root, head, wanted, idx.clone()));
+    Ok(idx)
+}
+
 fn facts_key(state: &RandomState, root: &Path, head: &str, p: &Proposal) -> FactsKey {
     texts_key(state, root, head, &p.file_path, &p.before, &p.after)
 }
@@ -152,16 +213,24 @@ fn removed_names_used_elsewhere(ctx: &RunCtx, p: &Proposal) -> Result<Vec<String
     if !pyindex::is_python(&p.file_path) {
         return Ok(Vec::new());
     }
-    // Only an edit that removes a name needs the whole tree.
-    if pyindex::removed_names_of(&p.before, &p.after).is_empty() {
+    let head = noctune_git::head_sha(&ctx.wt).map_err(Halt::from_display)?;
+    let removed = match raw_removed(&ctx.worktree_path(), &head, p) {
+        Some(names) => names,
+        None => pyindex::removed_names_of(&p.before, &p.after),
+    };
+    // Only an edit that removes a name needs the other files.
+    if removed.is_empty() {
         return Ok(Vec::new());
     }
-    let idx = index(ctx)?;
-    Ok(pyindex::removed_public_names(
+    let idx = match pyindex::module_leaf(&p.file_path) {
+        Some(leaf) => uses_index(ctx, &BTreeSet::from([leaf.to_string()]))?,
+        None => index(ctx)?,
+    };
+    Ok(pyindex::users_of_removed(
         &idx,
         &p.file_path,
-        &p.before,
-        &p.after,
+        &removed,
+        pyindex::all_of(&p.before).as_ref(),
     ))
 }
 
@@ -180,10 +249,21 @@ pub fn prefetch(ctx: &RunCtx, proposals: &[Proposal]) -> Result<(), Halt> {
             .iter()
             .filter(|p| pyindex::is_python(&p.file_path))
             .filter(|p| !map.contains_key(&facts_key(state, &root, &head, p)))
+            .filter(|p| raw_removed(&root, &head, p).is_none())
             .map(|p| (p.file_path.clone(), p.before.clone(), p.after.clone()))
             .collect()
     };
     Prefetch::start(ctx, todo)?.finish();
+    // One index for the uses of every module an edit removes a name from, instead of one
+    // that grows edit by edit.
+    let leaves: BTreeSet<String> = proposals
+        .iter()
+        .filter(|p| raw_removed(&root, &head, p).is_some())
+        .filter_map(|p| pyindex::module_leaf(&p.file_path).map(str::to_string))
+        .collect();
+    if !leaves.is_empty() {
+        uses_index(ctx, &leaves)?;
+    }
     Ok(())
 }
 
@@ -265,11 +345,18 @@ pub fn known_removed(ctx: &RunCtx, found: &[(EditTexts, RemovedNames)]) -> Resul
 fn remember_removed(root: &Path, head: &str, found: &[(EditTexts, RemovedNames)]) {
     let mut cache = REMOVED.lock().unwrap_or_else(|e| e.into_inner());
     let (state, map) = cache.get_or_insert_with(Default::default);
+    let mut raw = RAW_REMOVED.lock().unwrap_or_else(|e| e.into_inner());
+    let (raw_state, raw_map) = raw.get_or_insert_with(Default::default);
     for ((file_path, before, after), names) in found {
         if names.is_empty() {
             map.insert(
                 texts_key(state, root, head, file_path, before, after),
                 Vec::new(),
+            );
+        } else {
+            raw_map.insert(
+                texts_key(raw_state, root, head, file_path, before, after),
+                names.clone(),
             );
         }
     }

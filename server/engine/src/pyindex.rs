@@ -1033,6 +1033,49 @@ fn parse_all(
     .collect()
 }
 
+/// The `__all__` of a source ([`FileFacts::all`]), parsing only a source that spells it: one
+/// that does not cannot set it.
+pub fn all_of(src: &str) -> Option<BTreeSet<String>> {
+    if !src.contains("__all__") {
+        return None;
+    }
+    module_names(src).all
+}
+
+/// The last part of the module name of a Python file (`pkg/m.py` and `pkg/m/__init__.py`:
+/// `m`); `None` for a path no module name ends with (a top-level `__init__.py`).
+pub fn module_leaf(path: &str) -> Option<&str> {
+    let stem = path
+        .strip_suffix(".py")
+        .or_else(|| path.strip_suffix(".pyi"))?;
+    let (dirs, last) = match stem.rsplit_once('/') {
+        Some((dirs, last)) => (Some(dirs), last),
+        None => (None, stem),
+    };
+    if last != "__init__" {
+        return Some(last);
+    }
+    let dirs = dirs?;
+    Some(dirs.rsplit_once('/').map_or(dirs, |(_, d)| d))
+}
+
+/// Whether `src` could import or reference a module whose name ends in one of `leaves`: every
+/// such use spells the module's last part (`import pkg.m`, `from pkg import m`, `pkg.m.x`,
+/// `from .m import x`), except a relative import by dots alone (`from . import x`, `from ..
+/// import x`), which any file with one might be. A superset, cheap to test, so that an index
+/// for the uses of a few modules parses only the files that might use them.
+pub fn could_use(src: &str, leaves: &BTreeSet<String>) -> bool {
+    leaves.iter().any(|l| src.contains(l.as_str())) || has_dots_only_import(src)
+}
+
+fn has_dots_only_import(src: &str) -> bool {
+    src.match_indices("from").any(|(i, _)| {
+        src[i + 4..]
+            .trim_start_matches([' ', '\t', '\\', '\r', '\n'])
+            .starts_with('.')
+    })
+}
+
 /// Module-level names the edit removes or renames: bound before and not after (or by fewer
 /// statements after: one of alternative bindings dropped), or listed in `__all__` before and
 /// not after (a name still listed but no longer bound is removed too).
@@ -1067,17 +1110,31 @@ pub fn removed_public_names(index: &PyIndex, path: &str, before: &str, after: &s
     if !is_python(path) {
         return Vec::new();
     }
+    // The module-level statements are all this asks of the texts (no walk for imports).
+    let b = module_names(before);
+    let a = module_names(after);
+    users_of_removed(index, path, &removed_names(&b, &a), b.all.as_ref())
+}
+
+/// [`removed_public_names`] when the names the edit removes are known already: `before_all`
+/// is the pre-image's `__all__` ([`all_of`]).
+pub fn users_of_removed(
+    index: &PyIndex,
+    path: &str,
+    removed: &[String],
+    before_all: Option<&BTreeSet<String>>,
+) -> Vec<String> {
+    if !is_python(path) {
+        return Vec::new();
+    }
     let Some(module) = index.module_name(path) else {
         return Vec::new();
     };
-    let package = module.package();
-    let b = file_facts(before, package.as_deref());
-    let a = file_facts(after, package.as_deref());
     let mut out = Vec::new();
-    for name in removed_names(&b, &a) {
-        let listed = b.all.as_ref().is_some_and(|all| all.contains(&name));
+    for name in removed.iter().cloned() {
+        let listed = before_all.is_some_and(|all| all.contains(&name));
         // What `from m import *` brings in: `__all__`, or else every public name.
-        let starred = match &b.all {
+        let starred = match before_all {
             Some(all) => all.contains(&name),
             None => !name.starts_with('_'),
         };
@@ -1461,6 +1518,113 @@ for i in range(3):
             removed_public_names(&idx, "pkg/compat.py", before, "from os import sep\n"),
             ["pkg.compat.helper is referenced by app/main.py:6"]
         );
+    }
+
+    #[test]
+    fn an_index_parsing_only_the_files_that_could_use_a_module_answers_as_the_whole_one() {
+        let files: &[(&str, &str)] = &[
+            ("src/pkg/__init__.py", "from .sub.mod import thing\n"),
+            (
+                "src/pkg/sub/__init__.py",
+                "from .. import top\nfrom . import mod\n",
+            ),
+            ("src/pkg/sub/mod.py", "thing = 1\n"),
+            ("src/pkg/top.py", "x = 1\n"),
+            (
+                "src/pkg/sub/user.py",
+                "from ..top import x\nfrom . import mod as m\nm.thing\n",
+            ),
+            ("lib/__init__.py", "from .core import helper\n"),
+            ("lib/core.py", "def helper(): pass\n__all__ = ['helper']\n"),
+            ("lib/star.py", "from lib.core import *\n"),
+            (
+                "tools/run.py",
+                "import lib\nlib.helper()\nfrom lib import helper as h\nimport lib.core as c\nc.helper\n",
+            ),
+            ("tools/other.py", "import os\nprint(os.sep)\n"),
+            // Uses `pkg.thing` without spelling `pkg`.
+            ("src/pkg/sub/deep.py", "from .. import thing\n"),
+        ];
+        let whole = index(files);
+        let edits: &[(&str, &str, &str)] = &[
+            ("src/pkg/top.py", "x = 1\n", "y = 1\n"),
+            ("src/pkg/sub/mod.py", "thing = 1\n", ""),
+            ("lib/__init__.py", "from .core import helper\n", ""),
+            (
+                "lib/core.py",
+                "def helper(): pass\n__all__ = ['helper']\n",
+                "\n",
+            ),
+            ("tools/other.py", "import os\nprint(os.sep)\n", "print(1)\n"),
+            ("src/pkg/__init__.py", "from .sub.mod import thing\n", ""),
+        ];
+        let texts: HashMap<&str, &str> = files.iter().copied().collect();
+        for (path, before, after) in edits {
+            let leaves = BTreeSet::from([module_leaf(path).unwrap().to_string()]);
+            let some = PyIndex::build_reusing(
+                files.iter().map(|(p, _)| (p.to_string(), None)).collect(),
+                |p| {
+                    texts
+                        .get(p)
+                        .map(|s| s.to_string())
+                        .filter(|src| could_use(src, &leaves))
+                },
+                None,
+            );
+            let expected = removed_public_names(&whole, path, before, after);
+            if *path == "src/pkg/__init__.py" {
+                assert_eq!(
+                    expected,
+                    ["pkg.thing is imported by src/pkg/sub/deep.py:1"],
+                    "the case only the dots-only rule finds"
+                );
+            }
+            assert_eq!(
+                removed_public_names(&some, path, before, after),
+                expected,
+                "{path}"
+            );
+        }
+        // Not every file was parsed for every question.
+        let leaves = BTreeSet::from(["other".to_string()]);
+        assert!(!could_use(texts["lib/core.py"], &leaves));
+        assert!(
+            could_use(texts["src/pkg/sub/user.py"], &leaves),
+            "from . import"
+        );
+    }
+
+    #[test]
+    fn all_of_parses_only_a_source_that_spells_all_and_agrees_with_the_parse() {
+        for src in [
+            "x = 1\n",
+            "__all__ = ['a']\na = 1\n",
+            "from m import *\n__all__ += ['b']\n",
+            "if True:\n    __all__.extend(['c'])\n",
+            "s = '__all__'\n",
+        ] {
+            assert_eq!(all_of(src), module_names(src).all, "{src:?}");
+        }
+        assert_eq!(all_of("x = 1\n"), None);
+    }
+
+    #[test]
+    fn a_module_leaf_is_its_last_name_and_a_dots_only_import_is_found() {
+        assert_eq!(module_leaf("pkg/m.py"), Some("m"));
+        assert_eq!(module_leaf("pkg/m/__init__.pyi"), Some("m"));
+        assert_eq!(module_leaf("top.py"), Some("top"));
+        assert_eq!(module_leaf("__init__.py"), None);
+        assert_eq!(module_leaf("README.md"), None);
+        for src in [
+            "from . import a",
+            "x = 1\nfrom  .. import b",
+            "from \\\n    .c import d",
+        ] {
+            assert!(has_dots_only_import(src), "{src:?}");
+        }
+        for src in ["from pkg import a", "import os", "frommage = 1"] {
+            assert!(!has_dots_only_import(src), "{src:?}");
+        }
     }
 
     #[test]
