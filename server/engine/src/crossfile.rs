@@ -111,7 +111,7 @@ static REMOVED: Mutex<Option<(RandomState, BTreeMap<FactsKey, Vec<String>>)>> = 
 /// The names an edit removes, for the edits that remove some (keyed like [`REMOVED`]): the
 /// answer of the gate's first question, so that neither [`prefetch`] nor the second question
 /// parses the edit again for it.
-static RAW_REMOVED: Mutex<Option<(RandomState, BTreeMap<FactsKey, Vec<String>>)>> =
+static RAW_REMOVED: Mutex<Option<(RandomState, BTreeMap<FactsKey, RemovedNames>)>> =
     Mutex::new(None);
 
 fn raw_removed(root: &Path, head: &str, p: &Proposal) -> Option<Vec<String>> {
@@ -125,7 +125,8 @@ fn raw_removed(root: &Path, head: &str, p: &Proposal) -> Option<Vec<String>> {
 /// parsing only the files that could use a module whose name ends in one of its leaves
 /// ([`pyindex::could_use`]); the others have no uses of those modules, so the answer is the
 /// whole index's. Per worktree and HEAD, grown when a module with another leaf is asked about.
-static USES: Mutex<Option<(PathBuf, String, BTreeSet<String>, Arc<PyIndex>)>> = Mutex::new(None);
+type UsesIndex = (PathBuf, String, BTreeSet<String>, Arc<PyIndex>);
+static USES: Mutex<Option<UsesIndex>> = Mutex::new(None);
 
 fn uses_index(ctx: &RunCtx, leaves: &BTreeSet<String>) -> Result<Arc<PyIndex>, Halt> {
     let head = noctune_git::head_sha(&ctx.wt).map_err(Halt::from_display)?;

@@ -1131,17 +1131,17 @@ pub fn users_of_removed(
         return Vec::new();
     };
     let mut out = Vec::new();
-    for name in removed.iter().cloned() {
-        let listed = before_all.is_some_and(|all| all.contains(&name));
+    for name in removed {
+        let listed = before_all.is_some_and(|all| all.contains(name));
         // What `from m import *` brings in: `__all__`, or else every public name.
         let starred = match before_all {
-            Some(all) => all.contains(&name),
+            Some(all) => all.contains(name),
             None => !name.starts_with('_'),
         };
         let mut users: Vec<&Use> = module
             .names
             .iter()
-            .flat_map(|m| index.uses_of(m, &name, starred, path))
+            .flat_map(|m| index.uses_of(m, name, starred, path))
             .collect();
         users.sort();
         users.dedup();
