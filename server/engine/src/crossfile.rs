@@ -128,21 +128,25 @@ fn raw_removed(root: &Path, head: &str, p: &Proposal) -> Option<Vec<String>> {
 type UsesIndex = (PathBuf, String, BTreeSet<String>, Arc<PyIndex>);
 static USES: Mutex<Option<UsesIndex>> = Mutex::new(None);
 
-fn uses_index(ctx: &RunCtx, leaves: &BTreeSet<String>) -> Result<Arc<PyIndex>, Halt> {
-    let head = noctune_git::head_sha(&ctx.wt).map_err(Halt::from_display)?;
-    let root = ctx.worktree_path();
+/// `root` and `head`: the worktree's path and HEAD, which the caller has read already.
+fn uses_index(
+    ctx: &RunCtx,
+    root: &Path,
+    head: &str,
+    leaves: &BTreeSet<String>,
+) -> Result<Arc<PyIndex>, Halt> {
     // The whole index, when something else built it already, answers as well.
     if let Some((r, h, idx)) = INDEX.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
-        && *r == root
-        && *h == head
+        && r == root
+        && h == head
     {
         return Ok(idx.clone());
     }
     let mut cache = USES.lock().unwrap_or_else(|e| e.into_inner());
     let mut wanted = leaves.clone();
     if let Some((r, h, have, idx)) = cache.as_ref()
-        && *r == root
-        && *h == head
+        && r == root
+        && h == head
     {
         if leaves.is_subset(have) {
             return Ok(idx.clone());
@@ -166,7 +170,7 @@ fn uses_index(ctx: &RunCtx, leaves: &BTreeSet<String>) -> Result<Arc<PyIndex>, H
         elapsed_ms = t.elapsed().as_millis() as u64,
         "python module index for the uses of the edited modules built"
     );
-    *cache = Some((root, head, wanted, idx.clone()));
+    *cache = Some((root.to_path_buf(), head.to_string(), wanted, idx.clone()));
     Ok(idx)
 }
 
@@ -203,19 +207,21 @@ fn removed_names_used_elsewhere_cached(ctx: &RunCtx, p: &Proposal) -> Result<Vec
             return Ok(found.clone());
         }
     }
-    let found = removed_names_used_elsewhere(ctx, p)?;
+    let found = removed_names_used_elsewhere(ctx, &root, &head, p)?;
     let mut cache = REMOVED.lock().unwrap_or_else(|e| e.into_inner());
     let (state, map) = cache.get_or_insert_with(Default::default);
     map.insert(facts_key(state, &root, &head, p), found.clone());
     Ok(found)
 }
 
-fn removed_names_used_elsewhere(ctx: &RunCtx, p: &Proposal) -> Result<Vec<String>, Halt> {
-    if !pyindex::is_python(&p.file_path) {
-        return Ok(Vec::new());
-    }
-    let head = noctune_git::head_sha(&ctx.wt).map_err(Halt::from_display)?;
-    let removed = match raw_removed(&ctx.worktree_path(), &head, p) {
+/// For a Python edit, in the worktree at `root` at commit `head`.
+fn removed_names_used_elsewhere(
+    ctx: &RunCtx,
+    root: &Path,
+    head: &str,
+    p: &Proposal,
+) -> Result<Vec<String>, Halt> {
+    let removed = match raw_removed(root, head, p) {
         Some(names) => names,
         None => pyindex::removed_names_of(&p.before, &p.after),
     };
@@ -224,7 +230,7 @@ fn removed_names_used_elsewhere(ctx: &RunCtx, p: &Proposal) -> Result<Vec<String
         return Ok(Vec::new());
     }
     let idx = match pyindex::module_leaf(&p.file_path) {
-        Some(leaf) => uses_index(ctx, &BTreeSet::from([leaf.to_string()]))?,
+        Some(leaf) => uses_index(ctx, root, head, &BTreeSet::from([leaf.to_string()]))?,
         None => index(ctx)?,
     };
     Ok(pyindex::users_of_removed(
@@ -263,7 +269,7 @@ pub fn prefetch(ctx: &RunCtx, proposals: &[Proposal]) -> Result<(), Halt> {
         .filter_map(|p| pyindex::module_leaf(&p.file_path).map(str::to_string))
         .collect();
     if !leaves.is_empty() {
-        uses_index(ctx, &leaves)?;
+        uses_index(ctx, &root, &head, &leaves)?;
     }
     Ok(())
 }

@@ -69,13 +69,7 @@ impl<V: Clone + Serialize + DeserializeOwned> Memo<V> {
 
     /// A memo that remembers nothing and is never written.
     pub fn disabled() -> Memo<V> {
-        Memo {
-            path: None,
-            context: String::new(),
-            stored: HashMap::new(),
-            used: HashMap::new(),
-            learnt: 0,
-        }
+        Memo::open(None, String::new())
     }
 
     pub fn get(&mut self, key: &str) -> Option<V> {

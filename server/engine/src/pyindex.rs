@@ -1522,18 +1522,7 @@ for i in range(3):
 
     #[test]
     fn an_index_parsing_only_the_files_that_could_use_a_module_answers_as_the_whole_one() {
-        let files: &[(&str, &str)] = &[
-            ("src/pkg/__init__.py", "from .sub.mod import thing\n"),
-            (
-                "src/pkg/sub/__init__.py",
-                "from .. import top\nfrom . import mod\n",
-            ),
-            ("src/pkg/sub/mod.py", "thing = 1\n"),
-            ("src/pkg/top.py", "x = 1\n"),
-            (
-                "src/pkg/sub/user.py",
-                "from ..top import x\nfrom . import mod as m\nm.thing\n",
-            ),
+        let others: &[(&str, &str)] = &[
             ("lib/__init__.py", "from .core import helper\n"),
             ("lib/core.py", "def helper(): pass\n__all__ = ['helper']\n"),
             ("lib/star.py", "from lib.core import *\n"),
@@ -1545,6 +1534,7 @@ for i in range(3):
             // Uses `pkg.thing` without spelling `pkg`.
             ("src/pkg/sub/deep.py", "from .. import thing\n"),
         ];
+        let files = &[&RELATIVE[..], others].concat()[..];
         let whole = index(files);
         let edits: &[(&str, &str, &str)] = &[
             ("src/pkg/top.py", "x = 1\n", "y = 1\n"),
@@ -1627,21 +1617,24 @@ for i in range(3):
         }
     }
 
+    /// A `src/` package whose modules import each other relatively at every level.
+    const RELATIVE: [(&str, &str); 5] = [
+        ("src/pkg/__init__.py", "from .sub.mod import thing\n"),
+        (
+            "src/pkg/sub/__init__.py",
+            "from .. import top\nfrom . import mod\n",
+        ),
+        ("src/pkg/sub/mod.py", "thing = 1\n"),
+        ("src/pkg/top.py", "x = 1\n"),
+        (
+            "src/pkg/sub/user.py",
+            "from ..top import x\nfrom . import mod as m\nm.thing\n",
+        ),
+    ];
+
     #[test]
     fn relative_imports_at_every_level_and_from_a_package_init() {
-        let idx = index(&[
-            ("src/pkg/__init__.py", "from .sub.mod import thing\n"),
-            (
-                "src/pkg/sub/__init__.py",
-                "from .. import top\nfrom . import mod\n",
-            ),
-            ("src/pkg/sub/mod.py", "thing = 1\n"),
-            ("src/pkg/top.py", "x = 1\n"),
-            (
-                "src/pkg/sub/user.py",
-                "from ..top import x\nfrom . import mod as m\nm.thing\n",
-            ),
-        ]);
+        let idx = index(&RELATIVE);
         assert_eq!(
             removed_public_names(&idx, "src/pkg/top.py", "x = 1\n", "y = 1\n"),
             ["pkg.top.x is imported by src/pkg/sub/user.py:1"]
